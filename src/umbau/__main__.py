@@ -1,0 +1,5 @@
+import sys
+
+from umbau.cli import main
+
+sys.exit(main())

@@ -1,0 +1,319 @@
+"""The core commands: init, new, config, status, check, history, show, heads, current,
+upgrade, downgrade, stamp, merge, doctor, demo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from umbau.cli import FORMAT, State, cli, pass_state, render
+from umbau.errors import ConfirmationRequired
+
+
+def _emit(fmt: str, data: Any) -> bool:
+    """JSON output when asked; returns True when it printed."""
+    if fmt == "json":
+        render.as_json(data.as_dict())
+        return True
+    return False
+
+
+@cli.command()
+@click.argument("folder", required=False, type=click.Path(path_type=Path))
+@click.option("--directory", default="migrations", show_default=True,
+              help="Folder of env.py and versions/.")
+@FORMAT
+@pass_state
+def init(state: State, folder: Path | None, directory: str, fmt: str) -> None:
+    """Create an Alembic environment that shares umbau's connection."""
+    from umbau.commands.init import init as run
+
+    result = run(state.settings, folder, directory=directory, metadata=state.flags.get("metadata"))
+    if _emit(fmt, result):
+        return
+    for path in result.created:
+        render.out.print(f"created {path}", markup=False)
+    if result.existing_project and not result.env_shares_connection:
+        render.out.print("env.py does not use the connection umbau hands over. In "
+                         "run_migrations_online(), before creating an engine, add:\n", markup=False)
+        render.out.print(result.lines_to_add or "", markup=False)
+    elif result.existing_project:
+        render.out.print("existing Alembic project: env.py already shares the connection",
+                         markup=False)
+
+
+@cli.command()
+@click.argument("message")
+@click.option("--autogenerate", is_flag=True, help="Compare the models with the database.")
+@click.option("--head", default="head", show_default=True, help="Parent revision.")
+@click.option("--rev-id", help="Revision id instead of a random one.")
+@FORMAT
+@pass_state
+def new(state: State, message: str, autogenerate: bool, head: str, rev_id: str | None,
+        fmt: str) -> None:
+    """Write a new revision file YYYYMMDD_HHMM_<slug>.py."""
+    from umbau.commands.new import new as run
+
+    result = run(state.settings, message, autogenerate=autogenerate, head=head, rev_id=rev_id)
+    if not _emit(fmt, result):
+        render.out.print(f"created {result.revision}: {result.path}", markup=False)
+
+
+@cli.command("config")
+@FORMAT
+@pass_state
+def config_cmd(state: State, fmt: str) -> None:
+    """Print the effective settings and where each came from."""
+    from umbau.commands.config import show_config
+
+    result = show_config(state.settings)
+    if _emit(fmt, result):
+        return
+    render.out.print(f"settings file: {result.settings_file or '(none found)'}", markup=False)
+    render.table(None, ["key", "value", "source"], [list(r) for r in result.rows])
+
+
+def _render_status(result: Any) -> None:
+    current = ", ".join(f"{c} ({result.messages.get(c, '?')})" for c in result.current) or "(empty)"
+    heads = ", ".join(result.heads) or "(no revisions)"
+    render.out.print(f"database : {current}", markup=False)
+    render.out.print(f"head(s)  : {heads}", markup=False)
+    render.out.print(f"state    : {result.state}: {result.summary()}", markup=False)
+    if result.pending:
+        render.table("pending, in order", ["revision", "message"],
+                     [[s.revision, s.message] for s in result.pending])
+    if result.last_run:
+        run = result.last_run
+        render.out.print(f"last run : {run.direction} {run.revision} {run.outcome} at "
+                         f"{run.finished_at:%Y-%m-%d %H:%M:%S} by {run.db_user}@{run.host}",
+                         markup=False)
+
+
+@cli.command()
+@FORMAT
+@pass_state
+def status(state: State, fmt: str) -> None:
+    """Current revision(s), head(s), pending revisions, last run."""
+    from umbau.commands.status import status as run
+
+    result = run(state.settings)
+    if not _emit(fmt, result):
+        _render_status(result)
+
+
+@cli.command()
+@FORMAT
+@pass_state
+def check(state: State, fmt: str) -> int:
+    """Exit 0 at the single head, 3 with revisions pending, 4 on multiple heads or an
+    unknown database revision."""
+    from umbau.commands.status import check as run
+
+    result = run(state.settings)
+    if not _emit(fmt, result):
+        render.out.print(f"{result.state}: {result.summary()}", markup=False)
+    return result.exit_code
+
+
+@cli.command()
+@click.option("--runs", is_flag=True, help="Show umbau_history: every step that ran.")
+@click.option("--limit", type=int, help="At most this many runs.")
+@FORMAT
+@pass_state
+def history(state: State, runs: bool, limit: int | None, fmt: str) -> None:
+    """The revisions, oldest first; with --runs, the recorded runs, newest first."""
+    from umbau.commands.info import history as run
+
+    result = run(state.settings, runs=runs, limit=limit)
+    if _emit(fmt, result):
+        return
+    if runs:
+        render.table("runs (newest first)",
+                     ["finished", "direction", "revision", "outcome", "attempts", "ms", "by",
+                      "error"],
+                     [[f"{r.finished_at:%Y-%m-%d %H:%M:%S}", r.direction, r.revision, r.outcome,
+                       r.attempts, f"{r.duration_ms:.0f}", f"{r.db_user}@{r.host}", r.error]
+                      for r in result.runs or []])
+        return
+    rows = []
+    for r in result.revisions:
+        marks = []
+        if r.revision in result.current:
+            marks.append("current")
+        if r.is_head:
+            marks.append("head")
+        if r.is_merge:
+            marks.append("merge")
+        rows.append([r.revision, ",".join(r.down_revisions) or "<base>", r.message,
+                     " ".join(marks)])
+    render.table(None, ["revision", "down", "message", ""], rows)
+
+
+@cli.command()
+@click.argument("revision")
+@FORMAT
+@pass_state
+def show(state: State, revision: str, fmt: str) -> None:
+    """One revision: parents, file, docstring, checksum, applied or not."""
+    from umbau.commands.info import show as run
+
+    result = run(state.settings, revision)
+    if _emit(fmt, result):
+        return
+    r = result.revision
+    applied = {True: "yes", False: "no", None: "unknown"}[result.applied]
+    for key, value in [("revision", r.revision), ("down", ", ".join(r.down_revisions) or "<base>"),
+                       ("path", r.path), ("sha256", result.checksum), ("applied", applied)]:
+        render.out.print(f"{key:<9}: {value}", markup=False)
+    render.out.print("", markup=False)
+    render.out.print(result.doc, markup=False)
+
+
+@cli.command()
+@FORMAT
+@pass_state
+def heads(state: State, fmt: str) -> None:
+    """The head revision(s) of the scripts."""
+    from umbau.commands.info import heads as run
+
+    result = run(state.settings)
+    if not _emit(fmt, result):
+        for h in result.heads:
+            render.out.print(f"{h.revision} (head)  {h.message}", markup=False)
+
+
+@cli.command()
+@FORMAT
+@pass_state
+def current(state: State, fmt: str) -> None:
+    """The revision(s) the database is at."""
+    from umbau.commands.info import current as run
+
+    result = run(state.settings)
+    if _emit(fmt, result):
+        return
+    if not result.current:
+        render.out.print("(empty: no revision applied)", markup=False)
+    for c in result.current:
+        if isinstance(c, str):
+            render.out.print(f"{c} (unknown to the scripts: run `umbau doctor`)", markup=False)
+        else:
+            render.out.print(f"{c.revision}  {c.message}", markup=False)
+
+
+def _render_migrate(result: Any) -> None:
+    if not result.steps:
+        render.out.print(f"nothing to do: the database is at {', '.join(result.after) or 'base'}",
+                         markup=False)
+        return
+    total = sum(s.duration for s in result.steps)
+    render.out.print(f"{result.direction}: {len(result.steps)} step(s) in {total:.2f}s, "
+                     f"{result.retries} retries; now at {', '.join(result.after) or 'base'}",
+                     markup=False)
+
+
+@cli.command()
+@click.argument("target", default="head")
+@click.option("--sql", is_flag=True, help="Print the SQL instead of running it (FROM:TO allowed).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+@FORMAT
+@pass_state
+def upgrade(state: State, target: str, sql: bool, quiet: bool, fmt: str) -> None:
+    """Apply revisions up to TARGET (default: head), one transaction per revision."""
+    from umbau.commands import migrate
+
+    if sql:
+        sql_result = migrate.upgrade_sql(state.settings, target)
+        if not _emit(fmt, sql_result):
+            click.echo(sql_result.sql, nl=False)
+        return
+    with render.progress(enabled=fmt == "text", quiet=quiet) as handler:
+        result = migrate.upgrade(state.settings, target, on_event=handler)
+    if not _emit(fmt, result):
+        _render_migrate(result)
+
+
+@cli.command()
+@click.argument("target")
+@click.option("--yes", "-y", is_flag=True, help="Confirm a downgrade that drops data.")
+@click.option("--sql", is_flag=True, help="Print the SQL of FROM:TO instead of running it.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+@FORMAT
+@pass_state
+def downgrade(state: State, target: str, yes: bool, sql: bool, quiet: bool, fmt: str) -> None:
+    """Revert to TARGET: -1, a revision, or base (drops need --yes)."""
+    from umbau.commands import migrate
+
+    if sql:
+        sql_result = migrate.downgrade_sql(state.settings, target)
+        if not _emit(fmt, sql_result):
+            click.echo(sql_result.sql, nl=False)
+        return
+
+    def confirm(preview: migrate.DowngradePreview) -> bool:
+        if not render.err.is_terminal or not click.get_text_stream("stdin").isatty():
+            return False
+        render.err.print("This downgrade drops data:", markup=False)
+        for line in preview.describe() or [f"every revision down to {preview.target}"]:
+            render.err.print(f"  - {line}", markup=False)
+        return click.confirm("Go ahead?", default=False, err=True)
+
+    try:
+        with render.progress(enabled=fmt == "text", quiet=quiet) as handler:
+            result = migrate.downgrade(state.settings, target, yes=yes, confirm=confirm,
+                                       on_event=handler)
+    except ConfirmationRequired:
+        raise
+    if not _emit(fmt, result):
+        _render_migrate(result)
+
+
+@cli.command()
+@click.argument("revision")
+@click.option("--purge", is_flag=True, help="Empty the version table first (unknown revision).")
+@FORMAT
+@pass_state
+def stamp(state: State, revision: str, purge: bool, fmt: str) -> None:
+    """Set the version table to REVISION without running migrations."""
+    from umbau.commands.migrate import stamp as run
+
+    result = run(state.settings, revision, purge=purge)
+    if not _emit(fmt, result):
+        render.out.print(f"stamped: now at {', '.join(result.after) or 'base'}", markup=False)
+
+
+@cli.command()
+@click.argument("revisions", nargs=-1)
+@click.option("-m", "--message", required=True, help="Message of the merge revision.")
+@FORMAT
+@pass_state
+def merge(state: State, revisions: tuple[str, ...], message: str, fmt: str) -> None:
+    """Merge REVISIONS (default: all heads) into one head."""
+    from umbau.commands.migrate import merge as run
+
+    result = run(state.settings, message, list(revisions) or None)
+    if not _emit(fmt, result):
+        render.out.print(f"created merge {result.revision} of {', '.join(result.down_revisions)}:"
+                         f" {result.path}", markup=False)
+
+
+@cli.command()
+@FORMAT
+@pass_state
+def doctor(state: State, fmt: str) -> int:
+    """Find multiple heads, unknown revisions, drift, invalid indexes, edited files,
+    failed runs. Exit 1 when anything is found."""
+    from umbau.commands.doctor import doctor as run
+
+    result = run(state.settings)
+    if _emit(fmt, result):
+        return result.exit_code
+    if not result.findings:
+        render.out.print(f"no problems found (checked: {', '.join(result.checked)})", markup=False)
+    for finding in result.findings:
+        render.out.print(f"[{finding.severity}] {finding.code}: {finding.message}", markup=False)
+        if finding.fix:
+            render.out.print(f"    fix: {finding.fix}", markup=False)
+    return result.exit_code

@@ -1,0 +1,1 @@
+"""One module per command; each function takes Settings first and returns a result."""

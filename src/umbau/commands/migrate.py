@@ -1,0 +1,175 @@
+"""``umbau upgrade``, ``downgrade``, ``stamp`` and ``merge``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from umbau import alembic_bridge as bridge
+from umbau import sql as sqlparse
+from umbau.commands._common import database, open_project
+from umbau.errors import ConfirmationRequired, UsageError
+from umbau.events import EventHandler
+from umbau.runner import MigrateResult, migrate
+from umbau.settings import Settings
+
+
+def upgrade(settings: Settings, target: str = "head", *,
+            on_event: EventHandler | None = None) -> MigrateResult:
+    """Apply revisions up to ``target`` (default: the single head)."""
+    project = open_project(settings)
+    project.resolve_target(target)
+    return migrate(settings, project, "upgrade", target, on_event=on_event)
+
+
+@dataclass
+class SqlResult:
+    sql: str
+    start: str | None
+    target: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"start": self.start, "target": self.target, "sql": self.sql}
+
+
+def _split_range(target: str) -> tuple[str | None, str]:
+    if ":" in target:
+        start, _, end = target.partition(":")
+        return start or None, end
+    return None, target
+
+
+def upgrade_sql(settings: Settings, target: str = "head") -> SqlResult:
+    """The SQL of an upgrade, rendered offline; ``target`` may be ``FROM:TO``."""
+    project = open_project(settings)
+    start, end = _split_range(target)
+    for name in (start, end):
+        if name:
+            project.resolve_target(name)
+    return SqlResult(bridge.render_sql(project, start, end), start, end)
+
+
+def downgrade_sql(settings: Settings, target: str) -> SqlResult:
+    """The SQL of a downgrade, rendered offline; ``target`` must be ``FROM:TO``."""
+    project = open_project(settings)
+    start, end = _split_range(target)
+    if start is None:
+        raise UsageError("downgrade --sql needs a range FROM:TO, e.g. `umbau downgrade --sql "
+                         "head:-1`")
+    return SqlResult(bridge.render_sql(project, start, end, downgrade=True), start, end)
+
+
+@dataclass
+class DowngradePreview:
+    """What a downgrade would run, and what it would drop."""
+
+    target: str
+    current: tuple[str, ...]
+    steps: list[bridge.Step] = field(default_factory=list)
+    drops: dict[str, list[str]] = field(default_factory=dict)
+    unrendered: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def destructive(self) -> bool:
+        return (self.target == "base" and bool(self.steps)) or any(self.drops.values()) \
+            or bool(self.unrendered)
+
+    def describe(self) -> list[str]:
+        lines = []
+        for step in self.steps:
+            for what in self.drops.get(step.revision, []):
+                lines.append(f"{step.revision}: {what}")
+            if step.revision in self.unrendered:
+                lines.append(f"{step.revision}: SQL not known in advance "
+                             f"({self.unrendered[step.revision]})")
+        return lines
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "current": list(self.current),
+            "steps": [s.revision for s in self.steps],
+            "drops": self.drops,
+            "unrendered": self.unrendered,
+            "destructive": self.destructive,
+        }
+
+
+def preview_downgrade(settings: Settings, target: str) -> DowngradePreview:
+    project = open_project(settings)
+    project.resolve_target(target)
+    with database(settings) as conn:
+        current = bridge.current_heads(project, conn)
+    preview = DowngradePreview(target=target, current=current)
+    preview.steps = project.downgrade_steps(current, target)
+    for step in preview.steps:
+        project.check_downgradable(step.revision)
+        try:
+            rendered = bridge.render_sql(project, step.revision, f"{step.revision}-1",
+                                         downgrade=True)
+        except Exception as exc:  # noqa: BLE001 - a downgrade that needs live data
+            preview.unrendered[step.revision] = f"{type(exc).__name__}: {exc}"[:200]
+            continue
+        drops, _ = sqlparse.destructive_objects(rendered)
+        preview.drops[step.revision] = drops
+    return preview
+
+
+def downgrade(
+    settings: Settings,
+    target: str,
+    *,
+    yes: bool = False,
+    confirm: Callable[[DowngradePreview], bool] | None = None,
+    on_event: EventHandler | None = None,
+) -> MigrateResult:
+    """Revert to ``target`` (``-1``, a revision or ``base``).
+
+    ``base`` and any downgrade that drops tables or columns need ``yes=True`` or a
+    ``confirm`` callback that returns True after showing the preview.
+    """
+    if not target:
+        raise UsageError("downgrade needs a target: -1, a revision, or base")
+    preview = preview_downgrade(settings, target)
+    if preview.destructive and not yes and not (confirm and confirm(preview)):
+        what = "; ".join(preview.describe()) or f"every revision down to {target}"
+        raise ConfirmationRequired(
+            f"this downgrade drops data ({what}): rerun with --yes after taking a backup"
+        )
+    project = open_project(settings)
+    return migrate(settings, project, "downgrade", target, on_event=on_event)
+
+
+def stamp(settings: Settings, revision: str, *, purge: bool = False,
+          on_event: EventHandler | None = None) -> MigrateResult:
+    """Set the version table to ``revision`` without running any migration."""
+    project = open_project(settings)
+    project.resolve_target(revision)
+    return migrate(settings, project, "stamp", revision, on_event=on_event, purge=purge)
+
+
+@dataclass
+class NewRevisionResult:
+    revision: str
+    path: str
+    message: str
+    down_revisions: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"revision": self.revision, "path": self.path, "message": self.message,
+                "down_revisions": list(self.down_revisions)}
+
+
+def merge(settings: Settings, message: str, revisions: list[str] | None = None,
+          ) -> NewRevisionResult:
+    """A merge revision joining ``revisions`` (default: all heads)."""
+    project = open_project(settings)
+    revs = revisions or list(project.heads())
+    if len(revs) < 2:
+        raise UsageError("there is nothing to merge: the scripts have a single head")
+    for rev in revs:
+        project.resolve_target(rev)
+    script = bridge.generate_merge(project, message, revs)
+    return NewRevisionResult(script.revision, script.path, message,
+                             tuple(bridge.alembic_util.to_tuple(script.down_revision)))

@@ -1,0 +1,93 @@
+"""``umbau status`` and ``umbau check``: where the database stands against the scripts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from umbau import alembic_bridge as bridge
+from umbau.commands._common import database, open_project
+from umbau.errors import EXIT_GRAPH, EXIT_OK, EXIT_PENDING, UnknownRevision
+from umbau.postgres import history
+from umbau.settings import Settings
+
+UP_TO_DATE = "up-to-date"
+PENDING = "pending"
+MULTIPLE_HEADS = "multiple-heads"
+UNKNOWN_REVISION = "unknown-revision"
+
+
+@dataclass
+class StatusResult:
+    current: tuple[str, ...]
+    heads: tuple[str, ...]
+    pending: list[bridge.Step] = field(default_factory=list)
+    unknown: tuple[str, ...] = ()
+    last_run: history.HistoryRow | None = None
+    messages: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def state(self) -> str:
+        if self.unknown:
+            return UNKNOWN_REVISION
+        if len(self.heads) > 1:
+            return MULTIPLE_HEADS
+        if self.pending:
+            return PENDING
+        return UP_TO_DATE
+
+    @property
+    def exit_code(self) -> int:
+        """0 at the single head, 3 with revisions pending, 4 on a graph problem."""
+        return {UP_TO_DATE: EXIT_OK, PENDING: EXIT_PENDING}.get(self.state, EXIT_GRAPH)
+
+    def summary(self) -> str:
+        if self.state == UNKNOWN_REVISION:
+            return (f"the database is at {', '.join(self.unknown)}, which no revision file "
+                    "knows: run `umbau doctor`")
+        if self.state == MULTIPLE_HEADS:
+            return (f"the scripts have {len(self.heads)} heads: merge them with "
+                    f"`umbau merge -m \"merge heads\" {' '.join(self.heads)}`")
+        if self.state == PENDING:
+            return f"{len(self.pending)} revision(s) pending: run `umbau upgrade`"
+        return "the database is at the head"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "summary": self.summary(),
+            "current": list(self.current),
+            "heads": list(self.heads),
+            "unknown": list(self.unknown),
+            "pending": [
+                {"revision": s.revision, "down_revision": s.down_revision, "message": s.message}
+                for s in self.pending
+            ],
+            "last_run": self.last_run.as_dict() if self.last_run else None,
+        }
+
+
+def status(settings: Settings) -> StatusResult:
+    """Current revision(s), the head(s), the pending revisions in order, the last run."""
+    project = open_project(settings)
+    heads = project.heads()
+    with database(settings) as conn:
+        current = bridge.current_heads(project, conn)
+        rows = history.read(conn, settings.history_table, limit=1)
+        conn.rollback()
+    result = StatusResult(current=current, heads=heads, last_run=rows[0] if rows else None)
+    result.unknown = tuple(r for r in current if not project.known(r))
+    for rev in (*current, *heads):
+        if project.known(rev):
+            result.messages[rev] = project.get(rev).message
+    if not result.unknown:
+        try:
+            result.pending = project.upgrade_steps(current, "heads")
+        except UnknownRevision:
+            result.unknown = current
+    return result
+
+
+def check(settings: Settings) -> StatusResult:
+    """Like status; the CLI exits with ``result.exit_code``."""
+    return status(settings)

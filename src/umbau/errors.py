@@ -1,0 +1,151 @@
+"""umbau's errors: one tree, each class with the exit code the CLI maps it to.
+
+::
+
+    UmbauError                          1  anything umbau refuses or fails to do
+    ├── UsageError                      2  bad arguments
+    ├── SettingsError                   2  no settings found, bad key or value
+    ├── DatabaseError                   5  cannot reach or use the server
+    │   ├── DatabaseUnreachable         5  host/port or socket not answering
+    │   └── AuthenticationFailed        5  wrong user or password
+    ├── RevisionGraphError              4  the scripts and the database disagree
+    │   ├── MultipleHeads               4  several heads where one is needed
+    │   └── UnknownDatabaseRevision     4  alembic_version names no known script
+    ├── ScriptError                     8  revision files that cannot be loaded
+    │   ├── RevisionFileError           8  syntax error, import error (file, line)
+    │   └── BrokenRevisionGraph         8  cycle, missing down_revision
+    ├── UnknownRevision                 9  a target no script knows
+    ├── LockWaitExceeded                6  another migrator held the lock too long
+    ├── MigrationFailed                 7  a revision step failed and was rolled back
+    │   └── RetriesExhausted            7  lock timeouts / deadlocks beyond the retry limit
+    ├── ConfirmationRequired           10  destructive step needs --yes
+    ├── IrreversibleRevision           11  downgrade() missing, empty or refusing
+    └── EnvironmentNotShared           12  env.py ignores the connection umbau hands over
+
+Exit code 3 is not an error: ``umbau check`` returns it when revisions are pending.
+Every message is one line that says what to do next.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_PENDING = 3
+EXIT_GRAPH = 4
+EXIT_DATABASE = 5
+EXIT_LOCK_WAIT = 6
+EXIT_MIGRATION = 7
+EXIT_SCRIPTS = 8
+EXIT_UNKNOWN_REVISION = 9
+EXIT_CONFIRMATION = 10
+EXIT_IRREVERSIBLE = 11
+EXIT_ENVIRONMENT = 12
+
+
+class UmbauError(Exception):
+    """Base of every error umbau raises on purpose."""
+
+    exit_code: int = EXIT_FAILURE
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(UmbauError):
+    exit_code = EXIT_USAGE
+
+
+class SettingsError(UmbauError):
+    exit_code = EXIT_USAGE
+
+
+class DatabaseError(UmbauError):
+    exit_code = EXIT_DATABASE
+
+
+class DatabaseUnreachable(DatabaseError):
+    pass
+
+
+class AuthenticationFailed(DatabaseError):
+    pass
+
+
+class RevisionGraphError(UmbauError):
+    exit_code = EXIT_GRAPH
+
+
+class MultipleHeads(RevisionGraphError):
+    def __init__(self, message: str, heads: Sequence[str]) -> None:
+        super().__init__(message)
+        self.heads = tuple(heads)
+
+
+class UnknownDatabaseRevision(RevisionGraphError):
+    def __init__(self, message: str, revisions: Sequence[str]) -> None:
+        super().__init__(message)
+        self.revisions = tuple(revisions)
+
+
+class ScriptError(UmbauError):
+    exit_code = EXIT_SCRIPTS
+
+
+class RevisionFileError(ScriptError):
+    def __init__(self, message: str, path: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.line = line
+
+
+class BrokenRevisionGraph(ScriptError):
+    pass
+
+
+class UnknownRevision(UmbauError):
+    exit_code = EXIT_UNKNOWN_REVISION
+
+    def __init__(self, message: str, revision: str, close: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.revision = revision
+        self.close = tuple(close)
+
+
+class LockWaitExceeded(UmbauError):
+    exit_code = EXIT_LOCK_WAIT
+
+
+class MigrationFailed(UmbauError):
+    exit_code = EXIT_MIGRATION
+
+    def __init__(self, message: str, revision: str | None = None, attempts: int = 1) -> None:
+        super().__init__(message)
+        self.revision = revision
+        self.attempts = attempts
+
+
+class RetriesExhausted(MigrationFailed):
+    pass
+
+
+class ConfirmationRequired(UmbauError):
+    exit_code = EXIT_CONFIRMATION
+
+
+class IrreversibleRevision(UmbauError):
+    exit_code = EXIT_IRREVERSIBLE
+
+    def __init__(self, message: str, revision: str) -> None:
+        super().__init__(message)
+        self.revision = revision
+
+
+class EnvironmentNotShared(UmbauError):
+    exit_code = EXIT_ENVIRONMENT

@@ -1,0 +1,2 @@
+"""Everything PostgreSQL-specific: connections and error mapping, advisory locks,
+the history table, catalog queries and the embedded server."""

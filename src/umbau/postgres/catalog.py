@@ -1,0 +1,40 @@
+"""Catalog queries used by status, doctor and the runner."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+
+@dataclass(frozen=True)
+class InvalidIndex:
+    schema: str
+    name: str
+    table: str
+    definition: str
+
+
+def invalid_indexes(conn: Connection) -> list[InvalidIndex]:
+    """Indexes left invalid by a failed CREATE INDEX CONCURRENTLY."""
+    rows = conn.execute(
+        text(
+            """
+            SELECT n.nspname, c.relname, t.relname, pg_get_indexdef(i.indexrelid)
+            FROM pg_index i
+            JOIN pg_class c ON c.oid = i.indexrelid
+            JOIN pg_class t ON t.oid = i.indrelid
+            JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE NOT i.indisvalid
+              AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+            ORDER BY 1, 2
+            """
+        )
+    )
+    return [InvalidIndex(*row) for row in rows]
+
+
+def server_version(conn: Connection) -> int:
+    """server_version_num, e.g. 150004."""
+    return int(conn.exec_driver_sql("SHOW server_version_num").scalar_one())

@@ -1,0 +1,50 @@
+"""The embedded PostgreSQL of the ``pgserver`` package (extra ``embedded``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from sqlalchemy import text
+
+from umbau.errors import UmbauError
+from umbau.postgres.connect import connect
+
+
+@dataclass
+class EmbeddedServer:
+    """A running pgserver cluster in ``folder``; ``url(db)`` names a database on it."""
+
+    folder: Path
+    handle: Any
+
+    def url(self, database: str = "postgres") -> str:
+        socket_dir = self.handle.get_postmaster_info().socket_dir
+        return f"postgresql+psycopg://postgres@/{database}?host={quote(str(socket_dir))}"
+
+    def stop(self) -> None:
+        self.handle.cleanup()
+
+
+def start(folder: Path, *, keep_running: bool = False) -> EmbeddedServer:
+    """Start (or attach to) the embedded server whose data lives in ``folder``."""
+    try:
+        import pgserver
+    except ImportError as exc:
+        raise UmbauError(
+            "the embedded PostgreSQL needs the pgserver package: pip install 'umbau[embedded]'"
+        ) from exc
+    folder = folder.resolve()
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    handle = pgserver.get_server(folder, cleanup_mode=None if keep_running else "stop")
+    return EmbeddedServer(folder=folder, handle=handle)
+
+
+def recreate_database(server_url: str, name: str) -> None:
+    """Drop (forcing out sessions) and create ``name`` on the server of ``server_url``."""
+    ident = '"' + name.replace('"', '""') + '"'
+    with connect(server_url, autocommit=True) as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {ident} WITH (FORCE)"))
+        conn.execute(text(f"CREATE DATABASE {ident}"))
