@@ -7,6 +7,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -20,24 +21,32 @@ ROOT = Path(__file__).resolve().parents[1]
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """No UMBAU_* or DATABASE_URL from the developer's shell leaks into a test."""
     for key in list(os.environ):
-        if key.startswith("UMBAU_") and key != "UMBAU_TEST_DATABASE_URL" or key == "DATABASE_URL":
+        if (key.startswith("UMBAU_") and key != "UMBAU_TEST_DATABASE_URL") or key == "DATABASE_URL":
             monkeypatch.delenv(key, raising=False)
 
 
 @pytest.fixture(scope="session")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A URL of the test server's maintenance database."""
-    named = os.environ.get("UMBAU_TEST_DATABASE_URL")
-    if named:
-        yield str(normalize_url(named).render_as_string(hide_password=False))
+def embedded_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The embedded pgserver, or None when UMBAU_TEST_DATABASE_URL names a server."""
+    if os.environ.get("UMBAU_TEST_DATABASE_URL"):
+        yield None
         return
     from umbau.postgres import embedded
 
     server = embedded.start(tmp_path_factory.mktemp("pg") / "data")
     try:
-        yield server.url("postgres")
+        yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def server_url(embedded_server: Any) -> str:
+    """A URL of the test server's maintenance database."""
+    if embedded_server is None:
+        named = os.environ["UMBAU_TEST_DATABASE_URL"]
+        return str(normalize_url(named).render_as_string(hide_password=False))
+    return str(embedded_server.url("postgres"))
 
 
 def _with_database(url: str, name: str) -> str:

@@ -7,13 +7,13 @@ result object; the CLI (``umbau``) only renders them.
 from __future__ import annotations
 
 from umbau._version import __version__
-from umbau.commands.status import check, status
 from umbau.commands.config import show_config
 from umbau.commands.doctor import doctor
 from umbau.commands.info import current, heads, history, show
 from umbau.commands.init import init
 from umbau.commands.migrate import downgrade, merge, preview_downgrade, stamp, upgrade, upgrade_sql
 from umbau.commands.new import new
+from umbau.commands.status import check, status
 from umbau.errors import UmbauError
 from umbau.events import Event
 from umbau.settings import Settings, load_settings

@@ -329,7 +329,8 @@ def _load_script_directory(cfg: Config) -> ScriptDirectory:
 
 def _missing_downrev(caught: Iterable[warnings.WarningMessage]) -> str | None:
     for warning in caught:
-        match = re.search(r"Revision (\S+) referenced from (.+) is not present", str(warning.message))
+        match = re.search(r"Revision (\S+) referenced from (.+) is not present",
+                          str(warning.message))
         if match:
             return (
                 f"revision {match.group(2)} names down_revision {match.group(1)!r}, which no "
@@ -584,6 +585,7 @@ def _template_directory(project: Project, message: str,
             break
     script.file_template = file_template
     script.timezone = "UTC"
+    script.messaging_opts = {"quiet": True}  # umbau reports the new file itself
     return script
 
 
@@ -597,3 +599,14 @@ def generate_merge(project: Project, message: str, revisions: Sequence[str]) -> 
     if created is None:
         raise ScriptError("alembic wrote no merge revision")
     return created
+
+
+def revision_step(project: Project, revision: str, *, upgrade: bool) -> Any:
+    """Alembic's step that applies (or reverts) exactly ``revision`` and nothing else.
+
+    ``umbau test`` yields these one at a time from a single env.py run, so that a
+    stairway over hundreds of revisions runs env.py once instead of three times each.
+    """
+    from alembic.runtime.migration import RevisionStep
+
+    return RevisionStep(project.script.revision_map, project._script(revision), upgrade)

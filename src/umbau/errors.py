@@ -20,7 +20,18 @@
     │   └── RetriesExhausted            7  lock timeouts / deadlocks beyond the retry limit
     ├── ConfirmationRequired           10  destructive step needs --yes
     ├── IrreversibleRevision           11  downgrade() missing, empty or refusing
-    └── EnvironmentNotShared           12  env.py ignores the connection umbau hands over
+    ├── EnvironmentNotShared           12  env.py ignores the connection umbau hands over
+    ├── BackupFailed                   13  pg_dump/pg_restore failed or cannot run
+    │   ├── PgToolMissing              13  pg_dump/pg_restore not found
+    │   ├── PgToolTooOld               13  client major version older than the server's
+    │   └── InsufficientDiskSpace      13  less free space than the database needs
+    ├── BackupCorrupt                  14  checksum, archive or restore-test check failed
+    ├── TargetNotEmpty (Confirmation…) 10  restore/copy into a database that has tables
+    ├── BackfillError                  20  a backfill refused or failed (umbau.backfill)
+    │   ├── NoUsableKey                20  table without a primary key / unique NOT NULL key
+    │   ├── BackfillDefinitionChanged  20  same name, different definition
+    │   └── BackfillFailed             20  a batch failed (transform, SQL, retries); resumable
+    └── VerificationFailed             21  rows that do not satisfy the backfill's verify
 
 Exit code 3 is not an error: ``umbau check`` returns it when revisions are pending.
 Every message is one line that says what to do next.
@@ -43,6 +54,10 @@ EXIT_UNKNOWN_REVISION = 9
 EXIT_CONFIRMATION = 10
 EXIT_IRREVERSIBLE = 11
 EXIT_ENVIRONMENT = 12
+EXIT_BACKUP = 13
+EXIT_BACKUP_CORRUPT = 14
+EXIT_BACKFILL = 20
+EXIT_VERIFICATION = 21
 
 
 class UmbauError(Exception):
@@ -149,3 +164,62 @@ class IrreversibleRevision(UmbauError):
 
 class EnvironmentNotShared(UmbauError):
     exit_code = EXIT_ENVIRONMENT
+
+
+class BackupFailed(UmbauError):
+    exit_code = EXIT_BACKUP
+
+
+class PgToolMissing(BackupFailed):
+    pass
+
+
+class PgToolTooOld(BackupFailed):
+    def __init__(self, message: str, client_major: int, server_major: int) -> None:
+        super().__init__(message)
+        self.client_major = client_major
+        self.server_major = server_major
+
+
+class InsufficientDiskSpace(BackupFailed):
+    def __init__(self, message: str, needed: int, free: int) -> None:
+        super().__init__(message)
+        self.needed = needed
+        self.free = free
+
+
+class BackupCorrupt(UmbauError):
+    exit_code = EXIT_BACKUP_CORRUPT
+
+
+class TargetNotEmpty(ConfirmationRequired):
+    def __init__(self, message: str, tables: Sequence[str]) -> None:
+        super().__init__(message)
+        self.tables = tuple(tables)
+
+
+class BackfillError(UmbauError):
+    exit_code = EXIT_BACKFILL
+
+
+class NoUsableKey(BackfillError):
+    pass
+
+
+class BackfillDefinitionChanged(BackfillError):
+    pass
+
+
+class BackfillFailed(BackfillError):
+    def __init__(self, message: str, key_range: str | None = None) -> None:
+        super().__init__(message)
+        self.key_range = key_range
+
+
+class VerificationFailed(UmbauError):
+    exit_code = EXIT_VERIFICATION
+
+    def __init__(self, message: str, rows: int, sample: Sequence[Sequence[str]]) -> None:
+        super().__init__(message)
+        self.rows = rows
+        self.sample = tuple(tuple(k) for k in sample)

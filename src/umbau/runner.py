@@ -174,8 +174,6 @@ def migrate(
         emit(on_event, Event("lock_acquired", waited=result.lock_waited_s))
         with connect(url) as conn:
             set_timeouts(conn, settings.lock_timeout, settings.statement_timeout)
-            history.ensure_table(conn, settings.history_table)
-            conn.commit()
             _run_with_retries(settings, project, conn, direction, target, result,
                               on_event=on_event, purge=purge, sleep=sleep)
             result.after = bridge.current_heads(project, conn)
@@ -209,6 +207,10 @@ def _run_with_retries(
 
     def fn(rev: tuple[str, ...], context: Any) -> Any:
         nonlocal first
+        # Created here, after env.py has accepted umbau's connection, in the same
+        # transaction as the version table and the first step: a refused or rolled-back
+        # run leaves nothing behind (hence on every attempt).
+        history.ensure_table(context.connection, settings.history_table)
         if first:
             result.before = tuple(rev)
             first = False
@@ -280,7 +282,7 @@ def _rollback(conn: Connection) -> None:
     try:
         if conn.in_transaction():
             conn.rollback()
-    except Exception:  # noqa: BLE001 - the connection may be gone; closing handles it
+    except Exception:
         pass
 
 
@@ -298,5 +300,5 @@ def _record_failure(conn: Connection, settings: Settings, recorder: _StepRecorde
             checksum=recorder.project.checksum(step.revision),
         )
         conn.commit()
-    except Exception:  # noqa: BLE001 - never hide the real error behind a history error
+    except Exception:
         _rollback(conn)

@@ -16,23 +16,70 @@ class Statement:
     text: str
     node: Any | None
     error: str | None = None
+    start: int = 0  # character offset of the statement in the SQL it was split from
 
 
 def split(sql: str) -> list[Statement]:
-    """Split and parse; a statement that does not parse keeps its text and the error."""
+    """Split and parse; a statement that does not parse keeps its text and the error.
+
+    The common case (everything parses) costs one parser call for the whole text.
+    """
     try:
-        pieces = pglast.split(sql, with_parser=False)
+        parsed = pglast.parse_sql(sql)
+    except pglast.parser.ParseError:
+        return _split_slowly(sql)
+    out = []
+    for raw in parsed:  # locations are character offsets
+        end = raw.stmt_location + raw.stmt_len if raw.stmt_len else len(sql)
+        start = _skip_comments(sql, raw.stmt_location)
+        out.append(Statement(sql[start:end].strip(), raw.stmt, None, start))
+    return out
+
+
+def _split_slowly(sql: str) -> list[Statement]:
+    """Split at top-level semicolons with the scanner, then parse piece by piece."""
+    try:
+        tokens = pglast.parser.scan(sql)
     except pglast.parser.ParseError as exc:
-        return [Statement(sql, None, str(exc))]
+        return [Statement(sql.strip(), None, str(exc), _skip_comments(sql, 0))]
+    bounds, begin = [], 0
+    for token in tokens:
+        if token.name == "ASCII_59":
+            bounds.append((begin, token.start))
+            begin = token.end + 1
+    bounds.append((begin, len(sql)))
     out: list[Statement] = []
-    for piece in pieces:
+    for first, last in bounds:
+        offset = _skip_comments(sql, first)
+        piece = sql[offset:last].strip()
+        if not piece:
+            continue
         try:
             parsed = pglast.parse_sql(piece)
         except pglast.parser.ParseError as exc:
-            out.append(Statement(piece, None, str(exc)))
+            out.append(Statement(piece, None, str(exc), offset))
             continue
-        out.extend(Statement(piece, raw.stmt) for raw in parsed)
+        out.extend(Statement(piece, raw.stmt, None, offset) for raw in parsed)
     return out
+
+
+def _skip_comments(sql: str, pos: int) -> int:
+    """The offset of the first character after whitespace and ``--`` comments."""
+    while True:
+        while pos < len(sql) and sql[pos].isspace():
+            pos += 1
+        if sql.startswith("--", pos):
+            newline = sql.find("\n", pos)
+            pos = len(sql) if newline < 0 else newline + 1
+            continue
+        return pos
+
+
+def deparse(node: Any) -> str:
+    """SQL text of a parse tree node (an expression or a statement)."""
+    from pglast.stream import RawStream
+
+    return str(RawStream()(node))
 
 
 def _name(parts: Any) -> str:

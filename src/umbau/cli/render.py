@@ -73,7 +73,8 @@ def progress(enabled: bool, quiet: bool = False) -> Iterator[EventHandler]:
         if event.kind == "plan":
             bar.update(task, total=event.total)
         elif event.kind == "step_start":
-            bar.update(task, description=f"{event.direction} {event.revision} {event.message or ''}")
+            label = f"{event.direction} {event.revision} {event.message or ''}"
+            bar.update(task, description=label)
         elif event.kind == "step_done":
             bar.advance(task)
             line = _line(event)

@@ -176,7 +176,8 @@ def load_metadata(settings: Settings) -> Any:
     spec = settings.metadata or ""
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
-        raise SettingsError(f"metadata = {spec!r}: use module:attribute, e.g. app.models:Base.metadata")
+        raise SettingsError(
+            f"metadata = {spec!r}: use module:attribute, e.g. app.models:Base.metadata")
     root = str(settings.root)
     if root not in sys.path:
         sys.path.insert(0, root)
@@ -185,7 +186,8 @@ def load_metadata(settings: Settings) -> Any:
         for part in attr.split("."):
             obj = getattr(obj, part)
     except (ImportError, AttributeError) as exc:
-        raise SettingsError(f"metadata = {spec!r} cannot be loaded ({exc}): fix the setting") from exc
+        raise SettingsError(
+            f"metadata = {spec!r} cannot be loaded ({exc}): fix the setting") from exc
     return obj
 
 

@@ -108,7 +108,8 @@ def init(settings: Settings, folder: Path | None = None, *, directory: str = "mi
     found, _ = find_settings_file(root)
     if found is None or found.parent != root:
         path = root / SETTINGS_FILE
-        line = f'metadata = "{metadata}"\n' if metadata else '# metadata = "myapp.models:Base.metadata"\n'
+        line = (f'metadata = "{metadata}"\n' if metadata
+                else '# metadata = "myapp.models:Base.metadata"\n')
         path.write_text(_SETTINGS.format(metadata_line=line), encoding="utf-8")
         result.created.append(str(path))
     return result
@@ -119,7 +120,8 @@ def _with_metadata(env: str, metadata: str | None) -> str:
         return env.replace("${metadata_expr}", "None")
     module, _, attr = metadata.partition(":")
     if not module or not attr:
-        raise UsageError(f"--metadata {metadata!r}: use module:attribute, e.g. app.models:Base.metadata")
+        raise UsageError(
+            f"--metadata {metadata!r}: use module:attribute, e.g. app.models:Base.metadata")
     first = attr.split(".")[0]
     return env.replace("target_metadata = ${metadata_expr}",
                        f"from {module} import {first}  # noqa: E402\n\ntarget_metadata = {attr}")

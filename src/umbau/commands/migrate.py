@@ -106,9 +106,9 @@ def preview_downgrade(settings: Settings, target: str) -> DowngradePreview:
     for step in preview.steps:
         project.check_downgradable(step.revision)
         try:
-            rendered = bridge.render_sql(project, step.revision, f"{step.revision}-1",
-                                         downgrade=True)
-        except Exception as exc:  # noqa: BLE001 - a downgrade that needs live data
+            parent = (step.down_revision or "base").split(",")[0]
+            rendered = bridge.render_sql(project, step.revision, parent, downgrade=True)
+        except Exception as exc:
             preview.unrendered[step.revision] = f"{type(exc).__name__}: {exc}"[:200]
             continue
         drops, _ = sqlparse.destructive_objects(rendered)

@@ -121,6 +121,18 @@ def set_timeouts(conn: Connection, lock_timeout: float | None,
     conn.exec_driver_sql(f"SET lock_timeout = {_ms(lock_timeout)}")
     conn.exec_driver_sql(f"SET statement_timeout = {_ms(statement_timeout)}")
     conn.commit()
+    watch_client(conn)
+
+
+def watch_client(conn: Connection) -> None:
+    """Have the server end this session within a second when the client dies (kill -9).
+
+    Without it a backend busy in a long statement holds its locks, and the migrator
+    lock, until the statement ends. PostgreSQL 14+; ignored where not supported.
+    """
+    if conn.dialect.server_version_info and conn.dialect.server_version_info >= (14,):
+        conn.exec_driver_sql("SET client_connection_check_interval = 1000")
+        conn.commit()
 
 
 def _ms(seconds: float | None) -> int:

@@ -124,7 +124,7 @@ def record(
 def _os_user() -> str | None:
     try:
         return getpass.getuser()
-    except Exception:  # noqa: BLE001 - no user name in some containers
+    except Exception:
         return None
 
 

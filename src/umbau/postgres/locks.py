@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import text
 
 from umbau.errors import LockWaitExceeded
-from umbau.postgres.connect import connect
+from umbau.postgres.connect import connect, watch_client
 
 # Two int4 keys: 'umba' and the lock's purpose. Advisory locks are per database.
 LOCK_CLASS = 0x756D6261
@@ -66,6 +66,7 @@ def migrator_lock(
 ) -> Iterator[None]:
     """Hold the lock for the duration of the block, waiting at most ``wait`` seconds."""
     with connect(url, autocommit=True) as conn:
+        watch_client(conn)
         deadline = time.monotonic() + (wait or 0.0)
         started = time.monotonic()
         delay = 0.05
@@ -93,9 +94,7 @@ def migrator_lock(
         try:
             yield
         finally:
-            try:
+            with suppress(Exception):
                 conn.execute(
                     text("SELECT pg_advisory_unlock(:c, :o)"), {"c": LOCK_CLASS, "o": purpose}
                 )
-            except Exception:  # noqa: BLE001 - closing the connection releases it anyway
-                pass
