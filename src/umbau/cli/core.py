@@ -317,3 +317,45 @@ def doctor(state: State, fmt: str) -> int:
         if finding.fix:
             render.out.print(f"    fix: {finding.fix}", markup=False)
     return result.exit_code
+
+
+@cli.command()
+@click.option("--keep", is_flag=True, help="Leave the server running and print its URL.")
+@click.option("--orders", default=100_000, show_default=True, help="Orders to generate.")
+@click.option("--folder", type=click.Path(path_type=Path),
+              help="Where the embedded server keeps its data (default .umbau/demo).")
+@FORMAT
+@pass_state
+def demo(state: State, keep: bool, orders: int, folder: Path | None, fmt: str) -> None:
+    """Upgrade the Etsy example from 1.0.0 to head on an embedded PostgreSQL."""
+    from umbau.commands.demo import demo as run
+    from umbau.settings import load_settings
+
+    settings = load_settings(environ={}, flags={})
+
+    def show(stage: str, value: Any) -> None:
+        if fmt == "json":
+            return
+        if stage == "stage":
+            render.out.print(f"\n== {value}", markup=False)
+        elif stage == "rows":
+            counts = ", ".join(f"{k}: {v:,}" for k, v in value.items())
+            render.out.print(f"generated {counts}", markup=False)
+        elif stage == "status":
+            _render_status(value)
+        elif stage == "runs":
+            render.out.print("", markup=False)
+            render.table("run history (newest first)",
+                         ["finished", "direction", "revision", "outcome", "attempts", "ms"],
+                         [[f"{r.finished_at:%H:%M:%S}", r.direction, r.revision, r.outcome,
+                           r.attempts, f"{r.duration_ms:.0f}"] for r in value.runs or []])
+
+    with render.progress(enabled=fmt == "text", quiet=fmt == "json") as handler:
+        result = run(settings, folder=folder, orders=orders, keep=keep, on_event=handler,
+                     show=show)
+    if _emit(fmt, result):
+        return
+    if result.upgrade:
+        _render_migrate(result.upgrade)
+    if keep:
+        render.out.print(f"\nthe server keeps running: {result.url}", markup=False)

@@ -1,0 +1,112 @@
+"""``umbau demo``: the Etsy example upgraded from 1.0.0 to head on the embedded PostgreSQL."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from umbau.commands import info, migrate, status
+from umbau.errors import UmbauError
+from umbau.events import EventHandler
+from umbau.postgres import embedded
+from umbau.runner import MigrateResult
+from umbau.settings import Settings, load_settings
+
+DEMO_DATABASE = "etsy_demo"
+
+
+def examples_root() -> Path:
+    """The examples shipped in the wheel (umbau/_examples) or those of a source checkout."""
+    packaged = Path(__file__).resolve().parents[1] / "_examples"
+    if packaged.is_dir():
+        return packaged
+    checkout = Path(__file__).resolve().parents[3] / "examples"
+    if checkout.is_dir():
+        return checkout
+    raise UmbauError("the example applications are missing from this installation: "
+                     "reinstall umbau")
+
+
+def load_example(name: str, package: str) -> tuple[Path, Any]:
+    """The example's folder and its imported package (RELEASES, datagen)."""
+    folder = examples_root() / name
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+    return folder, importlib.import_module(package)
+
+
+@dataclass
+class DemoResult:
+    url: str
+    kept: bool
+    rows: dict[str, int] = field(default_factory=dict)
+    before: status.StatusResult | None = None
+    upgrade: MigrateResult | None = None
+    after: status.StatusResult | None = None
+    runs: info.HistoryResult | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "url": self.url,
+            "kept": self.kept,
+            "rows": self.rows,
+            "before": self.before.as_dict() if self.before else None,
+            "upgrade": self.upgrade.as_dict() if self.upgrade else None,
+            "after": self.after.as_dict() if self.after else None,
+            "runs": [r.as_dict() for r in (self.runs.runs or [])] if self.runs else [],
+            "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+        }
+
+
+def demo(
+    settings: Settings,
+    *,
+    folder: Path | None = None,
+    orders: int = 100_000,
+    keep: bool = False,
+    on_event: EventHandler | None = None,
+    show: Callable[[str, Any], None] | None = None,
+) -> DemoResult:
+    """Start the embedded server, create the Etsy example at 1.0.0 with ``orders`` orders,
+    show the status, upgrade to head, show the status and the run history.
+
+    Rerunning is safe: the demo database is created afresh each time.
+    """
+    show = show or (lambda stage, value: None)
+    folder = (folder or settings.root / ".umbau" / "demo").resolve()
+    clock = time.monotonic()
+    server = embedded.start(folder / "pg", keep_running=keep)
+    embedded.recreate_database(server.url("postgres"), DEMO_DATABASE)
+    url = server.url(DEMO_DATABASE)
+    result = DemoResult(url=url, kept=keep)
+    result.seconds["server"] = time.monotonic() - clock
+    try:
+        example, package = load_example("etsy_sevdesk", "etsy_app")
+        demo_settings = load_settings(cwd=example, environ={}, flags={"database_url": url})
+        show("stage", "creating the Etsy example at release 1.0.0")
+        migrate.upgrade(demo_settings, package.RELEASES["1.0.0"])
+        clock = time.monotonic()
+        datagen = importlib.import_module("etsy_app.datagen")
+        result.rows = datagen.generate(url, orders)
+        result.seconds["data"] = time.monotonic() - clock
+        show("rows", result.rows)
+        result.before = status.status(demo_settings)
+        show("status", result.before)
+        show("stage", "upgrading to head")
+        clock = time.monotonic()
+        result.upgrade = migrate.upgrade(demo_settings, "head", on_event=on_event)
+        result.seconds["upgrade"] = time.monotonic() - clock
+        result.after = status.status(demo_settings)
+        show("status", result.after)
+        result.runs = info.history(demo_settings, runs=True, limit=20)
+        show("runs", result.runs)
+    finally:
+        if not keep:
+            server.stop()
+    return result
