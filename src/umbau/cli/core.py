@@ -214,7 +214,7 @@ def _render_migrate(result: Any) -> None:
                      markup=False)
 
 
-@cli.command()
+@cli.command(context_settings={"ignore_unknown_options": True})
 @click.argument("target", default="head")
 @click.option("--sql", is_flag=True, help="Print the SQL instead of running it (FROM:TO allowed).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
@@ -235,7 +235,7 @@ def upgrade(state: State, target: str, sql: bool, quiet: bool, fmt: str) -> None
         _render_migrate(result)
 
 
-@cli.command()
+@cli.command(context_settings={"ignore_unknown_options": True})
 @click.argument("target")
 @click.option("--yes", "-y", is_flag=True, help="Confirm a downgrade that drops data.")
 @click.option("--sql", is_flag=True, help="Print the SQL of FROM:TO instead of running it.")
