@@ -41,6 +41,7 @@ from umbau.errors import (
     SettingsError,
     UnknownRevision,
 )
+from umbau.postgres import UMBAU_TABLES
 from umbau.settings import Settings
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -378,6 +379,7 @@ class _UmbauEnvironmentContext(EnvironmentContext):
         kw["transaction_per_migration"] = True
         existing = alembic_util.to_tuple(kw.get("on_version_apply"), default=())
         kw["on_version_apply"] = (*existing, *run.on_version_apply)
+        kw["include_name"] = _skip_umbau_tables(kw.get("include_name"))
         run.version_table = kw.get("version_table") or "alembic_version"
         run.version_table_schema = kw.get("version_table_schema")
         if self.umbau_connection is not None and not self.is_offline_mode():
@@ -389,6 +391,17 @@ class _UmbauEnvironmentContext(EnvironmentContext):
                     "when it is set (`umbau doctor` prints the lines to add)"
                 )
         super().configure(*args, **kw)
+
+
+def _skip_umbau_tables(user_filter: Callable[..., bool] | None) -> Callable[..., bool]:
+    """An include_name hook that hides umbau's own tables from autogenerate."""
+
+    def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
+        if type_ == "table" and name in UMBAU_TABLES:
+            return False
+        return user_filter(name, type_, parent_names) if user_filter else True
+
+    return include_name
 
 
 # Alembic keeps its module-proxy set-up per class: share EnvironmentContext's, so that

@@ -11,11 +11,8 @@ from typing import Any
 from umbau import alembic_bridge as bridge
 from umbau.commands._common import database, open_project
 from umbau.errors import SettingsError
-from umbau.postgres import catalog, history
+from umbau.postgres import UMBAU_TABLES, catalog, history
 from umbau.settings import Settings
-
-# Tables umbau owns; never "drift" from the user's models.
-UMBAU_TABLES = {"umbau_history", "umbau_backfills", "umbau_backfill_chunks"}
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,15 @@ if config.config_file_name is not None:
 target_metadata = ${metadata_expr}
 
 
+# umbau's own tables (run history, backfill state) are not part of your models: keep
+# `alembic revision --autogenerate` from dropping them.
+UMBAU_TABLES = {"umbau_history", "umbau_backfills", "umbau_backfill_chunks"}
+
+
+def include_name(name, type_, parent_names) -> bool:
+    return not (type_ == "table" and name in UMBAU_TABLES)
+
+
 def _url() -> str:
     url = os.environ.get("DATABASE_URL") or config.get_main_option("sqlalchemy.url")
     if not url:
@@ -37,6 +46,7 @@ def run_migrations_offline() -> None:
     context.configure(
         url=_url(),
         target_metadata=target_metadata,
+        include_name=include_name,
         literal_binds=True,
         dialect_opts={"paramstyle": "named"},
     )
@@ -48,6 +58,7 @@ def do_run_migrations(connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
+        include_name=include_name,
         transaction_per_migration=True,
     )
     with context.begin_transaction():
