@@ -275,8 +275,8 @@ def test_new_autogenerate_from_models(tmp_path: Path, database_url: str) -> None
     env = project / "migrations" / "env.py"
     env.write_text(env.read_text().replace(
         "target_metadata = None",
-        "import sys\nsys.path.insert(0, %r)\nfrom ag_models import metadata as target_metadata"
-        % str(project)))
+        f"import sys\nsys.path.insert(0, {str(project)!r})\n"
+        "from ag_models import metadata as target_metadata"))
     settings = settings_for(project, database_url)
     migrate.upgrade(settings)
     created = new.new(settings, "add due")
