@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,10 @@ class EmbeddedServer:
 def start(folder: Path, *, keep_running: bool = False) -> EmbeddedServer:
     """Start (or attach to) the embedded server whose data lives in ``folder``."""
     try:
-        import pgserver
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI): harmless
+            warnings.simplefilter("ignore")
+            import pgserver
     except ImportError as exc:
         raise UmbauError(
             "the embedded PostgreSQL needs the pgserver package: pip install 'umbau[embedded]'"
