@@ -36,9 +36,11 @@ from umbau.errors import (
     EnvironmentNotShared,
     IrreversibleRevision,
     MultipleHeads,
+    OfflineRenderError,
     RevisionFileError,
     ScriptError,
     SettingsError,
+    UmbauError,
     UnknownRevision,
 )
 from umbau.postgres import UMBAU_TABLES
@@ -119,6 +121,7 @@ def build_config(settings: Settings, url: str | None) -> Config:
     else:
         cfg = Config()
         cfg.set_main_option("script_location", str(location))
+        cfg.set_main_option("path_separator", "os")
         cfg.set_main_option("prepend_sys_path", str(settings.root))
     if not cfg.get_main_option("script_location"):
         raise SettingsError(f"{ini} has no script_location: add it under [alembic]")
@@ -504,7 +507,18 @@ def render_sql(project: Project, start: str | None, target: str, *, downgrade: b
     """The SQL Alembic would run, rendered offline (``--sql``)."""
     buffer = io.StringIO()
     fn = downgrade_fn(project, target) if downgrade else upgrade_fn(project, target)
-    run_env(project, fn, as_sql=True, starting_rev=start, destination_rev=target, output=buffer)
+    try:
+        run_env(project, fn, as_sql=True, starting_rev=start, destination_rev=target,
+                output=buffer)
+    except UmbauError:
+        raise
+    except Exception as exc:
+        text_ = str(exc).strip().splitlines()
+        raise OfflineRenderError(
+            f"the SQL cannot be rendered offline ({type(exc).__name__}: "
+            f"{text_[0] if text_ else ''}): a revision that reads data or inspects the schema "
+            "needs a database; run it on a scratch database instead of --sql"
+        ) from exc
     return buffer.getvalue()
 
 

@@ -14,6 +14,7 @@
     ├── ScriptError                     8  revision files that cannot be loaded
     │   ├── RevisionFileError           8  syntax error, import error (file, line)
     │   └── BrokenRevisionGraph         8  cycle, missing down_revision
+    │   └── OfflineRenderError          8  a revision cannot be rendered as SQL (--sql)
     ├── UnknownRevision                 9  a target no script knows
     ├── LockWaitExceeded                6  another migrator held the lock too long
     ├── MigrationFailed                 7  a revision step failed and was rolled back
@@ -26,6 +27,7 @@
     │   ├── PgToolTooOld               13  client major version older than the server's
     │   └── InsufficientDiskSpace      13  less free space than the database needs
     ├── BackupCorrupt                  14  checksum, archive or restore-test check failed
+    ├── UnsafeMigration                15  upgrade refused: error-level lint findings
     ├── TargetNotEmpty (Confirmation…) 10  restore/copy into a database that has tables
     ├── BackfillError                  20  a backfill refused or failed (umbau.backfill)
     │   ├── NoUsableKey                20  table without a primary key / unique NOT NULL key
@@ -56,6 +58,7 @@ EXIT_IRREVERSIBLE = 11
 EXIT_ENVIRONMENT = 12
 EXIT_BACKUP = 13
 EXIT_BACKUP_CORRUPT = 14
+EXIT_UNSAFE = 15
 EXIT_BACKFILL = 20
 EXIT_VERIFICATION = 21
 
@@ -122,6 +125,10 @@ class RevisionFileError(ScriptError):
 
 class BrokenRevisionGraph(ScriptError):
     pass
+
+
+class OfflineRenderError(ScriptError):
+    """A revision that cannot be rendered in Alembic's offline (--sql) mode."""
 
 
 class UnknownRevision(UmbauError):
@@ -223,3 +230,13 @@ class VerificationFailed(UmbauError):
         super().__init__(message)
         self.rows = rows
         self.sample = tuple(tuple(k) for k in sample)
+
+
+class UnsafeMigration(UmbauError):
+    """``umbau upgrade`` refused: the pending revisions have error-level lint findings."""
+
+    exit_code = EXIT_UNSAFE
+
+    def __init__(self, message: str, findings: Sequence[object] = ()) -> None:
+        super().__init__(message)
+        self.findings = tuple(findings)

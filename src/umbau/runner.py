@@ -110,6 +110,7 @@ class _StepRecorder:
         self.done: list[StepResult] = []
         self.current: Any = None
         self.started: datetime | None = None
+        self.heads: tuple[str, ...] | None = None  # the version table after the last step
 
     def start(self, step: Any) -> None:
         self.current = step
@@ -124,6 +125,7 @@ class _StepRecorder:
     def applied(self, ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
         info = bridge.step_of(step)
         finished = bridge.now()
+        self.heads = tuple(sorted(heads))
         direction = "stamp" if step.is_stamp else info.direction
         attempts = self.attempts.get(info.revision, 1)
         history.record(
@@ -176,7 +178,6 @@ def migrate(
             set_timeouts(conn, settings.lock_timeout, settings.statement_timeout)
             _run_with_retries(settings, project, conn, direction, target, result,
                               on_event=on_event, purge=purge, sleep=sleep)
-            result.after = bridge.current_heads(project, conn)
     result.duration_s = time.monotonic() - began
     return result
 
@@ -226,6 +227,7 @@ def _run_with_retries(
             if conn.in_transaction():
                 conn.commit()  # env.py ran everything in one outer transaction
             result.steps = recorder.done
+            result.after = recorder.heads if recorder.heads is not None else result.before
             return
         except UmbauError:
             _rollback(conn)

@@ -30,8 +30,9 @@ def split(sql: str) -> list[Statement]:
         return _split_slowly(sql)
     out = []
     for raw in parsed:  # locations are character offsets
-        end = raw.stmt_location + raw.stmt_len if raw.stmt_len else len(sql)
-        start = _skip_comments(sql, raw.stmt_location)
+        location = raw.stmt_location or 0
+        end = location + raw.stmt_len if raw.stmt_len else len(sql)
+        start = _skip_comments(sql, location)
         out.append(Statement(sql[start:end].strip(), raw.stmt, None, start))
     return out
 
@@ -83,7 +84,7 @@ def deparse(node: Any) -> str:
 
 
 def _name(parts: Any) -> str:
-    return ".".join(p.sval for p in parts if isinstance(p, ast.String))
+    return ".".join(str(p.sval) for p in parts if isinstance(p, ast.String))
 
 
 def _relname(rel: Any) -> str:
@@ -120,3 +121,20 @@ def destructive_objects(sql: str) -> tuple[list[str], list[str]]:
         elif isinstance(node, ast.DeleteStmt) and node.whereClause is None:
             dropped.append(f"delete all rows of {_relname(node.relation)}")
     return dropped, unparsed
+
+
+def rewritten_objects(sql: str) -> list[str]:
+    """What the SQL rewrites in place (a transaction undoes it, a later revision cannot):
+    ALTER COLUMN … TYPE, UPDATE, and DELETE with a WHERE clause."""
+    rewritten: list[str] = []
+    for stmt in split(sql):
+        node = stmt.node
+        if isinstance(node, ast.AlterTableStmt):
+            for cmd in node.cmds or ():
+                if cmd.subtype == enums.AlterTableType.AT_AlterColumnType:
+                    rewritten.append(f"alter column type {_relname(node.relation)}.{cmd.name}")
+        elif isinstance(node, ast.UpdateStmt):
+            rewritten.append(f"update {_relname(node.relation)}")
+        elif isinstance(node, ast.DeleteStmt) and node.whereClause is not None:
+            rewritten.append(f"delete from {_relname(node.relation)}")
+    return rewritten

@@ -186,3 +186,16 @@ def test_bad_setting_value_from_flag(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 def test_settings_error_type() -> None:
     assert SettingsError("x").exit_code == 2
+
+
+def test_sql_of_a_revision_that_reads_data(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    project = linear_project(tmp_path, 1)
+    add_revision(project, "r2", "r1", upgrade='''
+        n = op.get_bind().execute(sa.text("SELECT count(*) FROM t1")).scalar()
+        op.execute(f"COMMENT ON TABLE t1 IS '{n} rows'")
+        ''', downgrade='op.execute("COMMENT ON TABLE t1 IS NULL")')
+    code, _, err = run_cli(["--config", str(project / "umbau.toml"), "upgrade", "--sql"],
+                             capsys)
+    assert code == 8
+    assert "needs a database" in one_line_error(err)

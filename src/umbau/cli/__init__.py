@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from collections.abc import Sequence
@@ -41,8 +42,33 @@ class State:
 
 pass_state = click.make_pass_decorator(State)
 
+# Which module defines each command. A module is imported only when one of its commands
+# runs (or --help lists them), so `umbau status` does not pay for lint, backup and the
+# rest; the modules register their commands on `cli` with the usual decorators.
+COMMAND_MODULES = {
+    **dict.fromkeys(
+        ["init", "new", "config", "status", "check", "history", "show", "heads", "current",
+         "upgrade", "downgrade", "stamp", "merge", "doctor", "demo"], "umbau.cli.core"),
+    "lint": "umbau.cli.lint",
+    "backfill": "umbau.cli.backfill",
+    **dict.fromkeys(["backup", "backups", "restore", "copy"], "umbau.cli.backup"),
+    "test": "umbau.cli.test",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyGroup(click.Group):
+    """A group that imports a command's module the first time the command is needed."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMAND_MODULES)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMAND_MODULES:
+            importlib.import_module(COMMAND_MODULES[cmd_name])
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="umbau")
 @click.option("--config", "config_file", type=click.Path(path_type=Path),
               help="Settings file (umbau.toml or pyproject.toml); default: found by walking up.")
@@ -86,5 +112,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     return int(result or 0)
 
 
-# The commands register themselves on `cli` when imported.
-from umbau.cli import core as _core  # noqa: E402,F401

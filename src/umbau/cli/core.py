@@ -3,6 +3,7 @@ upgrade, downgrade, stamp, merge, doctor, demo."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -34,14 +35,13 @@ def init(state: State, folder: Path | None, directory: str, fmt: str) -> None:
     if _emit(fmt, result):
         return
     for path in result.created:
-        render.out.print(f"created {path}", markup=False)
+        render.line(f"created {path}")
     if result.existing_project and not result.env_shares_connection:
-        render.out.print("env.py does not use the connection umbau hands over. In "
-                         "run_migrations_online(), before creating an engine, add:\n", markup=False)
-        render.out.print(result.lines_to_add or "", markup=False)
+        render.line("env.py does not use the connection umbau hands over. In "
+                         "run_migrations_online(), before creating an engine, add:\n")
+        render.line(result.lines_to_add or "")
     elif result.existing_project:
-        render.out.print("existing Alembic project: env.py already shares the connection",
-                         markup=False)
+        render.line("existing Alembic project: env.py already shares the connection")
 
 
 @cli.command()
@@ -58,7 +58,7 @@ def new(state: State, message: str, autogenerate: bool, head: str, rev_id: str |
 
     result = run(state.settings, message, autogenerate=autogenerate, head=head, rev_id=rev_id)
     if not _emit(fmt, result):
-        render.out.print(f"created {result.revision}: {result.path}", markup=False)
+        render.line(f"created {result.revision}: {result.path}")
 
 
 @cli.command("config")
@@ -71,24 +71,23 @@ def config_cmd(state: State, fmt: str) -> None:
     result = show_config(state.settings)
     if _emit(fmt, result):
         return
-    render.out.print(f"settings file: {result.settings_file or '(none found)'}", markup=False)
+    render.line(f"settings file: {result.settings_file or '(none found)'}")
     render.table(None, ["key", "value", "source"], [list(r) for r in result.rows])
 
 
 def _render_status(result: Any) -> None:
     current = ", ".join(f"{c} ({result.messages.get(c, '?')})" for c in result.current) or "(empty)"
     heads = ", ".join(result.heads) or "(no revisions)"
-    render.out.print(f"database : {current}", markup=False)
-    render.out.print(f"head(s)  : {heads}", markup=False)
-    render.out.print(f"state    : {result.state}: {result.summary()}", markup=False)
+    render.line(f"database : {current}")
+    render.line(f"head(s)  : {heads}")
+    render.line(f"state    : {result.state}: {result.summary()}")
     if result.pending:
         render.table("pending, in order", ["revision", "message"],
                      [[s.revision, s.message] for s in result.pending])
     if result.last_run:
         run = result.last_run
-        render.out.print(f"last run : {run.direction} {run.revision} {run.outcome} at "
-                         f"{run.finished_at:%Y-%m-%d %H:%M:%S} by {run.db_user}@{run.host}",
-                         markup=False)
+        render.line(f"last run : {run.direction} {run.revision} {run.outcome} at "
+                         f"{run.finished_at:%Y-%m-%d %H:%M:%S} by {run.db_user}@{run.host}")
 
 
 @cli.command()
@@ -113,7 +112,7 @@ def check(state: State, fmt: str) -> int:
 
     result = run(state.settings)
     if not _emit(fmt, result):
-        render.out.print(f"{result.state}: {result.summary()}", markup=False)
+        render.line(f"{result.state}: {result.summary()}")
     return result.exit_code
 
 
@@ -166,9 +165,9 @@ def show(state: State, revision: str, fmt: str) -> None:
     applied = {True: "yes", False: "no", None: "unknown"}[result.applied]
     for key, value in [("revision", r.revision), ("down", ", ".join(r.down_revisions) or "<base>"),
                        ("path", r.path), ("sha256", result.checksum), ("applied", applied)]:
-        render.out.print(f"{key:<9}: {value}", markup=False)
-    render.out.print("", markup=False)
-    render.out.print(result.doc, markup=False)
+        render.line(f"{key:<9}: {value}")
+    render.line("")
+    render.line(result.doc)
 
 
 @cli.command()
@@ -181,7 +180,7 @@ def heads(state: State, fmt: str) -> None:
     result = run(state.settings)
     if not _emit(fmt, result):
         for h in result.heads:
-            render.out.print(f"{h.revision} (head)  {h.message}", markup=False)
+            render.line(f"{h.revision} (head)  {h.message}")
 
 
 @cli.command()
@@ -195,32 +194,40 @@ def current(state: State, fmt: str) -> None:
     if _emit(fmt, result):
         return
     if not result.current:
-        render.out.print("(empty: no revision applied)", markup=False)
+        render.line("(empty: no revision applied)")
     for c in result.current:
         if isinstance(c, str):
-            render.out.print(f"{c} (unknown to the scripts: run `umbau doctor`)", markup=False)
+            render.line(f"{c} (unknown to the scripts: run `umbau doctor`)")
         else:
-            render.out.print(f"{c.revision}  {c.message}", markup=False)
+            render.line(f"{c.revision}  {c.message}")
 
 
 def _render_migrate(result: Any) -> None:
     if not result.steps:
-        render.out.print(f"nothing to do: the database is at {', '.join(result.after) or 'base'}",
-                         markup=False)
+        render.line(f"nothing to do: the database is at {', '.join(result.after) or 'base'}")
         return
     total = sum(s.duration for s in result.steps)
-    render.out.print(f"{result.direction}: {len(result.steps)} step(s) in {total:.2f}s, "
-                     f"{result.retries} retries; now at {', '.join(result.after) or 'base'}",
-                     markup=False)
+    render.line(f"{result.direction}: {len(result.steps)} step(s) in {total:.2f}s, "
+                     f"{result.retries} retries; now at {', '.join(result.after) or 'base'}")
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})
 @click.argument("target", default="head")
 @click.option("--sql", is_flag=True, help="Print the SQL instead of running it (FROM:TO allowed).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+@click.option("--allow-unsafe/--no-allow-unsafe", default=None,
+              help="Run even when `umbau lint` finds error-level findings "
+                   "(default: lint.allow_unsafe).")
+@click.option("--backup", "backup_policy", type=click.Choice(["always", "destructive", "never"]),
+              help="Back up first (default: backup.before_upgrade, destructive).")
+@click.option("--rollback", type=click.Choice(["none", "restore"]),
+              help="restore: restore that backup when a revision fails in a way its "
+                   "transaction cannot undo.")
 @FORMAT
 @pass_state
-def upgrade(state: State, target: str, sql: bool, quiet: bool, fmt: str) -> None:
+def upgrade(state: State, target: str, sql: bool, quiet: bool, fmt: str,
+            allow_unsafe: bool | None, backup_policy: str | None,
+            rollback: str | None) -> None:
     """Apply revisions up to TARGET (default: head), one transaction per revision."""
     from umbau.commands import migrate
 
@@ -229,8 +236,13 @@ def upgrade(state: State, target: str, sql: bool, quiet: bool, fmt: str) -> None
         if not _emit(fmt, sql_result):
             click.echo(sql_result.sql, nl=False)
         return
+    from umbau.cli.backup import backup_events, backup_settings
+
     with render.progress(enabled=fmt == "text", quiet=quiet) as handler:
-        result = migrate.upgrade(state.settings, target, on_event=handler)
+        result = migrate.upgrade(backup_settings(state), target,
+                                 on_event=backup_events(handler, quiet),
+                                 allow_unsafe=allow_unsafe, backup=backup_policy,
+                                 rollback=rollback)
     if not _emit(fmt, result):
         _render_migrate(result)
 
@@ -253,11 +265,11 @@ def downgrade(state: State, target: str, yes: bool, sql: bool, quiet: bool, fmt:
         return
 
     def confirm(preview: migrate.DowngradePreview) -> bool:
-        if not render.err.is_terminal or not click.get_text_stream("stdin").isatty():
+        if not sys.stderr.isatty() or not click.get_text_stream("stdin").isatty():
             return False
-        render.err.print("This downgrade drops data:", markup=False)
+        render.line("This downgrade drops data:", stderr=True)
         for line in preview.describe() or [f"every revision down to {preview.target}"]:
-            render.err.print(f"  - {line}", markup=False)
+            render.line(f"  - {line}", stderr=True)
         return click.confirm("Go ahead?", default=False, err=True)
 
     try:
@@ -281,7 +293,7 @@ def stamp(state: State, revision: str, purge: bool, fmt: str) -> None:
 
     result = run(state.settings, revision, purge=purge)
     if not _emit(fmt, result):
-        render.out.print(f"stamped: now at {', '.join(result.after) or 'base'}", markup=False)
+        render.line(f"stamped: now at {', '.join(result.after) or 'base'}")
 
 
 @cli.command()
@@ -295,8 +307,8 @@ def merge(state: State, revisions: tuple[str, ...], message: str, fmt: str) -> N
 
     result = run(state.settings, message, list(revisions) or None)
     if not _emit(fmt, result):
-        render.out.print(f"created merge {result.revision} of {', '.join(result.down_revisions)}:"
-                         f" {result.path}", markup=False)
+        render.line(f"created merge {result.revision} of {', '.join(result.down_revisions)}:"
+                         f" {result.path}")
 
 
 @cli.command()
@@ -311,11 +323,11 @@ def doctor(state: State, fmt: str) -> int:
     if _emit(fmt, result):
         return result.exit_code
     if not result.findings:
-        render.out.print(f"no problems found (checked: {', '.join(result.checked)})", markup=False)
+        render.line(f"no problems found (checked: {', '.join(result.checked)})")
     for finding in result.findings:
-        render.out.print(f"[{finding.severity}] {finding.code}: {finding.message}", markup=False)
+        render.line(f"[{finding.severity}] {finding.code}: {finding.message}")
         if finding.fix:
-            render.out.print(f"    fix: {finding.fix}", markup=False)
+            render.line(f"    fix: {finding.fix}")
     return result.exit_code
 
 
@@ -337,14 +349,14 @@ def demo(state: State, keep: bool, orders: int, folder: Path | None, fmt: str) -
         if fmt == "json":
             return
         if stage == "stage":
-            render.out.print(f"\n== {value}", markup=False)
+            render.line(f"\n== {value}")
         elif stage == "rows":
             counts = ", ".join(f"{k}: {v:,}" for k, v in value.items())
-            render.out.print(f"generated {counts}", markup=False)
+            render.line(f"generated {counts}")
         elif stage == "status":
             _render_status(value)
         elif stage == "runs":
-            render.out.print("", markup=False)
+            render.line("")
             render.table("run history (newest first)",
                          ["finished", "direction", "revision", "outcome", "attempts", "ms"],
                          [[f"{r.finished_at:%H:%M:%S}", r.direction, r.revision, r.outcome,
@@ -358,4 +370,4 @@ def demo(state: State, keep: bool, orders: int, folder: Path | None, fmt: str) -
     if result.upgrade:
         _render_migrate(result.upgrade)
     if keep:
-        render.out.print(f"\nthe server keeps running: {result.url}", markup=False)
+        render.line(f"\nthe server keeps running: {result.url}")

@@ -1,4 +1,9 @@
-"""Rendering results and progress: rich text for people, JSON for machines."""
+"""Rendering results and progress: rich text for people, plain text for pipes, JSON for
+machines.
+
+rich is imported only when a terminal is there to enjoy it (or a command asks for
+``out``/``err``): ``umbau check`` in a readiness probe should not pay for it.
+"""
 
 from __future__ import annotations
 
@@ -6,22 +11,52 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+import click
 
 from umbau.events import Event, EventHandler
 
-out = Console(highlight=False)
-if not out.is_terminal:
-    out = Console(highlight=False, width=200)
-err = Console(stderr=True, soft_wrap=True, highlight=False)
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    out: Console
+    err: Console
+
+_consoles: dict[str, Any] = {}
+
+
+def __getattr__(name: str) -> Any:
+    """``out`` and ``err``: rich consoles for stdout and stderr, made on first use."""
+    if name not in {"out", "err"}:
+        raise AttributeError(name)
+    if name not in _consoles:
+        from rich.console import Console
+
+        if name == "out":
+            console = Console(highlight=False)
+            if not console.is_terminal:
+                console = Console(highlight=False, width=200)
+        else:
+            console = Console(stderr=True, soft_wrap=True, highlight=False)
+        _consoles[name] = console
+    return _consoles[name]
+
+
+def line(text: str = "", *, stderr: bool = False) -> None:
+    """One line of plain text."""
+    click.echo(text, err=stderr)
 
 
 def error(message: str) -> None:
-    err.print(f"[bold red]umbau: error:[/] {message}", markup=True, highlight=False)
+    if sys.stderr.isatty():
+        from rich.markup import escape
+
+        # escape: messages quote paths and `# umbau: ignore[rule-id]`, which are not markup
+        __getattr__("err").print(f"[bold red]umbau: error:[/] {escape(message)}", markup=True,
+                                 highlight=False)
+    else:
+        click.echo(f"umbau: error: {message}", err=True)
 
 
 def as_json(data: Any) -> None:
@@ -30,12 +65,27 @@ def as_json(data: Any) -> None:
 
 
 def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
+    cells = [["" if v is None else str(v) for v in row] for row in rows]
+    if not sys.stdout.isatty():
+        _plain_table(title, columns, cells)
+        return
+    from rich.table import Table
+
     tbl = Table(title=title, show_header=True, header_style="bold", box=None, pad_edge=False)
     for col in columns:
         tbl.add_column(col, overflow="fold")
-    for row in rows:
-        tbl.add_row(*["" if v is None else str(v) for v in row])
-    out.print(tbl)
+    for row in cells:
+        tbl.add_row(*row)
+    __getattr__("out").print(tbl)
+
+
+def _plain_table(title: str | None, columns: list[str], rows: list[list[str]]) -> None:
+    widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(columns)]
+    if title:
+        click.echo(title)
+    for row in [columns, *rows]:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
+                   .rstrip())
 
 
 def _line(event: Event) -> str | None:
@@ -57,16 +107,19 @@ def progress(enabled: bool, quiet: bool = False) -> Iterator[EventHandler]:
     if quiet:
         yield lambda event: None
         return
-    if not (enabled and err.is_terminal):
+    if not (enabled and sys.stderr.isatty()):
         def plain(event: Event) -> None:
-            line = _line(event)
-            if line:
-                err.print(line, markup=False)
+            text = _line(event)
+            if text:
+                click.echo(text, err=True)
 
         yield plain
         return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/"
-                   "{task.total}"), TimeElapsedColumn(), console=err, transient=False)
+                   "{task.total}"), TimeElapsedColumn(), console=__getattr__("err"),
+                   transient=False)
     task = bar.add_task("migrating", total=None)
 
     def handle(event: Event) -> None:
@@ -75,15 +128,12 @@ def progress(enabled: bool, quiet: bool = False) -> Iterator[EventHandler]:
         elif event.kind == "step_start":
             label = f"{event.direction} {event.revision} {event.message or ''}"
             bar.update(task, description=label)
-        elif event.kind == "step_done":
-            bar.advance(task)
-            line = _line(event)
-            if line:
-                bar.console.print(line, markup=False)
         else:
-            line = _line(event)
-            if line:
-                bar.console.print(line, markup=False)
+            if event.kind == "step_done":
+                bar.advance(task)
+            text = _line(event)
+            if text:
+                bar.console.print(text, markup=False)
 
     with bar:
         yield handle

@@ -6,7 +6,7 @@ import importlib
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +89,10 @@ def demo(
     try:
         example, package = load_example("etsy_sevdesk", "etsy_app")
         demo_settings = load_settings(cwd=example, environ={}, flags={"database_url": url})
+        # backups taken before the upgrade go beside the demo's server, not into the example
+        backup_section = {**demo_settings.section("backup"), "dir": str(folder / "backups")}
+        demo_settings = replace(demo_settings,
+                                sections={**demo_settings.sections, "backup": backup_section})
         show("stage", "creating the Etsy example at release 1.0.0")
         migrate.upgrade(demo_settings, package.RELEASES["1.0.0"])
         clock = time.monotonic()

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from umbau import alembic_bridge as bridge
-from umbau import sql as sqlparse
 from umbau.commands._common import database, open_project
 from umbau.errors import ConfirmationRequired, UsageError
 from umbau.events import EventHandler
@@ -16,11 +15,28 @@ from umbau.settings import Settings
 
 
 def upgrade(settings: Settings, target: str = "head", *,
-            on_event: EventHandler | None = None) -> MigrateResult:
-    """Apply revisions up to ``target`` (default: the single head)."""
+            on_event: EventHandler | None = None,
+            allow_unsafe: bool | None = None, backup: str | None = None,
+            rollback: str | None = None) -> MigrateResult:
+    """Apply revisions up to ``target`` (default: the single head).
+
+    The revisions to run are linted first; error-level findings refuse the upgrade
+    (:class:`~umbau.errors.UnsafeMigration`) unless ``allow_unsafe`` (default: the
+    ``[tool.umbau.lint] allow_unsafe`` setting). A backup is taken first when ``backup``
+    (default: ``[tool.umbau.backup] before_upgrade``) says so; ``rollback="restore"``
+    restores it when a revision fails in a way its transaction cannot undo
+    (:mod:`umbau.backup.guard`).
+    """
+    from umbau.backup.guard import guarded_upgrade
+    from umbau.commands.lint import check_upgrade
+
     project = open_project(settings)
     project.resolve_target(target)
-    return migrate(settings, project, "upgrade", target, on_event=on_event)
+    check_upgrade(settings, target, allow_unsafe)
+    return guarded_upgrade(  # type: ignore[no-any-return]
+        settings, project, target,
+        lambda: migrate(settings, project, "upgrade", target, on_event=on_event),
+        policy=backup, rollback=rollback, on_event=on_event)
 
 
 @dataclass
@@ -101,6 +117,10 @@ def preview_downgrade(settings: Settings, target: str) -> DowngradePreview:
     project.resolve_target(target)
     with database(settings) as conn:
         current = bridge.current_heads(project, conn)
+    # pglast is imported here, not at the top: upgrade and status do not need the parser,
+    # and importing it costs every CLI run about 20 ms (see docs/benchmarks.md).
+    from umbau import sql as sqlparse
+
     preview = DowngradePreview(target=target, current=current)
     preview.steps = project.downgrade_steps(current, target)
     for step in preview.steps:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import getpass
 import socket
 from dataclasses import dataclass
@@ -91,17 +92,10 @@ def record(
     error: str | None = None,
     checksum: str | None = None,
 ) -> None:
-    conn.execute(
-        text(
-            f"""
-            INSERT INTO {_quote(table)} (revision, down_revision, direction, message,
-                started_at, finished_at, duration_ms, attempts, outcome, error,
-                umbau_version, host, os_user, checksum)
-            VALUES (:revision, :down_revision, :direction, :message, :started_at,
-                :finished_at, :duration_ms, :attempts, :outcome, :error, :version,
-                :host, :os_user, :checksum)
-            """
-        ),
+    # Driver-level SQL, built once per table: this runs once per revision, and going
+    # through text() costs about 0.15 ms of client time per call (see docs/benchmarks.md).
+    conn.exec_driver_sql(
+        _insert_sql(table),
         {
             "revision": revision,
             "down_revision": down_revision,
@@ -121,6 +115,19 @@ def record(
     )
 
 
+@functools.lru_cache(maxsize=8)
+def _insert_sql(table: str) -> str:
+    name = _quote(table).replace("%", "%%")  # a literal % in pyformat SQL
+    return (
+        f"INSERT INTO {name} (revision, down_revision, direction, message, "
+        "started_at, finished_at, duration_ms, attempts, outcome, error, umbau_version, host, "
+        "os_user, checksum) VALUES (%(revision)s, %(down_revision)s, %(direction)s, "
+        "%(message)s, %(started_at)s, %(finished_at)s, %(duration_ms)s, %(attempts)s, "
+        "%(outcome)s, %(error)s, %(version)s, %(host)s, %(os_user)s, %(checksum)s)"
+    )
+
+
+@functools.lru_cache(maxsize=1)
 def _os_user() -> str | None:
     try:
         return getpass.getuser()

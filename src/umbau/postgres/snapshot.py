@@ -17,19 +17,17 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 _QUERY = r"""
-WITH ns AS (
+WITH ns AS MATERIALIZED (
     SELECT oid, nspname FROM pg_namespace
     WHERE nspname NOT IN ('pg_catalog', 'information_schema')
       AND nspname NOT LIKE 'pg\_toast%' AND nspname NOT LIKE 'pg\_temp%'
 ),
-ext_members AS (
-    SELECT objid, classid FROM pg_depend WHERE deptype = 'e'
-),
-rels AS (
+rels AS MATERIALIZED (
     SELECT c.oid, n.nspname, c.relname, c.relkind
     FROM pg_class c JOIN ns n ON n.oid = c.relnamespace
-    WHERE NOT EXISTS (SELECT 1 FROM ext_members e
-                      WHERE e.classid = 'pg_class'::regclass AND e.objid = c.oid)
+    WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm', 'S', 'i', 'I')
+      AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_class'::regclass
+                      AND e.objid = c.oid AND e.deptype = 'e')
 )
 SELECT json_build_object(
   'schemas', (SELECT coalesce(json_agg(nspname), '[]') FROM ns),
@@ -41,8 +39,9 @@ SELECT json_build_object(
                   r.nspname, r.relname, a.attname, format_type(a.atttypid, a.atttypmod),
                   a.attnotnull, pg_get_expr(d.adbin, d.adrelid), a.attidentity,
                   a.attgenerated, coalesce(bt.typcategory, t.typcategory),
-                  (SELECT json_agg(e.enumlabel ORDER BY e.enumsortorder)
-                   FROM pg_enum e WHERE e.enumtypid = t.oid), a.attnum)), '[]')
+                  CASE WHEN t.typtype = 'e' THEN
+                    (SELECT json_agg(e.enumlabel ORDER BY e.enumsortorder)
+                     FROM pg_enum e WHERE e.enumtypid = t.oid) END, a.attnum)), '[]')
               FROM rels r
               JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0
                                   AND NOT a.attisdropped
@@ -98,8 +97,8 @@ SELECT json_build_object(
                     CASE WHEN p.prokind IN ('f', 'p') THEN pg_get_functiondef(p.oid)
                          ELSE p.prokind::text END)), '[]')
                 FROM pg_proc p JOIN ns n ON n.oid = p.pronamespace
-                WHERE NOT EXISTS (SELECT 1 FROM ext_members e
-                                  WHERE e.classid = 'pg_proc'::regclass AND e.objid = p.oid))
+                WHERE NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.deptype = 'e'
+                                  AND e.classid = 'pg_proc'::regclass AND e.objid = p.oid))
 )::text
 """
 

@@ -33,9 +33,11 @@ def include_name(name, type_, parent_names) -> bool:
     return not (type_ == "table" and name in UMBAU_TABLES)
 
 
-def _url() -> str:
+def _url(required: bool = True) -> str | None:
     url = os.environ.get("DATABASE_URL") or config.get_main_option("sqlalchemy.url")
     if not url:
+        if not required:
+            return None
         raise SystemExit("set DATABASE_URL or sqlalchemy.url in alembic.ini")
     if url.startswith(("postgresql://", "postgres://")):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
@@ -43,8 +45,10 @@ def _url() -> str:
 
 
 def run_migrations_offline() -> None:
+    url = _url(required=False)  # --sql needs no server: PostgreSQL's dialect is enough
     context.configure(
-        url=_url(),
+        url=url,
+        dialect_name=None if url else "postgresql",
         target_metadata=target_metadata,
         include_name=include_name,
         literal_binds=True,

@@ -1,0 +1,106 @@
+"""Declaring a backfill: which table, which key, what change, what must hold afterwards."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from umbau.errors import UsageError
+
+Row = dict[str, Any]
+Transform = Callable[[list[Row]], "Sequence[Row] | None"]
+
+
+@dataclass(frozen=True)
+class Backfill:
+    """One data migration, changed batch by batch on the table's key.
+
+    Give either ``set`` (column -> SQL expression, evaluated per row like the SET
+    list of an UPDATE) or ``transform``: a Python function that receives a batch of
+    rows (dicts of the key columns and ``columns``) and returns the rows to write
+    back, each a dict of the key columns and the columns it changes. ``where`` (SQL)
+    limits the rows that change; ``verify`` (SQL) must be true for every row of the
+    table once the backfill is done.
+    """
+
+    name: str
+    table: str
+    set: Mapping[str, str] | None = None
+    transform: Transform | None = None
+    where: str | None = None
+    key: Sequence[str] | None = None
+    columns: Sequence[str] | None = None
+    verify: str | None = None
+    batch_size: int | None = None
+    min_batch_size: int | None = None
+    max_batch_size: int | None = None
+    target_duration: float | None = None
+    pause: float | None = None
+    chunks: int | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.name.replace("_", "").replace("-", "").isalnum():
+            raise UsageError(f"backfill name {self.name!r} must be letters, digits, '_' or '-'")
+        if (self.set is None) == (self.transform is None):
+            raise UsageError(f"backfill {self.name}: give exactly one of set= (SQL) or "
+                             "transform= (a Python function)")
+        if self.set is not None and not self.set:
+            raise UsageError(f"backfill {self.name}: set= is empty: name at least one column")
+        if self.transform is not None and not callable(self.transform):
+            raise UsageError(f"backfill {self.name}: transform= must be a function")
+
+    @property
+    def kind(self) -> str:
+        return "sql" if self.set is not None else "python"
+
+    def definition(self) -> dict[str, Any]:
+        """What identifies the change. A transform counts by its qualified name, not its
+        body, so that fixing a transform that raised resumes the same backfill."""
+        return {
+            "table": self.table,
+            "key": list(self.key) if self.key else None,
+            "set": dict(self.set) if self.set is not None else None,
+            "transform": _qualname(self.transform) if self.transform else None,
+            "columns": list(self.columns) if self.columns else None,
+            "where": self.where,
+            "verify": self.verify,
+        }
+
+    def fingerprint(self) -> str:
+        text = json.dumps(self.definition(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _qualname(fn: Callable[..., Any]) -> str:
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+
+
+def load_backfill(spec: str, root: Path | None = None) -> Backfill:
+    """Import ``module:attribute`` (the project root is put on sys.path first)."""
+    module_name, sep, attribute = spec.partition(":")
+    if not sep or not module_name or not attribute:
+        raise UsageError(f"{spec!r} is not module:attribute, e.g. myapp.backfills:ocr_v2")
+    if root is not None and str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise UsageError(f"cannot import {module_name!r} ({exc}): check the module path "
+                         "and run from the project folder") from exc
+    value: Any = module
+    for part in attribute.split("."):
+        value = getattr(value, part, None)
+        if value is None:
+            raise UsageError(f"{module_name} has no attribute {attribute!r}: name a Backfill")
+    if callable(value) and not isinstance(value, Backfill):
+        value = value()
+    if not isinstance(value, Backfill):
+        raise UsageError(f"{spec} is a {type(value).__name__}, not a umbau.backfill.Backfill")
+    return value

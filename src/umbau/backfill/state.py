@@ -1,0 +1,283 @@
+"""The state of backfills: ``umbau_backfills`` (one row each) and
+``umbau_backfill_chunks`` (its key range cut into chunks, each with a checkpoint,
+a row count and a worker lease).
+
+A worker claims a chunk with ``SELECT … FOR UPDATE SKIP LOCKED``. A chunk is free
+when nobody owns it, when its lease has expired, or when the owner's server session
+is gone (a killed worker's connection ends with it, so its chunk is free at once;
+the lease covers owners whose session lingers). Every batch locks its chunk row,
+checks that it still owns it and advances the checkpoint in the batch's own
+transaction, so two workers never change the same rows.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+STATUSES = ("running", "paused", "done", "failed", "cancelled")
+
+DDL = """
+CREATE TABLE IF NOT EXISTS umbau_backfills (
+    name             text PRIMARY KEY,
+    table_name       text NOT NULL,
+    key_columns      text[] NOT NULL,
+    kind             text NOT NULL,
+    fingerprint      text NOT NULL,
+    definition       jsonb NOT NULL,
+    source           text,
+    status           text NOT NULL CHECK (status IN
+                         ('running', 'paused', 'done', 'failed', 'cancelled')),
+    rows_total       bigint,
+    key_min          text[],
+    key_max          text[],
+    retries          bigint NOT NULL DEFAULT 0,
+    last_error       text,
+    last_error_range text,
+    verification     jsonb,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    updated_at       timestamptz NOT NULL DEFAULT now(),
+    finished_at      timestamptz
+);
+CREATE TABLE IF NOT EXISTS umbau_backfill_chunks (
+    backfill         text NOT NULL REFERENCES umbau_backfills (name) ON DELETE CASCADE,
+    chunk            int NOT NULL,
+    lower_key        text[],
+    upper_key        text[],
+    checkpoint       text[],
+    status           text NOT NULL DEFAULT 'pending'
+                         CHECK (status IN ('pending', 'running', 'done')),
+    rows_done        bigint NOT NULL DEFAULT 0,
+    batches          bigint NOT NULL DEFAULT 0,
+    owner            text,
+    owner_pid        int,
+    owner_started    timestamptz,
+    lease_expires    timestamptz,
+    claims           int NOT NULL DEFAULT 0,
+    updated_at       timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (backfill, chunk)
+);
+"""
+
+# Two int4 keys for pg_advisory_xact_lock: 'umba' and "create the state tables".
+_DDL_LOCK = (0x756D6261, 2)
+
+
+def ensure_tables(conn: psycopg.Connection) -> None:
+    """Create the state tables once; concurrent first runs serialize on an advisory lock."""
+    with conn.transaction():
+        exists = conn.execute("SELECT to_regclass('umbau_backfill_chunks')").fetchone()
+        if exists and exists[0] is not None:
+            return
+        conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", _DDL_LOCK)
+        conn.execute(DDL)
+
+
+@dataclass
+class ChunkState:
+    chunk: int
+    lower_key: list[str] | None
+    upper_key: list[str] | None
+    checkpoint: list[str] | None
+    status: str
+    rows_done: int
+    batches: int
+    owner: str | None
+    lease_expires: datetime | None
+    claims: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "chunk": self.chunk, "lower_key": self.lower_key, "upper_key": self.upper_key,
+            "checkpoint": self.checkpoint, "status": self.status, "rows_done": self.rows_done,
+            "batches": self.batches, "owner": self.owner,
+            "lease_expires": self.lease_expires.isoformat() if self.lease_expires else None,
+            "claims": self.claims,
+        }
+
+
+@dataclass
+class BackfillState:
+    """One row of ``umbau_backfills`` with its chunks."""
+
+    name: str
+    table: str
+    key: list[str]
+    kind: str
+    fingerprint: str
+    definition: dict[str, Any]
+    source: str | None
+    status: str
+    rows_total: int | None
+    key_min: list[str] | None
+    key_max: list[str] | None
+    retries: int
+    last_error: str | None
+    last_error_range: str | None
+    verification: dict[str, Any] | None
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+    chunks: list[ChunkState] = field(default_factory=list)
+
+    @property
+    def rows_done(self) -> int:
+        return sum(c.rows_done for c in self.chunks)
+
+    @property
+    def chunks_done(self) -> int:
+        return sum(1 for c in self.chunks if c.status == "done")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "table": self.table, "key": self.key, "kind": self.kind,
+            "fingerprint": self.fingerprint, "definition": self.definition,
+            "source": self.source, "status": self.status, "rows_total": self.rows_total,
+            "rows_done": self.rows_done, "key_min": self.key_min, "key_max": self.key_max,
+            "chunks_done": self.chunks_done, "chunks_total": len(self.chunks),
+            "retries": self.retries, "last_error": self.last_error,
+            "last_error_range": self.last_error_range, "verification": self.verification,
+            "created_at": self.created_at.isoformat(), "updated_at": self.updated_at.isoformat(),
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "chunks": [c.as_dict() for c in self.chunks],
+        }
+
+
+_STATE_COLUMNS = """name, table_name, key_columns, kind, fingerprint, definition, source, status,
+    rows_total, key_min, key_max, retries, last_error, last_error_range, verification,
+    created_at, updated_at, finished_at"""
+
+
+def load(conn: psycopg.Connection, name: str) -> BackfillState | None:
+    """The state of one backfill, or None (also when the tables do not exist yet)."""
+    exists = conn.execute("SELECT to_regclass('umbau_backfills')").fetchone()
+    if not exists or exists[0] is None:
+        return None
+    row = conn.execute(f"SELECT {_STATE_COLUMNS} FROM umbau_backfills WHERE name = %s",
+                       (name,)).fetchone()
+    if row is None:
+        return None
+    state = BackfillState(*row)
+    state.chunks = [ChunkState(*r) for r in conn.execute(
+        """SELECT chunk, lower_key, upper_key, checkpoint, status, rows_done, batches, owner,
+                  lease_expires, claims
+           FROM umbau_backfill_chunks WHERE backfill = %s ORDER BY chunk""", (name,))]
+    return state
+
+
+def list_names(conn: psycopg.Connection) -> list[str]:
+    exists = conn.execute("SELECT to_regclass('umbau_backfills')").fetchone()
+    if not exists or exists[0] is None:
+        return []
+    return [r[0] for r in conn.execute("SELECT name FROM umbau_backfills ORDER BY created_at")]
+
+
+def create(conn: psycopg.Connection, *, name: str, table: str, key: Sequence[str], kind: str,
+           fingerprint: str, definition: dict[str, Any], source: str | None,
+           rows_total: int, bounds: Sequence[Sequence[str]],
+           key_min: Sequence[str] | None, key_max: Sequence[str] | None) -> bool:
+    """Insert the backfill and its chunks (cut at ``bounds``); False if it already exists.
+
+    Runs in the caller's transaction: a second creator blocks on the primary key until
+    the first commits and then finds the row, so chunks are cut exactly once.
+    """
+    cur = conn.execute(
+        """INSERT INTO umbau_backfills (name, table_name, key_columns, kind, fingerprint,
+               definition, source, status, rows_total, key_min, key_max)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, 'running', %s, %s, %s)
+           ON CONFLICT (name) DO NOTHING""",
+        (name, table, list(key), kind, fingerprint, json.dumps(definition), source, rows_total,
+         list(key_min) if key_min else None, list(key_max) if key_max else None))
+    if cur.rowcount == 0:
+        return False
+    edges: list[list[str] | None] = [None, *[list(b) for b in bounds], None]
+    with conn.cursor() as c:
+        c.executemany(
+            """INSERT INTO umbau_backfill_chunks (backfill, chunk, lower_key, upper_key, checkpoint)
+               VALUES (%s, %s, %s, %s, %s)""",
+            [(name, i, edges[i], edges[i + 1], edges[i]) for i in range(len(edges) - 1)])
+    return True
+
+
+def set_status(conn: psycopg.Connection, name: str, status: str,
+               only_from: Sequence[str] | None = None) -> int:
+    """Change the status (optionally only from the given ones); returns rows changed."""
+    query = "UPDATE umbau_backfills SET status = %s, updated_at = now()"
+    params: list[Any] = [status]
+    if status == "done":
+        query += ", finished_at = now()"
+    query += " WHERE name = %s"
+    params.append(name)
+    if only_from:
+        query += " AND status = ANY(%s)"
+        params.append(list(only_from))
+    return conn.execute(query, params).rowcount
+
+
+def record_failure(conn: psycopg.Connection, name: str, error: str,
+                   key_range: str | None) -> None:
+    conn.execute(
+        """UPDATE umbau_backfills SET status = 'failed', last_error = %s,
+               last_error_range = %s, updated_at = now()
+           WHERE name = %s AND status = 'running'""", (error[:2000], key_range, name))
+
+
+def add_retries(conn: psycopg.Connection, name: str, retries: int) -> None:
+    if retries:
+        conn.execute("UPDATE umbau_backfills SET retries = retries + %s WHERE name = %s",
+                     (retries, name))
+
+
+def claim(conn: psycopg.Connection, name: str, owner: str, lease: float) -> ChunkState | None:
+    """Take a free chunk (see the module docstring); None when none is free right now."""
+    row = conn.execute(
+        """SELECT c.chunk FROM umbau_backfill_chunks c
+           WHERE c.backfill = %s AND c.status <> 'done'
+             AND (c.owner IS NULL OR c.owner = %s OR c.lease_expires < now()
+                  OR NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = c.owner_pid
+                      AND (a.backend_start IS NULL OR a.backend_start = c.owner_started)))
+           ORDER BY c.chunk
+           LIMIT 1 FOR UPDATE OF c SKIP LOCKED""", (name, owner)).fetchone()
+    if row is None:
+        return None
+    got = conn.execute(
+        """UPDATE umbau_backfill_chunks SET owner = %s, owner_pid = pg_backend_pid(),
+               owner_started = (SELECT backend_start FROM pg_stat_activity
+                                WHERE pid = pg_backend_pid()),
+               lease_expires = now() + make_interval(secs => %s), status = 'running',
+               claims = claims + 1, updated_at = now()
+           WHERE backfill = %s AND chunk = %s
+           RETURNING chunk, lower_key, upper_key, checkpoint, status, rows_done, batches, owner,
+                     lease_expires, claims""", (owner, lease, name, row[0])).fetchone()
+    return ChunkState(*got) if got else None
+
+
+def open_chunks(conn: psycopg.Connection, name: str) -> int:
+    row = conn.execute("""SELECT count(*) FROM umbau_backfill_chunks
+                          WHERE backfill = %s AND status <> 'done'""", (name,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def release(conn: psycopg.Connection, name: str, chunk: int, owner: str) -> None:
+    conn.execute("""UPDATE umbau_backfill_chunks SET owner = NULL, owner_pid = NULL,
+                        lease_expires = NULL, updated_at = now()
+                    WHERE backfill = %s AND chunk = %s AND owner = %s""", (name, chunk, owner))
+
+
+def progress(conn: psycopg.Connection, name: str) -> tuple[int, int, int]:
+    """(rows done, chunks done, chunks) of a backfill."""
+    row = conn.execute(
+        """SELECT coalesce(sum(rows_done), 0), count(*) FILTER (WHERE status = 'done'), count(*)
+           FROM umbau_backfill_chunks WHERE backfill = %s""", (name,)).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1]), int(row[2])
+
+
+def reset(conn: psycopg.Connection, name: str) -> None:
+    """Forget a backfill (``run --restart``): its chunks go with it."""
+    conn.execute("DELETE FROM umbau_backfills WHERE name = %s", (name,))

@@ -1,0 +1,231 @@
+"""``umbau copy``: one database into another (an empty one), with anonymised columns.
+
+All of it runs in one transaction on the target, so a failure leaves the target as
+empty as it was:
+
+1. the schema's pre-data part (tables, sequences, types) from ``pg_dump --schema-only
+   --section=pre-data``, on a snapshot exported by the source transaction;
+2. the data, table by table in foreign-key order, ``COPY (SELECT <expressions> …) TO
+   STDOUT`` on the source into ``COPY … FROM STDIN`` on the target: the source computes
+   the anonymised values, the clear ones never leave it;
+3. the post-data part (indexes, constraints, foreign keys, triggers);
+4. the sequences, set to the source's values.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from umbau.backup import anonymize as anon
+from umbau.backup import pg
+from umbau.backup.config import backup_config
+from umbau.backup.restore import check_target
+from umbau.errors import BackupFailed, UsageError
+from umbau.events import Event, EventHandler, emit
+from umbau.postgres.connect import connect, describe, normalize_url
+from umbau.settings import Settings, mask_url
+
+COLUMNS_SQL = """
+    SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull
+    FROM pg_attribute a
+    WHERE a.attrelid = CAST(:rel AS regclass) AND a.attnum > 0 AND NOT a.attisdropped
+      AND a.attgenerated = ''
+    ORDER BY a.attnum
+"""
+FOREIGN_KEYS_SQL = """
+    SELECT cn.nspname || '.' || c.relname, rn.nspname || '.' || r.relname
+    FROM pg_constraint k
+    JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace cn ON cn.oid = c.relnamespace
+    JOIN pg_class r ON r.oid = k.confrelid JOIN pg_namespace rn ON rn.oid = r.relnamespace
+    WHERE k.contype = 'f'
+"""
+SEQUENCES_SQL = """
+    SELECT schemaname, sequencename, last_value FROM pg_sequences
+    WHERE last_value IS NOT NULL
+"""
+
+
+@dataclass
+class TableCopy:
+    table: str
+    rows: int
+    duration_s: float
+    anonymised: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"table": self.table, "rows": self.rows, "duration_s": round(self.duration_s, 3),
+                "anonymised": self.anonymised}
+
+
+@dataclass
+class CopyResult:
+    source: str
+    target: str
+    tables: list[TableCopy] = field(default_factory=list)
+    sequences: int = 0
+    duration_s: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "target": self.target,
+                "tables": [t.as_dict() for t in self.tables], "sequences": self.sequences,
+                "duration_s": round(self.duration_s, 3)}
+
+
+def foreign_key_order(names: Sequence[str], edges: Sequence[tuple[str, str]]) -> list[str]:
+    """Referenced tables before the tables that reference them; cycles keep name order
+    (the foreign keys are created after the data, so any order loads)."""
+    wanted = set(names)
+    deps = {n: {r for c, r in edges if c == n and r in wanted and r != n} for n in names}
+    order: list[str] = []
+    while deps:
+        ready = sorted(n for n, d in deps.items() if not d) or [sorted(deps)[0]]
+        for n in ready:
+            order.append(n)
+            deps.pop(n)
+        for d in deps.values():
+            d.difference_update(ready)
+    return order
+
+
+def _resolve(infos: Sequence[pg.TableInfo], requested: Sequence[str]) -> list[pg.TableInfo]:
+    if not requested:
+        return list(infos)
+    by_key = {i.key: i for i in infos}
+    chosen = []
+    for name in requested:
+        key = name if "." in name else f"public.{name}"
+        if key not in by_key:
+            raise UsageError(f"table {name} does not exist in the source: check --table")
+        chosen.append(by_key[key])
+    return chosen
+
+
+def _check_closed(chosen: Sequence[pg.TableInfo], edges: Sequence[tuple[str, str]]) -> None:
+    keys = {i.key for i in chosen}
+    missing = sorted({(c, r) for c, r in edges if c in keys and r not in keys})
+    if missing:
+        what = ", ".join(f"{c} -> {r}" for c, r in missing[:5])
+        needed = " ".join(f"--table {r}" for r in sorted({r for _, r in missing}))
+        raise UsageError(f"copied tables reference tables that are not copied ({what}): "
+                         f"add {needed}")
+
+
+def copy(
+    settings: Settings,
+    source_url: str,
+    target_url: str,
+    *,
+    tables: Sequence[str] = (),
+    rules_file: Path | None = None,
+    on_event: EventHandler | None = None,
+) -> CopyResult:
+    """Copy the schema and data of ``source_url`` into the empty ``target_url``."""
+    config = backup_config(settings)
+    rules = anon.load_rules(rules_file) if rules_file else anon.RuleSet("umbau", {})
+    if normalize_url(source_url) == normalize_url(target_url):
+        raise UsageError("--from and --to name the same database: name two databases")
+    result = CopyResult(mask_url(source_url) or "", mask_url(target_url) or "")
+    started = time.monotonic()
+    with connect(source_url) as src, connect(target_url) as dst:
+        check_target(pg.user_table_names(dst), clean=False, yes=False,
+                     where=describe(normalize_url(target_url)))
+        majors = max(pg.server_major(src), pg.server_major(dst))
+        dump_tool = pg.tool(config, "pg_dump", majors)
+        src.rollback()  # the isolation level can change only between transactions
+        src = src.execution_options(isolation_level="REPEATABLE READ")
+        src.exec_driver_sql("SET TRANSACTION READ ONLY")
+        snapshot = src.execute(text("SELECT pg_export_snapshot()")).scalar_one()
+        edges = [(str(c), str(r)) for c, r in src.execute(text(FOREIGN_KEYS_SQL))]
+        everything = pg.tables(src)
+        chosen = _resolve(everything, tables)
+        _check_closed(chosen, edges)
+        columns = {i.key: _columns(src, i) for i in chosen}
+        anon.check_rules(rules, columns, [i.key for i in everything])
+        order = foreign_key_order([i.key for i in chosen], edges)
+        by_key = {i.key: i for i in chosen}
+        selection = [] if not tables else [a for i in chosen for a in ("--table", i.key)]
+
+        def schema(section: str) -> str:
+            return _schema_sql(dump_tool, source_url, snapshot, section, selection)
+
+        emit(on_event, Event(kind="copy_step", message="schema", total=len(order)))
+        _run_script(dst, schema("pre-data"))
+        for key in order:
+            info = by_key[key]
+            emit(on_event, Event(kind="copy_table", message=key))
+            result.tables.append(_copy_table(src, dst, info, columns[key],
+                                             rules.for_table(info.schema, info.name),
+                                             rules.salt))
+        emit(on_event, Event(kind="copy_step", message="indexes and constraints"))
+        _run_script(dst, schema("post-data"))
+        result.sequences = _set_sequences(src, dst)
+        dst.commit()
+        src.rollback()
+    result.duration_s = time.monotonic() - started
+    return result
+
+
+def _columns(conn: Connection, info: pg.TableInfo) -> list[anon.Column]:
+    rows = conn.execute(text(COLUMNS_SQL), {"rel": info.qualified})
+    return [anon.Column(name, type_, bool(not_null)) for name, type_, not_null in rows]
+
+
+def _schema_sql(tool: Any, url: str, snapshot: str, section: str,
+                selection: Sequence[str]) -> str:
+    conninfo, env = pg.libpq(url)
+    args = ["--schema-only", f"--section={section}", "--no-owner", "--no-privileges",
+            "--snapshot", snapshot, *selection, "--dbname", conninfo]
+    code, out, err = pg.capture(tool, args, env=env)
+    if code != 0:
+        raise BackupFailed(f"pg_dump --schema-only failed (exit {code}): "
+                           f"{pg.first_error(err.splitlines())}: fix that and run it again")
+    # psql meta-commands (\restrict in newer pg_dump releases) are not SQL.
+    return "\n".join(line for line in out.splitlines() if not line.startswith("\\"))
+
+
+def _run_script(conn: Connection, sql: str) -> None:
+    """Run a plain-format dump script on the target's open transaction."""
+    if sql.strip():
+        raw = conn.connection.driver_connection
+        with raw.cursor() as cur:  # type: ignore[union-attr]
+            cur.execute(sql.encode("utf-8"))  # several statements, no parameters
+        # The script empties search_path for the session; later statements are qualified,
+        # but the session should not keep the script's settings.
+        conn.exec_driver_sql("RESET ALL")
+
+
+def _copy_table(src: Connection, dst: Connection, info: pg.TableInfo,
+                columns: Sequence[anon.Column], rules: Any, salt: str) -> TableCopy:
+    started = time.monotonic()
+    names = ", ".join(pg.quote_ident(c.name) for c in columns)
+    select = anon.select_sql(info.qualified, columns, rules, salt)
+    raw_src = src.connection.driver_connection
+    raw_dst = dst.connection.driver_connection
+    rows = 0
+    with raw_src.cursor() as out_cur, raw_dst.cursor() as in_cur:  # type: ignore[union-attr]
+        with out_cur.copy(f"COPY ({select}) TO STDOUT") as out_copy, \
+                in_cur.copy(f"COPY {info.qualified} ({names}) FROM STDIN") as in_copy:
+            for block in out_copy:
+                in_copy.write(block)
+        rows = max(in_cur.rowcount, 0)
+    anonymised = {name: rule.kind for name, rule in rules.items() if rule.kind != "keep"}
+    return TableCopy(info.key, rows, time.monotonic() - started, anonymised)
+
+
+def _set_sequences(src: Connection, dst: Connection) -> int:
+    present = {(s, n) for s, n in dst.execute(
+        text("SELECT schemaname, sequencename FROM pg_sequences"))}
+    count = 0
+    for schema, name, value in src.execute(text(SEQUENCES_SQL)):
+        if (schema, name) in present:
+            dst.execute(text("SELECT setval(CAST(:s AS regclass), :v, true)"),
+                        {"s": pg.qualified(schema, name), "v": value})
+            count += 1
+    return count

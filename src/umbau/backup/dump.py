@@ -1,0 +1,284 @@
+"""``umbau backup``: pg_dump under a temporary name, row counts from the same snapshot,
+a manifest beside it, renamed into place only when everything is complete."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from umbau._version import __version__
+from umbau.backup import manifest as mf
+from umbau.backup import pg
+from umbau.backup.config import BackupConfig, backup_config
+from umbau.errors import InsufficientDiskSpace, UmbauError, UsageError
+from umbau.events import Event, EventHandler, emit
+from umbau.postgres.connect import connect
+from umbau.settings import Settings
+
+DiskFree = Callable[[Path], int]
+_DUMPING = re.compile(r'dumping contents of table "?([^"]+)"?')
+
+
+def disk_free(path: Path) -> int:
+    return shutil.disk_usage(path).free
+
+
+@dataclass
+class BackupResult:
+    """A finished backup: where it is and its manifest."""
+
+    path: Path
+    manifest_file: Path
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"path": str(self.path), "manifest_file": str(self.manifest_file),
+                "manifest": self.manifest}
+
+
+@dataclass(frozen=True)
+class DumpOptions:
+    """What to dump and how."""
+
+    format: str = "custom"
+    jobs: int = 1
+    schema_only: bool = False
+    data_only: bool = False
+    tables: tuple[str, ...] = ()
+    exclude_tables: tuple[str, ...] = ()
+
+    def check(self) -> None:
+        if self.format not in ("custom", "directory"):
+            raise UsageError(f"format {self.format!r}: use custom or directory")
+        if self.schema_only and self.data_only:
+            raise UsageError("--schema-only and --data-only exclude each other: pick one")
+        if self.jobs > 1 and self.format != "directory":
+            raise UsageError("--jobs needs --format directory (pg_dump dumps in parallel only "
+                             "into a folder)")
+        if self.jobs < 1:
+            raise UsageError("--jobs must be 1 or more")
+
+    def pg_dump_args(self) -> list[str]:
+        args = ["--format", self.format]
+        if self.jobs > 1:
+            args += ["--jobs", str(self.jobs)]
+        if self.schema_only:
+            args.append("--schema-only")
+        if self.data_only:
+            args.append("--data-only")
+        for table in self.tables:
+            args += ["--table", table]
+        for table in self.exclude_tables:
+            args += ["--exclude-table", table]
+        return args
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"format": self.format, "jobs": self.jobs, "schema_only": self.schema_only,
+                "data_only": self.data_only, "tables": list(self.tables),
+                "exclude_tables": list(self.exclude_tables)}
+
+
+def _matches(info: pg.TableInfo, patterns: Sequence[str]) -> bool:
+    names = {info.name, info.key, f'"{info.schema}"."{info.name}"'}
+    return any(p in names for p in patterns)
+
+
+def selected_tables(infos: Sequence[pg.TableInfo], options: DumpOptions) -> list[pg.TableInfo]:
+    """The tables whose data the dump holds (plain names or schema.name; wildcards are
+    left to pg_dump and counted as the whole database)."""
+    if options.schema_only:
+        return []
+    chosen = [i for i in infos if not options.tables or _matches(i, options.tables)]
+    return [i for i in chosen if not _matches(i, options.exclude_tables)]
+
+
+def space_needed(config: BackupConfig, db_size: int, chosen: Sequence[pg.TableInfo],
+                 options: DumpOptions) -> int:
+    """Bytes to insist on: the database (or chosen tables) times the factor, plus a margin."""
+    if options.schema_only:
+        return config.space_margin
+    wildcard = any(ch in p for p in options.tables for ch in "*?")
+    size = db_size if (not options.tables or wildcard) else sum(i.bytes for i in chosen)
+    return int(size * config.space_factor) + config.space_margin
+
+
+def check_space(folder: Path, needed: int, free_fn: DiskFree) -> None:
+    free = free_fn(folder)
+    if free < needed:
+        raise InsufficientDiskSpace(
+            f"not enough free disk in {folder}: {_mb(free)} free, {_mb(needed)} needed "
+            "(database size x space_factor + space_margin): free space or pass --dir "
+            "on a larger disk",
+            needed, free,
+        )
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1024**2:,.1f} MiB"
+
+
+def read_revision(settings: Settings, conn: Connection, url: str) -> tuple[str, ...]:
+    """The database's revision: the version table read directly, or through env.py when
+    the project keeps it elsewhere."""
+    found = pg.version_table_revisions(conn)
+    if found or (settings.alembic_config is None and settings.script_location is None):
+        return found
+    try:
+        from umbau.alembic_bridge import Project, current_heads
+
+        with connect(url) as other:
+            return current_heads(Project(settings, url), other)
+    except UmbauError:
+        return found
+
+
+def backup(
+    settings: Settings,
+    options: DumpOptions | None = None,
+    *,
+    directory: Path | None = None,
+    database_url: str | None = None,
+    free_space: DiskFree = disk_free,
+    reason: str = "manual",
+    on_event: EventHandler | None = None,
+) -> BackupResult:
+    """Dump the database into the backup folder and write the manifest beside it."""
+    config = backup_config(settings)
+    options = options or DumpOptions(format=config.format, jobs=config.jobs)
+    options.check()
+    url = database_url or settings.require_database_url()
+    folder = mf.secure_dir((directory or config.dir).resolve())
+    started = time.monotonic()
+    created = datetime.now(UTC)
+    with connect(url) as conn:
+        major = pg.server_major(conn)
+        version = pg.server_version(conn)
+        infos = pg.tables(conn)
+        chosen = selected_tables(infos, options)
+        check_space(folder, space_needed(config, pg.database_size(conn), chosen, options),
+                    free_space)
+        revision = read_revision(settings, conn, url)
+        conn.rollback()
+    tool = pg.tool(config, "pg_dump", major)
+    database = pg.database_name(url)
+    name = mf.backup_name(database, created, revision)
+    final = _free_name(folder, name, ".dump" if options.format == "custom" else "")
+    partial = final.with_name(final.name + mf.PARTIAL)
+    emit(on_event, Event(kind="backup_start", message=str(final), total=len(chosen)))
+    try:
+        counts, timings = _dump(url, tool, options, partial, chosen, config, on_event)
+        _tighten(partial)
+        clock = time.monotonic()
+        checksum = mf.sha256_of(partial)
+        timings["checksum_s"] = round(time.monotonic() - clock, 3)
+        size = mf.size_of(partial)
+        os.replace(partial, final)
+    except BaseException:
+        _remove(partial)
+        raise
+    duration = round(time.monotonic() - started, 3)
+    manifest: dict[str, Any] = {
+        "manifest_version": mf.MANIFEST_VERSION,
+        "name": final.name.removesuffix(".dump"),
+        "file": final.name,
+        "database": database,
+        "server_version": version,
+        "revision": list(revision),
+        "umbau_version": __version__,
+        "created": created.isoformat(),
+        "duration_s": duration,
+        "timings": timings,
+        "size": size,
+        "sha256": checksum,
+        "format": options.format,
+        "options": options.as_dict(),
+        "reason": reason,
+        "pg_dump": tool.as_dict(),
+        "tables": counts,
+        "verification": None,
+        "restores": [],
+    }
+    mfile = mf.manifest_path(final)
+    mf.write_json(mfile, manifest)
+    emit(on_event, Event(kind="backup_done", message=str(final), duration=duration))
+    return BackupResult(final, mfile, manifest)
+
+
+def _dump(url: str, tool: Any, options: DumpOptions, target: Path,
+          chosen: Sequence[pg.TableInfo], config: BackupConfig,
+          on_event: EventHandler | None,
+          ) -> tuple[dict[str, dict[str, Any]], dict[str, float]]:
+    """Run pg_dump on an exported snapshot while counting rows in that same snapshot, so
+    the counts are exactly what the dump holds. Returns (counts, timings)."""
+    conninfo, env = pg.libpq(url)
+
+    def on_line(line: str) -> None:
+        match = _DUMPING.search(line)
+        if match:
+            emit(on_event, Event(kind="backup_table", message=match.group(1)))
+
+    with connect(url) as conn:
+        snap = conn.execution_options(isolation_level="REPEATABLE READ")
+        snapshot = snap.execute(text("SELECT pg_export_snapshot()")).scalar_one()
+        args = [*options.pg_dump_args(), "--verbose", "--snapshot", snapshot,
+                "--file", str(target), "--dbname", conninfo]
+        clock = time.monotonic()
+        proc = pg.run(tool, args, env=env, on_line=on_line)
+        try:
+            counts = pg.row_counts(snap, chosen, config.exact_count_below)
+            counted = time.monotonic() - clock
+            pg.wait(proc, "pg_dump")
+        except BaseException:
+            _stop(proc)
+            raise
+        dumped = time.monotonic() - clock
+        snap.rollback()
+    return counts, {"pg_dump_s": round(dumped, 3), "counts_s": round(counted, 3)}
+
+
+def _free_name(folder: Path, name: str, suffix: str) -> Path:
+    """``name`` + suffix, or ``name-2`` … when a backup of the same second exists."""
+    candidate, n = folder / (name + suffix), 1
+    while any(p.exists() for p in (candidate, mf.manifest_path(candidate),
+                                    candidate.with_name(candidate.name + mf.PARTIAL))):
+        n += 1
+        candidate = folder / f"{name}-{n}{suffix}"
+    return candidate
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _tighten(path: Path) -> None:
+    """Files 0600, folders 0700: a dump holds every row of the database."""
+    if path.is_dir():
+        os.chmod(path, 0o700)
+        for item in path.rglob("*"):
+            os.chmod(item, 0o700 if item.is_dir() else 0o600)
+    else:
+        os.chmod(path, 0o600)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists():
+        path.unlink()

@@ -1,0 +1,188 @@
+"""``umbau backup verify``: checksum, a full read of the archive, and on request a
+restore into a scratch database whose row counts and revision must match the manifest.
+The outcome is written into the manifest."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import text
+
+from umbau.backup import manifest as mf
+from umbau.backup import pg
+from umbau.backup.config import backup_config
+from umbau.errors import BackupFailed, UsageError
+from umbau.events import Event, EventHandler, emit
+from umbau.postgres.connect import connect
+from umbau.settings import Settings
+
+VERSION_TABLE = "public.alembic_version"
+
+
+@dataclass
+class RestoreTest:
+    """A restore into a scratch database, compared with the manifest."""
+
+    database: str
+    duration_s: float = 0.0
+    tables: dict[str, dict[str, Any]] = field(default_factory=dict)
+    revision_expected: list[str] | None = None
+    revision_actual: list[str] | None = None
+
+    @property
+    def revision_ok(self) -> bool | None:
+        if self.revision_expected is None:
+            return None
+        return sorted(self.revision_expected) == sorted(self.revision_actual or [])
+
+    @property
+    def ok(self) -> bool:
+        return all(t["ok"] for t in self.tables.values()) and self.revision_ok is not False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"database": self.database, "duration_s": round(self.duration_s, 3),
+                "tables": self.tables, "revision_expected": self.revision_expected,
+                "revision_actual": self.revision_actual, "revision_ok": self.revision_ok,
+                "ok": self.ok}
+
+
+@dataclass
+class VerifyResult:
+    """What verify found; ``ok`` is False when anything is wrong."""
+
+    path: Path
+    checksum_ok: bool | None = None
+    archive_ok: bool = False
+    entries: int = 0
+    restore_test: RestoreTest | None = None
+    problems: list[str] = field(default_factory=list)
+    at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and self.archive_ok and self.checksum_ok is not False and (
+            self.restore_test is None or self.restore_test.ok)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"path": str(self.path), "ok": self.ok, "at": self.at,
+                "checksum_ok": self.checksum_ok, "archive_ok": self.archive_ok,
+                "entries": self.entries, "problems": self.problems,
+                "restore_test": self.restore_test.as_dict() if self.restore_test else None}
+
+
+def verify(settings: Settings, path: Path, *, restore_test: bool = False,
+           database_url: str | None = None, on_event: EventHandler | None = None,
+           ) -> VerifyResult:
+    """Check a backup; the result is recorded in its manifest (when it has one)."""
+    config = backup_config(settings)
+    entry = mf.entry_for(Path(path).resolve())
+    manifest = entry.manifest
+    result = VerifyResult(entry.path)
+    if manifest.get("sha256"):
+        emit(on_event, Event(kind="verify_step", message="checksum"))
+        actual = mf.sha256_of(entry.path)
+        result.checksum_ok = actual == manifest["sha256"]
+        if not result.checksum_ok:
+            result.problems.append(f"sha256 is {actual[:16]}…, the manifest says "
+                                   f"{manifest['sha256'][:16]}…: the file changed or is "
+                                   "truncated")
+    else:
+        result.problems.append("no manifest beside the backup: the checksum cannot be checked")
+    url = database_url or settings.database_url
+    major = None
+    if restore_test:
+        if manifest.get("options", {}).get("data_only"):
+            raise UsageError("a --data-only backup cannot be restore-tested on its own: "
+                             "verify it without --restore-test")
+        if not url:
+            settings.require_database_url()
+        with connect(url or "") as conn:
+            major = pg.server_major(conn)
+    restore = pg.tool(config, "pg_restore", major)
+    emit(on_event, Event(kind="verify_step", message="reading the archive"))
+    _read_archive(restore, entry.path, result)
+    if restore_test and result.archive_ok and result.checksum_ok is not False:
+        emit(on_event, Event(kind="verify_step", message="restore test"))
+        result.restore_test = _restore_test(restore, entry.path, manifest, url or "", on_event)
+    if manifest:
+        _record(entry, result)
+    return result
+
+
+def _read_archive(restore: Any, path: Path, result: VerifyResult) -> None:
+    """``pg_restore --list`` (the table of contents), then a full read into /dev/null,
+    which decompresses every data block and so catches truncation."""
+    code, out, err = pg.capture(restore, ["--list", str(path)])
+    if code != 0:
+        result.problems.append("the archive's table of contents cannot be read: "
+                               f"{pg.first_error(err.splitlines())}")
+        return
+    result.entries = sum(1 for line in out.splitlines() if line and not line.startswith(";"))
+    try:
+        pg.run_checked(restore, ["--file", "/dev/null", str(path)], "pg_restore (full read)")
+    except BackupFailed as exc:
+        result.problems.append(f"the archive cannot be read to the end: {exc}")
+        return
+    result.archive_ok = True
+
+
+def _restore_test(restore: Any, path: Path, manifest: dict[str, Any], url: str,
+                  on_event: EventHandler | None) -> RestoreTest:
+    scratch = f"umbau_verify_{uuid.uuid4().hex[:12]}"
+    test = RestoreTest(scratch)
+    scratch_url = pg.with_database(url, scratch)
+    with connect(url, autocommit=True) as admin:
+        force = " WITH (FORCE)" if pg.server_major(admin) >= 13 else ""
+        try:
+            admin.execute(text(f"CREATE DATABASE {pg.quote_ident(scratch)} TEMPLATE template0"))
+        except sa.exc.DBAPIError as exc:
+            raise BackupFailed(f"cannot create the scratch database {scratch}: "
+                               f"{str(exc.orig).strip().splitlines()[0]}: grant CREATEDB or "
+                               "pass --database a URL of a server where you may") from exc
+        try:
+            conninfo, env = pg.libpq(scratch_url)
+            args = ["--no-owner", "--no-privileges", "--exit-on-error", "--dbname", conninfo]
+            if manifest.get("format") == "directory":
+                args += ["--jobs", str(max(2, int(manifest.get("options", {}).get("jobs", 1))))]
+            started = time.monotonic()
+            pg.run_checked(restore, [*args, str(path)], "pg_restore (restore test)", env=env)
+            test.duration_s = time.monotonic() - started
+            emit(on_event, Event(kind="verify_step", message="comparing row counts",
+                                 duration=test.duration_s))
+            _compare(scratch_url, manifest, test)
+        finally:
+            admin.execute(text(f"DROP DATABASE IF EXISTS {pg.quote_ident(scratch)}{force}"))
+    return test
+
+
+def _compare(scratch_url: str, manifest: dict[str, Any], test: RestoreTest) -> None:
+    expected: dict[str, dict[str, Any]] = manifest.get("tables") or {}
+    with connect(scratch_url) as conn:
+        actual = pg.exact_counts(conn, list(expected))
+        for key, want in expected.items():
+            got = actual.get(key)
+            ok = got is not None and (got == want["rows"] or not want.get("exact", True))
+            test.tables[key] = {"expected": want["rows"], "actual": got,
+                                "exact": want.get("exact", True), "ok": ok}
+        options = manifest.get("options") or {}
+        if VERSION_TABLE in expected or (not options.get("schema_only")
+                                         and not options.get("tables")
+                                         and manifest.get("revision")):
+            test.revision_expected = list(manifest.get("revision") or [])
+            test.revision_actual = list(pg.version_table_revisions(conn))
+
+
+def _record(entry: mf.BackupEntry, result: VerifyResult) -> None:
+    """Write the outcome into the manifest (atomically), keeping earlier ones."""
+    data = dict(entry.manifest)
+    record = result.as_dict()
+    data["verification"] = record
+    data["verifications"] = [*data.get("verifications", []), record][-20:]
+    mf.write_json(entry.manifest_file, data)
+    entry.manifest = data

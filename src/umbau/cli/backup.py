@@ -1,0 +1,313 @@
+"""The backup commands: backup (+ verify), backups list/prune, restore, copy."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from umbau.cli import FORMAT, State, cli, pass_state, render
+from umbau.errors import EXIT_BACKUP_CORRUPT
+from umbau.events import Event, EventHandler
+from umbau.settings import Settings
+
+
+def backup_settings(state: State) -> Settings:
+    """The settings with UMBAU_PG_BIN and PATH put where the backup library looks."""
+    settings = state.settings
+    section = dict(settings.section("backup"))
+    if os.environ.get("UMBAU_PG_BIN"):
+        section["pg_bin"] = os.environ["UMBAU_PG_BIN"]
+    section.setdefault("search_path", os.environ.get("PATH", ""))
+    return replace(settings, sections={**settings.sections, "backup": section})
+
+
+def _line(event: Event) -> str | None:
+    if event.kind == "backup_start":
+        return f"backing up into {event.message} ({event.total} table(s) with data)"
+    if event.kind == "backup_table":
+        return f"  dumped {event.message}"
+    if event.kind in ("verify_step", "restore_step", "copy_step"):
+        return f"{event.message}…"
+    if event.kind == "copy_table":
+        return f"  copying {event.message}"
+    return None
+
+
+@contextmanager
+def progress(quiet: bool) -> Iterator[EventHandler]:
+    """A bar over the tables on a terminal, plain lines otherwise, nothing when quiet."""
+    if quiet:
+        yield lambda event: None
+        return
+    if not render.err.is_terminal:
+        def plain(event: Event) -> None:
+            line = _line(event)
+            if line:
+                render.err.print(line, markup=False)
+
+        yield plain
+        return
+    bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                   TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                   console=render.err, transient=True)
+    task = bar.add_task("starting", total=None)
+
+    def handle(event: Event) -> None:
+        if event.total is not None:
+            bar.update(task, total=event.total)
+        if event.kind in ("backup_table", "copy_table"):
+            bar.update(task, description=event.message or "")
+            bar.advance(task)
+        elif event.message:
+            bar.update(task, description=event.message)
+
+    with bar:
+        yield handle
+
+
+_UPGRADE_KINDS = {
+    "backup_before_upgrade": "backing up before the upgrade ({message})",
+    "backup_taken": "backup taken: {message}",
+    "rollback_skipped": "not restoring: {message}",
+    "rollback_restore": "revision {revision} failed: restoring {message}",
+}
+
+
+def backup_events(handler: EventHandler, quiet: bool) -> EventHandler:
+    """The upgrade's handler, plus a line for each backup event around the upgrade."""
+    def handle(event: Event) -> None:
+        template = _UPGRADE_KINDS.get(event.kind)
+        if template is None:
+            handler(event)
+        elif not quiet:
+            render.err.print(template.format(message=event.message, revision=event.revision),
+                             markup=False)
+
+    return handle
+
+
+def _size(n: Any) -> str:
+    if not isinstance(n, int):
+        return "?"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB"):
+        if value < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--format", "dump_format", type=click.Choice(["custom", "directory"]),
+              help="pg_dump format (default: backup.format, custom).")
+@click.option("--jobs", "-j", type=int, help="Parallel jobs (directory format).")
+@click.option("--schema-only", is_flag=True, help="Only the schema.")
+@click.option("--data-only", is_flag=True, help="Only the data.")
+@click.option("--table", "-t", "tables", multiple=True, help="Only this table (repeatable).")
+@click.option("--exclude-table", "-T", "excludes", multiple=True,
+              help="Leave out this table (repeatable).")
+@click.option("--dir", "directory", type=click.Path(path_type=Path),
+              help="Backup folder (default: backup.dir, ./backups).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def backup(ctx: click.Context, dump_format: str | None, jobs: int | None, schema_only: bool,
+           data_only: bool, tables: tuple[str, ...], excludes: tuple[str, ...],
+           directory: Path | None, quiet: bool, as_json: bool) -> None:
+    """Back up the database: pg_dump plus a manifest (checksum, revision, row counts)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from umbau.backup.config import backup_config
+    from umbau.backup.dump import DumpOptions
+    from umbau.backup.dump import backup as run
+
+    state = ctx.find_object(State)
+    assert state is not None  # the cli group sets it
+    settings = backup_settings(state)
+    config = backup_config(settings)
+    options = DumpOptions(format=dump_format or config.format,
+                          jobs=jobs or (config.jobs if (dump_format or config.format)
+                                        == "directory" else 1),
+                          schema_only=schema_only, data_only=data_only, tables=tables,
+                          exclude_tables=excludes)
+    with progress(quiet or as_json) as handler:
+        result = run(settings, options, directory=directory, on_event=handler)
+    if as_json:
+        render.as_json(result.as_dict())
+        return
+    m = result.manifest
+    estimated = sum(1 for t in m["tables"].values() if not t["exact"])
+    render.out.print(f"backup {result.path}\n  revision {', '.join(m['revision']) or 'base'}, "
+                     f"{_size(m['size'])}, {len(m['tables'])} table(s)"
+                     f"{f' ({estimated} counts estimated)' if estimated else ''}, "
+                     f"{m['duration_s']:.1f}s\n  sha256 {m['sha256']}\n"
+                     f"  not verified yet: umbau backup verify {result.path} --restore-test",
+                     markup=False)
+
+
+@backup.command("verify")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--restore-test", is_flag=True,
+              help="Restore into a scratch database and compare row counts and revision.")
+@click.option("--database", "database_url", help="Server for the scratch database (URL).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+@FORMAT
+@pass_state
+def verify_cmd(state: State, file: Path, restore_test: bool, database_url: str | None,
+               quiet: bool, fmt: str) -> int:
+    """Check a backup: checksum, a full read; with --restore-test, a real restore."""
+    from umbau.backup.verify import verify
+
+    with progress(quiet or fmt == "json") as handler:
+        result = verify(backup_settings(state), file, restore_test=restore_test,
+                        database_url=database_url, on_event=handler)
+    code = 0 if result.ok else EXIT_BACKUP_CORRUPT
+    if fmt == "json":
+        render.as_json(result.as_dict())
+        return code
+    checksum = {True: "ok", False: "MISMATCH", None: "not checked"}[result.checksum_ok]
+    render.out.print(f"checksum: {checksum}; archive: "
+                     f"{'ok' if result.archive_ok else 'UNREADABLE'} ({result.entries} entries)",
+                     markup=False)
+    test = result.restore_test
+    if test is not None:
+        bad = {k: v for k, v in test.tables.items() if not v["ok"]}
+        revision = {True: "matches", False: "DIFFERS", None: "not in backup"}[test.revision_ok]
+        render.out.print(f"restore test: restored in {test.duration_s:.2f}s, "
+                         f"{len(test.tables)} table(s), {len(bad)} with other row counts; "
+                         f"revision {revision}", markup=False)
+        for key, row in bad.items():
+            render.out.print(f"  {key}: manifest {row['expected']}, restored {row['actual']}",
+                             markup=False)
+    for problem in result.problems:
+        render.out.print(f"problem: {problem}", markup=False)
+    render.out.print("verified" if result.ok else "NOT verified: do not rely on this backup",
+                     markup=False)
+    return code
+
+
+@cli.group()
+def backups() -> None:
+    """The backup folder: list, prune."""
+
+
+@backups.command("list")
+@click.option("--dir", "directory", type=click.Path(path_type=Path), help="Backup folder.")
+@FORMAT
+@pass_state
+def list_cmd(state: State, directory: Path | None, fmt: str) -> None:
+    """Backups, newest first: when, revision, size, verified."""
+    from umbau.backup.prune import list_backups
+
+    result = list_backups(backup_settings(state), directory)
+    if fmt == "json":
+        render.as_json(result.as_dict())
+        return
+    rows = []
+    for entry in result.backups:
+        m = entry.manifest
+        verified = "restore-tested" if entry.restore_tested else (
+            "yes" if entry.verified else ("FAILED" if m.get("verification") else "no"))
+        rows.append([f"{entry.created:%Y-%m-%d %H:%M:%S}Z", ", ".join(m.get("revision") or [])
+                     or "base", _size(m.get("size")), m.get("format"), verified, entry.path.name])
+    render.table(str(result.folder), ["created", "revision", "size", "format", "verified",
+                                      "name"], rows)
+    for item in result.incomplete:
+        render.out.print(f"incomplete (interrupted backup): {item.name}", markup=False)
+
+
+@backups.command("prune")
+@click.option("--keep-days", type=float, default=30, show_default=True,
+              help="Delete backups older than this.")
+@click.option("--keep-last", type=int, default=0, show_default=True,
+              help="Always keep the newest N.")
+@click.option("--dry-run", is_flag=True, help="Only say what would be deleted.")
+@click.option("--dir", "directory", type=click.Path(path_type=Path), help="Backup folder.")
+@FORMAT
+@pass_state
+def prune_cmd(state: State, keep_days: float, keep_last: int, dry_run: bool,
+              directory: Path | None, fmt: str) -> None:
+    """Delete old backups; never the newest verified one (safe for cron)."""
+    from umbau.backup.prune import prune
+
+    result = prune(backup_settings(state), keep_days=keep_days, keep_last=keep_last,
+                   dry_run=dry_run, directory=directory)
+    if fmt == "json":
+        render.as_json(result.as_dict())
+        return
+    verb = "would delete" if dry_run else "deleted"
+    for d in result.decisions:
+        render.out.print(f"{verb if not d.keep else 'keep':<12} {d.path.name}  ({d.reason})",
+                         markup=False)
+    for item in result.removed_incomplete:
+        render.out.print(f"{verb:<12} {item.name}  (incomplete, older than a day)", markup=False)
+    render.out.print(f"{len(result.deleted)} backup(s) "
+                     f"{'would be deleted' if dry_run else 'deleted'}, "
+                     f"{len(result.decisions) - len(result.deleted)} kept", markup=False)
+
+
+@cli.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--database", "database_url", help="Target database URL (default: database_url).")
+@click.option("--clean", is_flag=True, help="Drop and replace what the backup contains.")
+@click.option("--yes", "-y", is_flag=True, help="Confirm --clean.")
+@click.option("--jobs", "-j", type=int, help="Parallel jobs (directory format).")
+@click.option("--no-owner", is_flag=True, help="Skip ownership and privileges.")
+@click.option("--ignore-revision", is_flag=True,
+              help="Restore a backup whose revision the scripts do not know.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+@FORMAT
+@pass_state
+def restore(state: State, file: Path, database_url: str | None, clean: bool, yes: bool,
+            jobs: int | None, no_owner: bool, ignore_revision: bool, quiet: bool,
+            fmt: str) -> None:
+    """Restore a backup; refuses a database with tables unless --clean --yes."""
+    from umbau.backup.restore import restore as run
+
+    with progress(quiet or fmt == "json") as handler:
+        result = run(backup_settings(state), file, database_url=database_url, clean=clean,
+                     yes=yes, jobs=jobs, no_owner=no_owner, ignore_revision=ignore_revision,
+                     on_event=handler)
+    if fmt == "json":
+        render.as_json(result.as_dict())
+        return
+    render.out.print(f"restored {result.path.name} in {result.duration_s:.2f}s; the database "
+                     f"is at revision {', '.join(result.revision) or 'base'}", markup=False)
+    if result.leftover_tables:
+        render.out.print("tables not in the backup were left as they were: "
+                         f"{', '.join(result.leftover_tables)}", markup=False)
+
+
+@cli.command("copy")
+@click.option("--from", "source", required=True, help="Source database URL.")
+@click.option("--to", "target", required=True, help="Target database URL (must be empty).")
+@click.option("--table", "-t", "tables", multiple=True, help="Only this table (repeatable).")
+@click.option("--anonymize", "rules", type=click.Path(path_type=Path),
+              help="Anonymisation rules (TOML).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+@FORMAT
+@pass_state
+def copy_cmd(state: State, source: str, target: str, tables: tuple[str, ...],
+             rules: Path | None, quiet: bool, fmt: str) -> None:
+    """Copy a database into an empty one, anonymising columns on the source."""
+    from umbau.backup.copy import copy
+
+    with progress(quiet or fmt == "json") as handler:
+        result = copy(backup_settings(state), source, target, tables=tables,
+                      rules_file=rules, on_event=handler)
+    if fmt == "json":
+        render.as_json(result.as_dict())
+        return
+    render.table(None, ["table", "rows", "s", "anonymised"],
+                 [[t.table, t.rows, f"{t.duration_s:.2f}",
+                   ", ".join(f"{c}={r}" for c, r in t.anonymised.items())]
+                  for t in result.tables])
+    render.out.print(f"copied {len(result.tables)} table(s) and {result.sequences} sequence(s) "
+                     f"in {result.duration_s:.1f}s", markup=False)

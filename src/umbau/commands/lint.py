@@ -1,0 +1,287 @@
+"""``umbau lint``: the operations that lock, rewrite or break, with a safe rewrite for each."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+
+from umbau import alembic_bridge as bridge
+from umbau.errors import UnsafeMigration, UsageError
+from umbau.lint import config as lint_config
+from umbau.lint import sources
+from umbau.lint.context import Unit
+from umbau.lint.engine import lint_units, make_finding
+from umbau.lint.model import ERROR, WARNING, Finding, Hit
+from umbau.lint.registry import all_rules
+from umbau.settings import Settings
+
+UNRENDERED = "unrendered-revision"
+
+
+@dataclass(frozen=True)
+class TableStats:
+    """What the database says about a touched table (estimates from pg_class)."""
+
+    name: str
+    exists: bool
+    rows: int | None = None
+    bytes: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "exists": self.exists, "rows": self.rows, "bytes": self.bytes}
+
+
+@dataclass
+class LintedUnit:
+    id: str
+    path: str | None
+    via: str
+    statements: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "path": self.path, "via": self.via, "statements": self.statements}
+
+
+@dataclass
+class LintResult:
+    """Findings (after ignores), the linted units, and the touched tables' sizes."""
+
+    findings: list[Finding] = field(default_factory=list)
+    units: list[LintedUnit] = field(default_factory=list)
+    tables: dict[str, TableStats] = field(default_factory=dict)
+    target_version: int = 15
+    version_from: str = "setting"  # "server" | "setting"
+    large_table: int = 0
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == ERROR]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == WARNING]
+
+    @property
+    def exit_code(self) -> int:
+        """1 when any error-level finding remains, else 0."""
+        return 1 if self.errors else 0
+
+    def summary(self) -> str:
+        return (f"{len(self.units)} revision(s)/file(s) linted: {len(self.errors)} error(s), "
+                f"{len(self.warnings)} warning(s)")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "summary": self.summary(),
+            "exit_code": self.exit_code,
+            "target_version": self.target_version,
+            "version_from": self.version_from,
+            "large_table_bytes": self.large_table,
+            "units": [u.as_dict() for u in self.units],
+            "tables": {k: v.as_dict() for k, v in self.tables.items()},
+            "findings": [f.as_dict() for f in self.findings],
+        }
+
+
+def _is_sql_file(target: str) -> bool:
+    return target.lower().endswith(".sql")
+
+
+def lint(
+    settings: Settings,
+    targets: Sequence[str] = (),
+    since: str | None = None,
+    *,
+    enable: Sequence[str] = (),
+    disable: Sequence[str] = (),
+    target_version: int | None = None,
+    offline: bool = False,
+) -> LintResult:
+    """Lint revisions and/or SQL files.
+
+    ``targets``: revision ids and ``.sql`` paths. With neither targets nor ``since``: the
+    revisions not yet applied to the configured database, or all of them without one.
+    ``offline=True`` never connects to the configured database (sizes and server
+    version are then unknown).
+    """
+    section = dict(settings.section("lint"))
+    if enable:
+        section["enable"] = [*section.get("enable", []), *enable]
+    if disable:
+        section["disable"] = [*section.get("disable", []), *disable]
+    cfg = lint_config.load(section)
+    files = [Path(t) for t in targets if _is_sql_file(t)]
+    revisions = [t for t in targets if not _is_sql_file(t)]
+    for path in files:
+        if not path.is_file():
+            raise UsageError(f"{path} does not exist: name an existing .sql file or a revision")
+    url = None if offline else settings.database_url
+    version, version_from = cfg.target_version, "setting"
+    if target_version:
+        version, version_from = target_version, "option"
+    elif url:
+        version, version_from = _server_major(url), "server"
+    cfg = replace(cfg, target_version=version)
+    result = LintResult(target_version=version, version_from=version_from,
+                        large_table=cfg.large_table)
+
+    units: list[Unit] = []
+    if revisions or since or not files:
+        units += _revision_units(settings, cfg, revisions, since, url)
+    units += [sources.sql_file_unit(p, assume_in_transaction=cfg.assume_in_transaction)
+              for p in files]
+    findings = lint_units(units, cfg)
+    findings += [f for u in units for f in _unrendered(u, cfg)]
+    result.units = [LintedUnit(u.id, u.path, u.via, len(u.statements)) for u in units if u.report]
+    if url:
+        _add_table_stats(result, findings, url, cfg.large_table)
+    result.findings = findings
+    return result
+
+
+def lint_upgrade(settings: Settings, target: str = "head") -> LintResult:
+    """The lint of the revisions an upgrade to ``target`` would run (``umbau upgrade``'s gate)."""
+    from umbau.postgres.connect import connect
+
+    project = bridge.Project(settings, settings.require_database_url())
+    # Reading the heads through env.py would create the version table; a refused upgrade
+    # must leave the database untouched, so look for the table first.
+    run = bridge.run_env(project, lambda rev, ctx: [], as_sql=True, output=io.StringIO())
+    table = ".".join(filter(None, (run.version_table_schema, run.version_table)))
+    with connect(settings.require_database_url()) as conn:
+        exists = conn.execute(text("SELECT to_regclass(:t) IS NOT NULL"),
+                              {"t": _quoted(table)}).scalar_one()
+        current = bridge.current_heads(project, conn) if exists else ()
+        conn.rollback()
+    steps = project.upgrade_steps(current, target)
+    revisions = [r for step in steps for r in step.revision.split(",")]
+    if not revisions:
+        return LintResult()
+    return lint(settings, revisions)
+
+
+def check_upgrade(settings: Settings, target: str = "head",
+                  allow_unsafe: bool | None = None) -> LintResult | None:
+    """Refuse (:class:`UnsafeMigration`) when the upgrade has error-level findings.
+
+    ``allow_unsafe=None`` takes ``[tool.umbau.lint] allow_unsafe`` (default false); when
+    unsafe steps are allowed nothing is linted and None is returned.
+    """
+    if allow_unsafe is None:
+        allow_unsafe = allow_unsafe_default(settings)
+    if allow_unsafe:
+        return None
+    result = lint_upgrade(settings, target)
+    if result.errors:
+        first = result.errors[0]
+        raise UnsafeMigration(
+            f"{len(result.errors)} error-level lint finding(s) in the pending revisions (first: "
+            f"{first.rule} at {first.location}): see `umbau lint`, then fix them, add "
+            f"`# umbau: ignore[{first.rule}] <reason>`, or rerun with --allow-unsafe",
+            result.errors,
+        )
+    return result
+
+
+def allow_unsafe_default(settings: Settings) -> bool:
+    """``[tool.umbau.lint] allow_unsafe``: whether upgrade runs despite error findings."""
+    return lint_config.load(settings.section("lint")).allow_unsafe
+
+
+def _server_major(url: str) -> int:
+    from umbau.postgres.catalog import server_version
+    from umbau.postgres.connect import connect
+
+    with connect(url) as conn:
+        return server_version(conn) // 10000
+
+
+def _selected(project: bridge.Project, settings: Settings, revisions: Sequence[str],
+              since: str | None, url: str | None) -> set[str]:
+    if revisions:
+        return {project.get(r).revision for r in revisions}
+    if since:
+        start = project.get(since).revision
+        return {r for s in project.upgrade_steps((start,), "heads") for r in s.revision.split(",")}
+    if url:
+        from umbau.commands.status import status
+
+        pending = status(settings).pending
+        return {r for s in pending for r in s.revision.split(",")}
+    return {r.revision for r in project.revisions()}
+
+
+def _revision_units(settings: Settings, cfg: lint_config.LintConfig, revisions: Sequence[str],
+                    since: str | None, url: str | None) -> list[Unit]:
+    project = bridge.Project(settings, url or sources.OFFLINE_URL)
+    wanted = _selected(project, settings, revisions, since, url)
+    with ExitStack() as stack:
+        server: list[str] = []
+
+        def capture(revision: str) -> list[Any]:
+            if not server:  # started (embedded) only when a revision needs it
+                server.append(stack.enter_context(sources.scratch_server(url)))
+            return sources.capture_on_database(settings, server[0], revision)
+
+        rendered = sources.render_history(project, wanted, capture)
+    units = []
+    for info in project.revisions():
+        source = Path(info.path).read_text(encoding="utf-8")
+        units.append(Unit(
+            id=info.revision, path=info.path, source=source, report=info.revision in wanted,
+            statements=rendered.statements.get(info.revision, []),
+            via=rendered.via.get(info.revision, "failed"),
+            failure=rendered.failed.get(info.revision),
+        ))
+    return units
+
+
+def _unrendered(unit: Unit, cfg: lint_config.LintConfig) -> list[Finding]:
+    reason = unit.failure
+    if not unit.report or reason is None or UNRENDERED not in cfg.enabled:
+        return []
+    hit = Hit(f"the SQL of {unit.id} could not be rendered offline nor captured on a throwaway "
+              f"database ({reason}): check it by hand, or configure a database_url")
+    return [make_finding(all_rules()[UNRENDERED], hit, unit, None, cfg)]
+
+
+def _quoted(name: str) -> str:
+    return ".".join('"' + part.replace('"', '""') + '"' for part in name.split("."))
+
+
+def _add_table_stats(result: LintResult, findings: list[Finding], url: str,
+                     large_table: int) -> None:
+    from umbau.postgres.connect import connect
+
+    names = sorted({f.table for f in findings if f.table})
+    if not names:
+        return
+    with connect(url) as conn:
+        rows = conn.execute(text(
+            "SELECT t.name, c.oid IS NOT NULL, c.reltuples::bigint, "
+            "CASE WHEN c.oid IS NULL THEN NULL ELSE pg_total_relation_size(c.oid) END "
+            "FROM unnest(CAST(:names AS text[]), CAST(:quoted AS text[])) AS t(name, quoted) "
+            "LEFT JOIN pg_class c ON c.oid = to_regclass(t.quoted)"),
+            {"names": names, "quoted": [_quoted(n) for n in names]}).all()
+        conn.rollback()
+    for name, exists, tuples, size in rows:
+        rows_estimate = int(tuples) if tuples is not None and tuples >= 0 else None
+        result.tables[name] = TableStats(name, bool(exists), rows_estimate, size)
+    for finding in findings:
+        stats = result.tables.get(finding.table or "")
+        if stats is None:
+            continue
+        finding.table_rows, finding.table_bytes = stats.rows, stats.bytes
+        if not stats.exists:
+            finding.notes.append(f"{stats.name} does not exist in the database yet (an earlier "
+                                 "pending revision creates it): harmless on this database, "
+                                 "not on one where it holds data")
+        elif stats.bytes is not None and stats.bytes > large_table and finding.severity != ERROR:
+            finding.severity = ERROR
+            finding.notes.append(f"{stats.name} is larger than lint.large_table: raised to error")

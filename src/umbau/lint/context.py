@@ -1,0 +1,270 @@
+"""What the rules know besides the statement: the unit, the transaction, the schema so far.
+
+The engine feeds every statement of the history through :meth:`LintContext.apply`
+after the rules have looked at it, so a rule sees the schema *before* its
+statement: which tables exist and which were created in the same revision, the
+columns' types, the CHECK constraints and whether they are validated, and
+whether a transaction is open.
+"""
+
+from __future__ import annotations
+
+import ast as pyast
+from dataclasses import dataclass, field
+from typing import Any
+
+from pglast import ast, enums
+
+from umbau.sql import deparse
+
+AT = enums.AlterTableType
+CT = enums.ConstrType
+OT = enums.ObjectType
+
+
+@dataclass(frozen=True)
+class LintStatement:
+    """A statement of a unit: SQL text, parse tree (None if unparseable), where it came from."""
+
+    text: str
+    node: Any | None
+    error: str | None = None
+    line: int | None = None  # line in the unit's file (the Python call, or the SQL line)
+
+
+@dataclass
+class Unit:
+    """What is linted as one: a revision (its rendered SQL) or a plain SQL file."""
+
+    id: str
+    path: str | None
+    statements: list[LintStatement]
+    kind: str = "revision"  # "revision" | "file"
+    source: str | None = None  # the file's text, for suppressions and downgrade()
+    report: bool = True  # False: only feeds the schema (history before the linted range)
+    via: str = "offline"  # "offline" | "database" | "file"
+    starts_in_transaction: bool = True
+    failure: str | None = None  # why the SQL could not be rendered or captured
+    _tree: Any = field(default=None, repr=False, compare=False)
+
+    def python_tree(self) -> pyast.Module | None:
+        """The revision file's Python syntax tree, parsed once (None if it does not parse)."""
+        if self._tree is None and self.kind == "revision" and self.source:
+            try:
+                self._tree = pyast.parse(self.source)
+            except SyntaxError:
+                self._tree = False
+        return self._tree or None
+
+
+@dataclass(frozen=True)
+class TypeSig:
+    """A column type reduced to what coercion rules need: name and modifiers."""
+
+    name: str
+    mods: tuple[int, ...] = ()
+    array: bool = False
+
+
+@dataclass
+class Check:
+    name: str | None
+    validated: bool
+    not_null_of: str | None  # the column of a ``col IS NOT NULL`` check
+
+
+@dataclass
+class Table:
+    name: str
+    created_in: str | None = None
+    columns: dict[str, TypeSig | None] = field(default_factory=dict)
+    checks: list[Check] = field(default_factory=list)
+
+
+_ALIASES = {
+    "int": "int4", "integer": "int4", "int4": "int4", "smallint": "int2", "int2": "int2",
+    "bigint": "int8", "int8": "int8", "character varying": "varchar", "varchar": "varchar",
+    "character": "bpchar", "char": "bpchar", "bpchar": "bpchar", "decimal": "numeric",
+    "numeric": "numeric", "timestamp": "timestamp", "timestamptz": "timestamptz",
+    "bool": "bool", "boolean": "bool", "float8": "float8", "double precision": "float8",
+    "float4": "float4", "real": "float4", "serial": "serial", "serial4": "serial",
+    "bigserial": "bigserial", "serial8": "bigserial", "smallserial": "smallserial",
+    "serial2": "smallserial",
+}
+
+
+def type_sig(type_name: Any) -> TypeSig:
+    """The :class:`TypeSig` of a pglast ``TypeName``."""
+    names = [str(n.sval) for n in type_name.names if isinstance(n, ast.String)]
+    name = names[-1].lower() if names else "?"
+    mods: list[int] = []
+    for mod in type_name.typmods or ():
+        value = getattr(getattr(mod, "val", None), "ival", None)
+        if value is None:
+            return TypeSig(_ALIASES.get(name, name), (-1,), bool(type_name.arrayBounds))
+        mods.append(int(value))
+    return TypeSig(_ALIASES.get(name, name), tuple(mods), bool(type_name.arrayBounds))
+
+
+def relname(rel: Any) -> str:
+    """``schema.table``, with the default schema ``public`` left out."""
+    if rel is None:
+        return "?"
+    if rel.schemaname and rel.schemaname != "public":
+        return f"{rel.schemaname}.{rel.relname}"
+    return str(rel.relname)
+
+
+def object_name(parts: Any) -> str:
+    names = [str(p.sval) for p in parts if isinstance(p, ast.String)] if isinstance(
+        parts, tuple | list) else [str(getattr(parts, "sval", "?"))]
+    if len(names) > 1 and names[0] == "public":
+        names = names[1:]
+    return ".".join(names)
+
+
+def alter_cmds(node: Any) -> list[Any]:
+    """The commands of an ALTER TABLE on a table (not on an index, view, type…)."""
+    if not isinstance(node, ast.AlterTableStmt) or node.objtype != OT.OBJECT_TABLE:
+        return []
+    return [c for c in node.cmds or () if isinstance(c, ast.AlterTableCmd)]
+
+
+def column_constraints(column: Any) -> list[Any]:
+    return [c for c in column.constraints or () if isinstance(c, ast.Constraint)]
+
+
+def not_null_check_column(expr: Any) -> str | None:
+    """``col`` when ``expr`` is ``col IS NOT NULL``, else None."""
+    if isinstance(expr, ast.NullTest) and expr.nulltesttype == enums.NullTestType.IS_NOT_NULL:
+        fields: tuple[Any, ...] = tuple(getattr(expr.arg, "fields", None) or ())
+        if len(fields) == 1 and isinstance(fields[0], ast.String):
+            return str(fields[0].sval)
+    return None
+
+
+_TXN = enums.TransactionStmtKind
+_OPENS = {_TXN.TRANS_STMT_BEGIN, _TXN.TRANS_STMT_START}
+_CLOSES = {_TXN.TRANS_STMT_COMMIT, _TXN.TRANS_STMT_ROLLBACK, _TXN.TRANS_STMT_PREPARE,
+           _TXN.TRANS_STMT_COMMIT_PREPARED, _TXN.TRANS_STMT_ROLLBACK_PREPARED}
+
+
+class LintContext:
+    """The state the rules read: target version, unit, transaction, schema so far."""
+
+    def __init__(self, target_version: int = 15) -> None:
+        self.target_version = target_version
+        self.tables: dict[str, Table] = {}
+        self.indexes: dict[str, str] = {}  # index name -> table
+        self.unit: Unit | None = None
+        self.in_transaction = False
+        self.not_valid_in_transaction: set[tuple[str, str]] = set()
+        self.unit_tables: set[str] = set()  # tables the unit touches
+
+    # -- questions the rules ask ------------------------------------------------
+    def is_new(self, table: str) -> bool:
+        """True when ``table`` was created in the unit being linted (no rows yet)."""
+        known = self.tables.get(table)
+        return known is not None and self.unit is not None and known.created_in == self.unit.id
+
+    def column_type(self, table: str, column: str) -> TypeSig | None:
+        known = self.tables.get(table)
+        return known.columns.get(column) if known else None
+
+    def has_validated_not_null_check(self, table: str, column: str) -> bool:
+        known = self.tables.get(table)
+        return bool(known) and any(
+            c.validated and c.not_null_of == column for c in known.checks  # type: ignore[union-attr]
+        )
+
+    # -- the engine drives these ------------------------------------------------
+    def begin_unit(self, unit: Unit) -> None:
+        self.unit = unit
+        self.in_transaction = unit.starts_in_transaction
+        self.not_valid_in_transaction.clear()
+
+    def apply(self, node: Any) -> None:
+        """Update the state with what ``node`` did."""
+        if isinstance(node, ast.TransactionStmt):
+            if node.kind in _OPENS:
+                self.in_transaction = True
+            elif node.kind in _CLOSES:
+                self.in_transaction = False
+                self.not_valid_in_transaction.clear()
+        elif isinstance(node, ast.CreateStmt):
+            self._create(node)
+        elif isinstance(node, ast.AlterTableStmt):
+            self._alter(node)
+        elif isinstance(node, ast.IndexStmt) and node.idxname:
+            self.indexes[node.idxname] = relname(node.relation)
+        elif isinstance(node, ast.RenameStmt):
+            self._rename(node)
+        elif isinstance(node, ast.DropStmt) and node.removeType == OT.OBJECT_TABLE:
+            for obj in node.objects or ():
+                self.tables.pop(object_name(obj), None)
+
+    def _table(self, name: str) -> Table:
+        if name not in self.tables:
+            self.tables[name] = Table(name)
+        return self.tables[name]
+
+    def _create(self, node: Any) -> None:
+        name = relname(node.relation)
+        table = Table(name, created_in=self.unit.id if self.unit else None)
+        self.tables[name] = table
+        for element in node.tableElts or ():
+            if isinstance(element, ast.ColumnDef):
+                self._add_column(table, element)
+            elif isinstance(element, ast.Constraint):
+                self._add_constraint(table, element)
+
+    def _add_column(self, table: Table, column: Any) -> None:
+        table.columns[column.colname] = type_sig(column.typeName) if column.typeName else None
+        for constraint in column_constraints(column):
+            if constraint.contype == CT.CONSTR_CHECK:
+                self._add_constraint(table, constraint)
+
+    def _add_constraint(self, table: Table, constraint: Any) -> None:
+        if constraint.contype == CT.CONSTR_CHECK:
+            table.checks.append(Check(constraint.conname, not constraint.skip_validation,
+                                      not_null_check_column(constraint.raw_expr)))
+        if constraint.skip_validation and constraint.conname:
+            self.not_valid_in_transaction.add((table.name, constraint.conname))
+
+    def _alter(self, node: Any) -> None:
+        name = relname(node.relation)
+        table = self._table(name)
+        for cmd in alter_cmds(node):
+            if cmd.subtype == AT.AT_AddColumn:
+                self._add_column(table, cmd.def_)
+            elif cmd.subtype == AT.AT_AddConstraint:
+                self._add_constraint(table, cmd.def_)
+            elif cmd.subtype == AT.AT_ValidateConstraint:
+                for check in table.checks:
+                    if check.name == cmd.name:
+                        check.validated = True
+            elif cmd.subtype == AT.AT_DropConstraint:
+                table.checks = [c for c in table.checks if c.name != cmd.name]
+            elif cmd.subtype == AT.AT_AlterColumnType:
+                table.columns[cmd.name] = type_sig(cmd.def_.typeName)
+            elif cmd.subtype == AT.AT_DropColumn:
+                table.columns.pop(cmd.name, None)
+
+    def _rename(self, node: Any) -> None:
+        if node.renameType == OT.OBJECT_TABLE and node.relation is not None:
+            old = relname(node.relation)
+            table = self.tables.pop(old, None) or Table(old)
+            schema = f"{node.relation.schemaname}." if node.relation.schemaname not in (
+                None, "public") else ""
+            table.name = schema + node.newname
+            self.tables[table.name] = table
+        elif node.renameType == OT.OBJECT_COLUMN and node.relation is not None:
+            table = self._table(relname(node.relation))
+            table.columns[node.newname] = table.columns.pop(node.subname, None)
+
+
+def expression_text(node: Any) -> str:
+    try:
+        return deparse(node)
+    except Exception:  # a printer gap must not stop the lint
+        return "?"

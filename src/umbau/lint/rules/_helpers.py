@@ -1,0 +1,74 @@
+"""Small questions several rules ask of a parse tree."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from pglast import ast
+
+from umbau.lint.context import AT, CT, LintContext, alter_cmds, column_constraints, relname
+
+# Functions whose result differs per row: as a column default they force a rewrite.
+VOLATILE = frozenset({
+    "random", "gen_random_uuid", "uuid_generate_v1", "uuid_generate_v1mc",
+    "uuid_generate_v4", "clock_timestamp", "timeofday", "nextval", "setseed",
+    "random_normal", "uuidv4", "uuidv7",
+})
+
+
+def walk(node: Any) -> Iterator[Any]:
+    """Every pglast node below (and including) ``node``."""
+    if isinstance(node, tuple | list):
+        for item in node:
+            yield from walk(item)
+        return
+    if not isinstance(node, ast.Node):
+        return
+    yield node
+    for name in type(node).__slots__:  # type: ignore[attr-defined]  # pglast sets them per class
+        value = getattr(node, name, None)
+        if isinstance(value, ast.Node | tuple | list):
+            yield from walk(value)
+
+
+def function_names(expr: Any) -> set[str]:
+    return {
+        str(n.funcname[-1].sval).lower()
+        for n in walk(expr)
+        if isinstance(n, ast.FuncCall) and n.funcname
+    }
+
+
+def added_columns(node: Any) -> Iterator[tuple[str, Any]]:
+    """(table, ColumnDef) of every ALTER TABLE … ADD COLUMN."""
+    for cmd in alter_cmds(node):
+        if cmd.subtype == AT.AT_AddColumn and isinstance(cmd.def_, ast.ColumnDef):
+            yield relname(node.relation), cmd.def_
+
+
+def added_constraints(node: Any) -> Iterator[tuple[str, Any]]:
+    """(table, Constraint) of every ALTER TABLE … ADD CONSTRAINT."""
+    for cmd in alter_cmds(node):
+        if cmd.subtype == AT.AT_AddConstraint and isinstance(cmd.def_, ast.Constraint):
+            yield relname(node.relation), cmd.def_
+
+
+def commands(node: Any, *subtypes: Any) -> Iterator[tuple[str, Any]]:
+    for cmd in alter_cmds(node):
+        if cmd.subtype in subtypes:
+            yield relname(node.relation), cmd
+
+
+def existing(ctx: LintContext, table: str) -> bool:
+    """Not created in this unit: the table may hold rows and serve traffic."""
+    return not ctx.is_new(table)
+
+
+def constraint_of(column: Any, *types: Any) -> Any | None:
+    return next((c for c in column_constraints(column) if c.contype in types), None)
+
+
+def default_of(column: Any) -> Any | None:
+    found = constraint_of(column, CT.CONSTR_DEFAULT)
+    return found.raw_expr if found is not None else None

@@ -1,0 +1,43 @@
+"""ADD PRIMARY KEY that builds its index under the table lock."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from umbau.lint.context import CT, LintContext
+from umbau.lint.model import Hit, Rule
+from umbau.lint.rules._helpers import added_columns, added_constraints, constraint_of, existing
+
+
+def check(node: Any, ctx: LintContext) -> Iterator[Hit]:
+    for table, constraint in added_constraints(node):
+        if constraint.contype == CT.CONSTR_PRIMARY and not constraint.indexname \
+                and existing(ctx, table):
+            yield Hit(f"ADD PRIMARY KEY on {table} builds its index (and checks NOT NULL) under "
+                      "an ACCESS EXCLUSIVE lock: create a unique index CONCURRENTLY, then ADD "
+                      "PRIMARY KEY USING INDEX", table)
+    for table, column in added_columns(node):
+        if constraint_of(column, CT.CONSTR_PRIMARY) is not None and existing(ctx, table):
+            yield Hit(f"ADD COLUMN {column.colname} … PRIMARY KEY builds the key's index on "
+                      f"{table} under an ACCESS EXCLUSIVE lock", table)
+
+
+RULE = Rule(
+    id="add-primary-key",
+    title="primary key that builds its index under the table lock",
+    lock="ACCESS EXCLUSIVE on the table",
+    blocks="reads and writes while the index is built and NOT NULL is checked",
+    effect="scans the whole table",
+    problem="""`ADD PRIMARY KEY (…)` builds a unique index and sets the columns NOT NULL
+while holding an ACCESS EXCLUSIVE lock. Build the unique index `CONCURRENTLY`, make
+the columns NOT NULL the safe way, then attach the index with
+`PRIMARY KEY USING INDEX`.""",
+    safe="""def upgrade():
+    with op.get_context().autocommit_block():
+        op.create_index("pk_events", "events", ["id"], unique=True,
+                        postgresql_concurrently=True, if_not_exists=True)
+    # id must already be NOT NULL (see set-not-null), or this scans the table
+    op.execute("ALTER TABLE events ADD CONSTRAINT pk_events PRIMARY KEY USING INDEX pk_events")""",
+    check=check,
+)

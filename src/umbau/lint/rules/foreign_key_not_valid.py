@@ -1,0 +1,52 @@
+"""A foreign key added (or an ADD COLUMN … REFERENCES) without NOT VALID."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from umbau.lint.context import CT, LintContext, relname
+from umbau.lint.model import Hit, Rule
+from umbau.lint.rules._helpers import added_columns, added_constraints, constraint_of, existing
+
+
+def check(node: Any, ctx: LintContext) -> Iterator[Hit]:
+    for table, constraint in added_constraints(node):
+        if constraint.contype == CT.CONSTR_FOREIGN and not constraint.skip_validation \
+                and existing(ctx, table):
+            other = relname(constraint.pktable)
+            yield Hit(f"the foreign key {constraint.conname or ''} on {table} is validated at "
+                      f"once, blocking writes to {table} and {other} during the scan: add it NOT "
+                      "VALID, then VALIDATE in a later revision", table)
+    for table, column in added_columns(node):
+        fk = constraint_of(column, CT.CONSTR_FOREIGN)
+        if fk is not None and existing(ctx, table):
+            other = relname(fk.pktable)
+            yield Hit(f"ADD COLUMN {column.colname} … REFERENCES {other} validates the new "
+                      f"foreign key at once and locks {table} and {other} against writes: add the "
+                      "column, then the constraint NOT VALID, then VALIDATE", table)
+
+
+RULE = Rule(
+    id="foreign-key-not-valid",
+    title="foreign key validated while it is added",
+    lock="SHARE ROW EXCLUSIVE on both the table and the referenced table",
+    blocks="writes on both tables until the validation scan ends",
+    effect="scans the table to check every row",
+    problem="""Adding a foreign key checks every existing row while holding a SHARE ROW
+EXCLUSIVE lock on *both* tables, so writes to both wait for the whole scan. With
+`NOT VALID` the constraint is added instantly and enforced for new rows;
+`VALIDATE CONSTRAINT` later checks the old rows under a SHARE UPDATE EXCLUSIVE lock
+that lets reads and writes go on. An inline `REFERENCES` on `ADD COLUMN` cannot be
+NOT VALID, so add the column and the constraint separately.""",
+    safe="""# revision 1
+def upgrade():
+    op.add_column("orders", sa.Column("shop_id", sa.BigInteger(), nullable=True))
+    op.create_foreign_key("fk_orders_shop_id", "orders", "shops", ["shop_id"], ["id"],
+                          postgresql_not_valid=True)
+
+# revision 2 (its own transaction)
+def upgrade():
+    op.execute("ALTER TABLE orders VALIDATE CONSTRAINT fk_orders_shop_id")""",
+    check=check,
+)

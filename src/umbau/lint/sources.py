@@ -1,0 +1,241 @@
+"""Where the linted SQL comes from: revisions rendered offline, a throwaway database, files.
+
+Offline: the whole history is rendered in one run of env.py (as ``umbau upgrade
+--sql``) into a buffer that notes, for every write, which revision file and line
+were executing — so each statement knows its revision and the Python call that
+emitted it, and Alembic's own statements (the version table, its BEGIN/COMMIT per
+revision) are told apart. When a revision cannot be rendered offline (it reads
+data or inspects the schema), the history is rendered revision by revision, and
+each such revision runs on a scratch database upgraded to its parent, with the
+executed SQL captured, and the scratch database dropped.
+"""
+
+from __future__ import annotations
+
+import bisect
+import io
+import re
+import sys
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, text
+
+from umbau import alembic_bridge as bridge
+from umbau import sql as sqlparse
+from umbau.lint.context import LintStatement, Unit
+from umbau.settings import Settings
+
+# env.py needs a URL even offline (only its dialect is used); no connection is made.
+OFFLINE_URL = "postgresql+psycopg://umbau-lint@localhost/offline"
+
+
+class _Where:
+    """Which revision file and line are executing, found by walking up the stack."""
+
+    def __init__(self, files: dict[str, str]) -> None:
+        self.files = files
+
+    def __call__(self) -> tuple[str | None, int | None]:
+        frame = sys._getframe(2)
+        while frame is not None:
+            revision = self.files.get(frame.f_code.co_filename)
+            if revision is not None:
+                return revision, frame.f_lineno
+            frame = frame.f_back  # type: ignore[assignment]
+        return None, None
+
+
+class _TracingBuffer(io.StringIO):
+    """The offline output, with (offset, revision, line) noted for each write."""
+
+    def __init__(self, where: _Where) -> None:
+        super().__init__()
+        self.where = where
+        self.marks: list[tuple[int, str | None, int | None]] = []
+
+    def write(self, s: str) -> int:
+        self.marks.append((self.tell(), *self.where()))
+        return super().write(s)
+
+
+@dataclass
+class Rendered:
+    """Statements per revision, and the revisions that could not be rendered (with why)."""
+
+    statements: dict[str, list[LintStatement]] = field(default_factory=dict)
+    via: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def revision_files(project: bridge.Project) -> dict[str, str]:
+    files: dict[str, str] = {}
+    for info in project.revisions():
+        files[info.path] = info.revision
+        files[str(Path(info.path).resolve())] = info.revision
+    return files
+
+
+def _statements_from(sql: str, marks: list[tuple[int, str | None, int | None]],
+                     out: dict[str, list[LintStatement]]) -> None:
+    offsets = [m[0] for m in marks]
+    for stmt in sqlparse.split(sql):
+        index = bisect.bisect_right(offsets, stmt.start) - 1
+        if index < 0:
+            continue
+        _, revision, line = marks[index]
+        if revision is None:
+            continue  # Alembic's own: the version table, per-revision BEGIN/COMMIT
+        out.setdefault(revision, []).append(
+            LintStatement(stmt.text, stmt.node, stmt.error, line))
+
+
+def render_offline(project: bridge.Project, start: Any, target: str,
+                   where: _Where) -> dict[str, list[LintStatement]]:
+    """Render ``start:target`` offline; statements grouped by the revision that wrote them."""
+    buffer = _TracingBuffer(where)
+    bridge.run_env(project, bridge.upgrade_fn(project, target), as_sql=True,
+                   starting_rev=start, destination_rev=target, output=buffer)
+    out: dict[str, list[LintStatement]] = {}
+    _statements_from(buffer.getvalue(), buffer.marks, out)
+    return out
+
+
+def render_history(project: bridge.Project, needed: set[str],
+                   capture: Callable[[str], list[LintStatement]]) -> Rendered:
+    """Every revision's statements; ``capture`` runs the ``needed`` ones offline cannot render."""
+    where = _Where(revision_files(project))
+    result = Rendered()
+    try:
+        result.statements = render_offline(project, None, "heads", where)
+        result.via = {r.revision: "offline" for r in project.revisions()}
+        return result
+    except Exception:  # a printer gap or a revision needing a connection: handled below
+        pass
+    for info in project.revisions():
+        start: Any = None
+        if info.down_revisions:
+            start = info.down_revisions if len(info.down_revisions) > 1 else info.down_revisions[0]
+        try:
+            rendered = render_offline(project, start, info.revision, where)
+            result.statements[info.revision] = rendered.get(info.revision, [])
+            result.via[info.revision] = "offline"
+            continue
+        except Exception as exc:  # reported as a finding, never a crash
+            reason = f"{type(exc).__name__}: {exc}"[:300]
+        if info.revision not in needed:
+            result.failed[info.revision] = reason
+            continue
+        try:
+            result.statements[info.revision] = capture(info.revision)
+            result.via[info.revision] = "database"
+        except Exception as exc:  # reported as a finding, never a crash
+            result.failed[info.revision] = (
+                f"offline: {reason}; on a throwaway database: {type(exc).__name__}: {exc}"[:600])
+    return result
+
+
+# -- the throwaway database ------------------------------------------------------------
+
+_NAMED = re.compile(r"%\((\w+)\)s")
+
+
+def _placeholders(statement: str) -> str:
+    """psycopg's %(name)s / %s placeholders as $n, which PostgreSQL's parser accepts."""
+    count = 0
+
+    def number(_: Any) -> str:
+        nonlocal count
+        count += 1
+        return f"${count}"
+
+    statement = _NAMED.sub(number, statement)
+    statement = re.sub(r"(?<!%)%s", number, statement)
+    return statement.replace("%%", "%")
+
+
+@contextmanager
+def scratch_server(database_url: str | None) -> Iterator[str]:
+    """A server URL to create scratch databases on: the configured one's, or an embedded one."""
+    if database_url:
+        from umbau.postgres.connect import normalize_url
+
+        url = normalize_url(database_url).set(database="postgres")
+        yield url.render_as_string(hide_password=False)
+        return
+    from umbau.postgres import embedded
+
+    with tempfile.TemporaryDirectory(prefix="umbau-lint-") as folder:
+        server = embedded.start(Path(folder) / "data")
+        try:
+            yield server.url("postgres")
+        finally:
+            server.stop()
+
+
+def capture_on_database(settings: Settings, server_url: str, revision: str,
+                        ) -> list[LintStatement]:
+    """Run ``revision`` on a scratch database upgraded to its parent; return what it executed."""
+    from umbau.postgres.connect import connect, normalize_url
+    from umbau.runner import migrate
+
+    name = f"umbau_lint_{uuid.uuid4().hex[:12]}"
+    url = normalize_url(server_url).set(database=name).render_as_string(hide_password=False)
+    with connect(server_url, autocommit=True) as admin:
+        admin.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        scratch = settings.with_overrides(database_url=url)
+        project = bridge.Project(scratch, url)
+        for parent in project.get(revision).down_revisions:
+            migrate(scratch, project, "upgrade", parent)
+        return _run_capturing(project, url, revision)
+    finally:
+        with connect(server_url, autocommit=True) as admin:
+            admin.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def _run_capturing(project: bridge.Project, url: str, revision: str) -> list[LintStatement]:
+    from umbau.postgres.connect import connect
+
+    where = _Where(revision_files(project))
+    seen: list[LintStatement] = []
+
+    def note(sql: str) -> None:
+        found, line = where()
+        if found == revision:
+            stmts = sqlparse.split(sql)
+            seen.extend(LintStatement(s.text, s.node, s.error, line) for s in stmts)
+
+    def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        note(_placeholders(statement))
+
+    with connect(url) as conn:
+        event.listen(conn, "before_cursor_execute", before)
+        event.listen(conn, "commit", lambda *_: note("COMMIT"))
+        event.listen(conn, "begin", lambda *_: note("BEGIN"))
+        try:
+            bridge.run_env(project, bridge.upgrade_fn(project, revision), connection=conn)
+        finally:
+            if conn.in_transaction():
+                conn.rollback()
+    return seen
+
+
+# -- plain SQL files ---------------------------------------------------------------------
+
+
+def sql_file_unit(path: Path, *, assume_in_transaction: bool = False) -> Unit:
+    """A .sql file as one unit; statement lines are the file's lines."""
+    source = path.read_text(encoding="utf-8")
+    newlines = [i for i, ch in enumerate(source) if ch == "\n"]
+    statements = [
+        LintStatement(s.text, s.node, s.error, bisect.bisect_right(newlines, s.start - 1) + 1)
+        for s in sqlparse.split(source)
+    ]
+    return Unit(id=path.name, path=str(path), statements=statements, kind="file",
+                source=source, via="file", starts_in_transaction=assume_in_transaction)

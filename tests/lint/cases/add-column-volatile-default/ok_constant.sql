@@ -1,0 +1,1 @@
+ALTER TABLE documents ADD COLUMN status text NOT NULL DEFAULT 'new';

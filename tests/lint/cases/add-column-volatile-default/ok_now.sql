@@ -1,0 +1,1 @@
+ALTER TABLE documents ADD COLUMN created_at timestamptz DEFAULT now();

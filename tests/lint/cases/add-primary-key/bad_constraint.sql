@@ -1,0 +1,1 @@
+ALTER TABLE events ADD CONSTRAINT pk_events PRIMARY KEY (id);

@@ -1,0 +1,3 @@
+BEGIN;
+CREATE INDEX CONCURRENTLY ix_a ON documents (a);
+COMMIT;

@@ -1,0 +1,2 @@
+-- lint: assume_in_transaction=true
+DROP INDEX CONCURRENTLY ix_a;

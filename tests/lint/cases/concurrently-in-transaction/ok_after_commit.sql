@@ -1,0 +1,4 @@
+BEGIN;
+ALTER TABLE documents ADD COLUMN a text;
+COMMIT;
+CREATE INDEX CONCURRENTLY ix_a ON documents (a);

@@ -1,0 +1,1 @@
+CREATE INDEX CONCURRENTLY ix_a ON documents (a);

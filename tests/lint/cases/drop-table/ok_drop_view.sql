@@ -1,0 +1,1 @@
+DROP VIEW orders_view;

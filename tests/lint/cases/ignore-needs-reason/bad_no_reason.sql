@@ -1,0 +1,2 @@
+-- umbau: ignore[drop-table]
+DROP TABLE legacy_sessions;

@@ -1,0 +1,8 @@
+
+
+def upgrade():
+    pass
+
+
+def downgrade():
+    pass

@@ -1,0 +1,1 @@
+ALTER INDEX ix_a RENAME TO ix_b;

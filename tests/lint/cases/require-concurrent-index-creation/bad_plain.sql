@@ -1,0 +1,1 @@
+CREATE INDEX ix_documents_created_at ON documents (created_at);

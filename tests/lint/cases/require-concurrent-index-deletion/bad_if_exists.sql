@@ -1,0 +1,1 @@
+DROP INDEX IF EXISTS public.ix_orders_shop_id;

@@ -1,0 +1,1 @@
+DROP INDEX ix_documents_created_at;

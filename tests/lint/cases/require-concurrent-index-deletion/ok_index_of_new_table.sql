@@ -1,0 +1,3 @@
+CREATE TABLE tags (id bigint PRIMARY KEY, name text);
+CREATE INDEX ix_tags_name ON tags (name);
+DROP INDEX ix_tags_name;

@@ -1,0 +1,1 @@
+REINDEX INDEX ix_documents_created_at;

@@ -1,0 +1,1 @@
+REINDEX INDEX CONCURRENTLY ix_documents_created_at;

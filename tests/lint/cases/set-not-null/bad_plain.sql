@@ -1,0 +1,1 @@
+ALTER TABLE orders ALTER COLUMN shop_id SET NOT NULL;

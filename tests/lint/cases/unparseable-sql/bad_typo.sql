@@ -1,0 +1,1 @@
+CREAT INDEX ix ON t (a);

@@ -1,0 +1,2 @@
+-- umbau: ignore[drop-column] not this one
+DROP TABLE t;

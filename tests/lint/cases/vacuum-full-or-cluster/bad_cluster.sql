@@ -1,0 +1,1 @@
+CLUSTER documents USING ix_documents_created_at;
