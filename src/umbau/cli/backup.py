@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -10,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from umbau.cli import FORMAT, State, cli, pass_state, render
 from umbau.errors import EXIT_BACKUP_CORRUPT
@@ -46,14 +46,16 @@ def progress(quiet: bool) -> Iterator[EventHandler]:
     if quiet:
         yield lambda event: None
         return
-    if not render.err.is_terminal:
+    if not sys.stderr.isatty():
         def plain(event: Event) -> None:
             line = _line(event)
             if line:
-                render.err.print(line, markup=False)
+                render.line(line, stderr=True)
 
         yield plain
         return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     bar = Progress(TextColumn("{task.description}"), BarColumn(),
                    TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
                    console=render.err, transient=True)
@@ -87,8 +89,8 @@ def backup_events(handler: EventHandler, quiet: bool) -> EventHandler:
         if template is None:
             handler(event)
         elif not quiet:
-            render.err.print(template.format(message=event.message, revision=event.revision),
-                             markup=False)
+            render.line(template.format(message=event.message, revision=event.revision),
+                        stderr=True)
 
     return handle
 

@@ -27,12 +27,16 @@ def upgrade(settings: Settings, target: str = "head", *,
     restores it when a revision fails in a way its transaction cannot undo
     (:mod:`umbau.backup.guard`).
     """
-    from umbau.backup.guard import guarded_upgrade
-    from umbau.commands.lint import check_upgrade
-
     project = open_project(settings)
     project.resolve_target(target)
-    check_upgrade(settings, target, allow_unsafe)
+    if allow_unsafe is not True:  # the linter (and pglast) only when it has work to do
+        from umbau.commands.lint import check_upgrade
+
+        check_upgrade(settings, target, allow_unsafe)
+    if backup == "never" and rollback in (None, "none"):
+        return migrate(settings, project, "upgrade", target, on_event=on_event)
+    from umbau.backup.guard import guarded_upgrade
+
     return guarded_upgrade(  # type: ignore[no-any-return]
         settings, project, target,
         lambda: migrate(settings, project, "upgrade", target, on_event=on_event),

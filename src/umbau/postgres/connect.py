@@ -52,7 +52,10 @@ def describe(url: URL) -> str:
 
 def create_engine(url: str, *, autocommit: bool = False) -> Engine:
     parsed = normalize_url(url)
-    connect_args = {"application_name": APPLICATION_NAME, "connect_timeout": 10}
+    # prepare_threshold=None: migrations run each statement once or a few times, and
+    # every DDL statement invalidates psycopg's prepared statements (DEALLOCATE ALL).
+    connect_args = {"application_name": APPLICATION_NAME, "connect_timeout": 10,
+                    "prepare_threshold": None}
     engine = sa.create_engine(parsed, poolclass=NullPool, connect_args=connect_args)
     if autocommit:
         engine = engine.execution_options(isolation_level="AUTOCOMMIT")
