@@ -95,6 +95,10 @@ def _line(event: Event) -> str | None:
     if event.kind == "retry":
         return (f"retry {event.revision} in {event.delay:.1f}s (attempt {event.attempt} "
                 f"failed: {event.error})")
+    if event.kind == "backup_before_upgrade":
+        return f"backing up before the upgrade: {event.message}"
+    if event.kind == "backup_taken":
+        return f"backup taken: {event.message} ({event.duration or 0:.1f}s)"
     if event.kind == "step_done":
         return (f"{event.direction:<9} {event.revision}  {event.message or ''}  "
                 f"[{(event.duration or 0) * 1000:.0f} ms]")
