@@ -425,6 +425,7 @@ def run_env(
     on_version_apply: Sequence[Callable[..., None]] = (),
     output: io.StringIO | None = None,
     purge: bool = False,
+    dont_mutate: bool = False,
 ) -> EnvRun:
     """Run the project's env.py once with ``fn`` as the migration function."""
     run = EnvRun(on_version_apply=list(on_version_apply))
@@ -442,6 +443,7 @@ def run_env(
             starting_rev=starting_rev,
             destination_rev=destination_rev,
             purge=purge,
+            dont_mutate=dont_mutate,
         ) as ctx:
             ctx.umbau_run = run
             ctx.umbau_connection = connection
@@ -460,9 +462,10 @@ def current_heads(project: Project, connection: Connection) -> tuple[str, ...]:
         seen.append(tuple(rev))
         return []
 
-    run_env(project, fn, connection=connection)
+    # dont_mutate: reading must not create the version table (as `alembic current`)
+    run_env(project, fn, connection=connection, dont_mutate=True)
     if connection.in_transaction():
-        connection.commit()
+        connection.rollback()
     return seen[0] if seen else ()
 
 

@@ -288,3 +288,13 @@ def test_new_autogenerate_from_models(tmp_path: Path, database_url: str) -> None
     assert "op.add_column('t1', sa.Column('due', sa.Date()" in body
     assert "op.drop_column('t1', 'due')" in body
     assert migrate.upgrade(settings_for(project, database_url)).after == (created.revision,)
+
+
+def test_reading_commands_create_nothing(tmp_path: Path, database_url: str) -> None:
+    project = linear_project(tmp_path, 2)
+    settings = settings_for(project, database_url)
+    status.status(settings)
+    info.current(settings)
+    info.history(settings, runs=True)
+    doctor_cmd.doctor(settings)
+    assert tables(database_url) == set()

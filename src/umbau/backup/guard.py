@@ -51,10 +51,9 @@ class Decision:
 
 def decide(settings: Settings, project: bridge.Project, target: str, policy: str,
            ) -> Decision:
-    # Read directly, not through env.py: Alembic would create the version table, and a
-    # refused upgrade must leave the database as it was.
+    # Through env.py (custom version tables), without creating anything.
     with connect(settings.require_database_url()) as conn:
-        current = pg.version_table_revisions(conn)
+        current = bridge.current_heads(project, conn)
         empty = not current and not pg.user_table_names(conn)
     if policy == "never":
         return Decision(False, "before_upgrade = never", current)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
@@ -150,15 +149,8 @@ def lint_upgrade(settings: Settings, target: str = "head") -> LintResult:
     from umbau.postgres.connect import connect
 
     project = bridge.Project(settings, settings.require_database_url())
-    # Reading the heads through env.py would create the version table; a refused upgrade
-    # must leave the database untouched, so look for the table first.
-    run = bridge.run_env(project, lambda rev, ctx: [], as_sql=True, output=io.StringIO())
-    table = ".".join(filter(None, (run.version_table_schema, run.version_table)))
     with connect(settings.require_database_url()) as conn:
-        exists = conn.execute(text("SELECT to_regclass(:t) IS NOT NULL"),
-                              {"t": _quoted(table)}).scalar_one()
-        current = bridge.current_heads(project, conn) if exists else ()
-        conn.rollback()
+        current = bridge.current_heads(project, conn)  # reads without creating anything
     steps = project.upgrade_steps(current, target)
     revisions = [r for step in steps for r in step.revision.split(",")]
     if not revisions:
