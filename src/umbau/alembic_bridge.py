@@ -115,7 +115,7 @@ def build_config(settings: Settings, url: str | None) -> Config:
     if ini is not None:
         if not ini.is_file():
             raise SettingsError(f"alembic config {ini} does not exist: fix alembic_config")
-        cfg = Config(str(ini))
+        cfg = _alembic_config(ini)
         if location is not None:
             cfg.set_main_option("script_location", str(location))
     else:
@@ -123,11 +123,22 @@ def build_config(settings: Settings, url: str | None) -> Config:
         cfg.set_main_option("script_location", str(location))
         cfg.set_main_option("path_separator", "os")
         cfg.set_main_option("prepend_sys_path", str(settings.root))
-    if not cfg.get_main_option("script_location"):
-        raise SettingsError(f"{ini} has no script_location: add it under [alembic]")
+    if not cfg.get_alembic_option("script_location"):
+        raise SettingsError(f"{ini} has no script_location: add it under [alembic] "
+                            "(alembic.ini) or [tool.alembic] (pyproject.toml)")
     if url:
         cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
+
+
+def _alembic_config(path: Path) -> Config:
+    """alembic.ini, pyproject.toml's [tool.alembic], or both side by side (as `alembic`)."""
+    if path.suffix == ".toml":
+        return Config(toml_file=str(path))
+    pyproject = path.parent / "pyproject.toml"
+    if pyproject.is_file() and "[tool.alembic]" in pyproject.read_text(encoding="utf-8"):
+        return Config(str(path), toml_file=str(pyproject))
+    return Config(str(path))
 
 
 class Project:

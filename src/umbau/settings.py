@@ -233,9 +233,13 @@ def load_settings(
 
     if "alembic_config" not in values and "script_location" not in values:
         ini = root / ALEMBIC_INI
+        pyproject = root / PYPROJECT
         if ini.is_file():
             values["alembic_config"] = ini
             sources["alembic_config"] = f"found {ini}"
+        elif pyproject.is_file() and "alembic" in _read_toml(pyproject).get("tool", {}):
+            values["alembic_config"] = pyproject  # Alembic >= 1.16: [tool.alembic] only
+            sources["alembic_config"] = f"found [tool.alembic] in {pyproject}"
 
     if "database_url" not in values and values.get("alembic_config"):
         url = _ini_url(values["alembic_config"])

@@ -298,3 +298,16 @@ def test_reading_commands_create_nothing(tmp_path: Path, database_url: str) -> N
     info.history(settings, runs=True)
     doctor_cmd.doctor(settings)
     assert tables(database_url) == set()
+
+
+def test_pyproject_only_alembic_config(tmp_path: Path, database_url: str) -> None:
+    project = linear_project(tmp_path, 2)
+    (project / "alembic.ini").unlink()
+    (project / "umbau.toml").unlink()
+    (project / "pyproject.toml").write_text(
+        '[tool.alembic]\nscript_location = "%(here)s/migrations"\n'
+        'prepend_sys_path = ["."]\n')
+    settings = settings_for(project, database_url)
+    assert settings.alembic_config == project / "pyproject.toml"
+    assert migrate.upgrade(settings).after == ("r2",)
+    assert status.status(settings).state == "up-to-date"
