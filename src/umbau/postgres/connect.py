@@ -46,8 +46,8 @@ def describe(url: URL) -> str:
     if isinstance(host, tuple):
         host = host[0]
     port = url.port or 5432
-    where = host if str(host).startswith("/") else f"{host}:{port}"
-    return f"{where}/{url.database or ''}"
+    where = f"socket {host}" if str(host).startswith("/") else f"{host}:{port}"
+    return f"{where} (database {url.database or 'default'})"
 
 
 def create_engine(url: str, *, autocommit: bool = False) -> Engine:
