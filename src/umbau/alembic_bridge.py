@@ -18,6 +18,7 @@ import re
 import textwrap
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -224,12 +225,12 @@ class Project:
 
     def upgrade_steps(self, current: Sequence[str], target: str) -> list[Step]:
         with _translate_resolution(self):
-            steps = self.script._upgrade_revs(target, tuple(current))
+            steps = self.script._upgrade_revs(target, tuple(current))  # type: ignore[arg-type]
         return [_step(s, "upgrade") for s in steps]
 
     def downgrade_steps(self, current: Sequence[str], target: str) -> list[Step]:
         with _translate_resolution(self):
-            steps = self.script._downgrade_revs(target, tuple(current))
+            steps = self.script._downgrade_revs(target, tuple(current))  # type: ignore[arg-type]
         return [_step(s, "downgrade") for s in steps]
 
     def check_downgradable(self, revision: str) -> None:
@@ -271,28 +272,22 @@ def _step(step: Any, direction: str) -> Step:
                 message=(doc or "").strip().splitlines()[0] if doc else "")
 
 
-class _translate_resolution:
-    def __init__(self, project: Project) -> None:
-        self.project = project
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
-        if exc is None:
-            return False
-        if isinstance(exc, alembic_revision.MultipleHeads):
-            raise multiple_heads(self.project.heads()) from exc
-        if isinstance(exc, alembic_revision.ResolutionError):
-            raise self.project.unknown(getattr(exc, "argument", "") or "") from exc
-        if isinstance(exc, alembic_revision.RangeNotAncestorError):
-            raise UnknownRevision(
-                f"{exc}: the target is not an ancestor or descendant of the current revision",
-                str(getattr(exc, "upper", "")),
-            ) from exc
-        if isinstance(exc, alembic_util.CommandError):
-            raise ScriptError(f"{exc}: check the target revision") from exc
-        return False
+@contextmanager
+def _translate_resolution(project: Project) -> Iterator[None]:
+    """Alembic's revision-resolution errors become umbau's."""
+    try:
+        yield
+    except alembic_revision.MultipleHeads as exc:
+        raise multiple_heads(project.heads()) from exc
+    except alembic_revision.ResolutionError as exc:
+        raise project.unknown(getattr(exc, "argument", "") or "") from exc
+    except alembic_revision.RangeNotAncestorError as exc:
+        raise UnknownRevision(
+            f"{exc}: the target is not an ancestor or descendant of the current revision",
+            str(getattr(exc, "upper", "")),
+        ) from exc
+    except alembic_util.CommandError as exc:
+        raise ScriptError(f"{exc}: check the target revision") from exc
 
 
 def _is_empty_function(func: Callable[..., Any]) -> bool:
@@ -388,7 +383,7 @@ class _UmbauEnvironmentContext(EnvironmentContext):
     umbau_run: EnvRun
     umbau_connection: Connection | None
 
-    def configure(self, *args: Any, **kw: Any) -> None:  # type: ignore[override]
+    def configure(self, *args: Any, **kw: Any) -> None:
         run = self.umbau_run
         kw["transaction_per_migration"] = True
         existing = alembic_util.to_tuple(kw.get("on_version_apply"), default=())
@@ -445,19 +440,20 @@ def run_env(
     saved_buffer = cfg.output_buffer
     if output is not None:
         cfg.output_buffer = output
+    context = _UmbauEnvironmentContext(
+        cfg,
+        project.script,
+        fn=fn,
+        as_sql=as_sql,
+        starting_rev=starting_rev,
+        destination_rev=destination_rev,
+        purge=purge,
+        dont_mutate=dont_mutate,
+    )
+    context.umbau_run = run
+    context.umbau_connection = connection
     try:
-        with _UmbauEnvironmentContext(
-            cfg,
-            project.script,
-            fn=fn,
-            as_sql=as_sql,
-            starting_rev=starting_rev,
-            destination_rev=destination_rev,
-            purge=purge,
-            dont_mutate=dont_mutate,
-        ) as ctx:
-            ctx.umbau_run = run
-            ctx.umbau_connection = connection
+        with context:
             project.script.run_env()
     finally:
         cfg.attributes.pop("connection", None)
@@ -483,7 +479,7 @@ def current_heads(project: Project, connection: Connection) -> tuple[str, ...]:
 def upgrade_fn(project: Project, target: str) -> Callable[[tuple[str, ...], Any], Any]:
     def fn(rev: tuple[str, ...], context: Any) -> Any:
         with _translate_resolution(project):
-            return project.script._upgrade_revs(target, rev)
+            return project.script._upgrade_revs(target, rev)  # type: ignore[arg-type]
 
     return fn
 
@@ -491,7 +487,7 @@ def upgrade_fn(project: Project, target: str) -> Callable[[tuple[str, ...], Any]
 def downgrade_fn(project: Project, target: str) -> Callable[[tuple[str, ...], Any], Any]:
     def fn(rev: tuple[str, ...], context: Any) -> Any:
         with _translate_resolution(project):
-            return project.script._downgrade_revs(target, rev)
+            return project.script._downgrade_revs(target, rev)  # type: ignore[arg-type]
 
     return fn
 
@@ -591,7 +587,9 @@ def generate_revision(
             project.script = original
         if connection.in_transaction():
             connection.rollback()
-    scripts = list(revision_context.generate_scripts())
+    scripts = [s for s in revision_context.generate_scripts() if s is not None]
+    if not scripts:
+        raise ScriptError("alembic wrote no revision file")
     return scripts[0]
 
 
@@ -640,6 +638,10 @@ def generate_merge(project: Project, message: str, revisions: Sequence[str]) -> 
     if created is None:
         raise ScriptError("alembic wrote no merge revision")
     return created
+
+
+def down_revisions_of(script: Script) -> tuple[str, ...]:
+    return tuple(alembic_util.to_tuple(script.down_revision, default=()))
 
 
 def revision_step(project: Project, revision: str, *, upgrade: bool) -> Any:

@@ -82,7 +82,7 @@ class LazyGroup(click.Group):
 @click.option("--lock-wait", help="How long to wait for another migrator, e.g. 15min.")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 @click.pass_context
-def cli(ctx: click.Context, config_file: Path | None, debug: bool, **flags: Any) -> None:
+def cli(ctx: click.Context, /, config_file: Path | None, debug: bool, **flags: Any) -> None:
     """umbau: safe, zero-downtime migrations for Alembic projects on PostgreSQL."""
     ctx.obj = State(flags, config_file, debug)
 

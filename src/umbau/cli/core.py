@@ -265,7 +265,7 @@ def downgrade(state: State, target: str, yes: bool, sql: bool, quiet: bool, fmt:
         return
 
     def confirm(preview: migrate.DowngradePreview) -> bool:
-        if not sys.stderr.isatty() or not click.get_text_stream("stdin").isatty():
+        if not (sys.stderr.isatty() and sys.stdin.isatty()):
             return False
         render.line("This downgrade drops data:", stderr=True)
         for line in preview.describe() or [f"every revision down to {preview.target}"]:

@@ -141,15 +141,15 @@ def _check_checksums(project: bridge.Project, current: tuple[str, ...],
         if row.direction == "upgrade" and row.outcome == "success" and row.checksum:
             recorded.setdefault(row.revision, row)
     for rev in sorted(applied):
-        row = recorded.get(rev)
-        if row is None:
+        last = recorded.get(rev)
+        if last is None:
             continue
         now = project.checksum(rev)
-        if now and now != row.checksum:
+        if now and now != last.checksum:
             result.findings.append(Finding(
                 "edited-after-apply", "warning",
                 f"revision {rev} ({project.get(rev).path}) changed after it ran on "
-                f"{row.finished_at:%Y-%m-%d %H:%M}",
+                f"{last.finished_at:%Y-%m-%d %H:%M}",
                 "revert the edit and put the change in a new revision (umbau new)"))
 
 
@@ -211,7 +211,7 @@ def _describe_diff(diff: Any) -> str:
     if isinstance(diff, list):
         return "; ".join(_describe_diff(d) for d in diff)
     kind = diff[0]
-    obj = diff[1] if len(diff) > 1 else None
+    obj: Any = diff[1] if len(diff) > 1 else None
     if kind in {"add_table", "remove_table"}:
         return f"{kind.replace('_', ' ')} {obj.name}"
     if kind in {"add_column", "remove_column"}:

@@ -196,4 +196,4 @@ def merge(settings: Settings, message: str, revisions: list[str] | None = None,
         project.resolve_target(rev)
     script = bridge.generate_merge(project, message, revs)
     return NewRevisionResult(script.revision, script.path, message,
-                             tuple(bridge.alembic_util.to_tuple(script.down_revision)))
+                             bridge.down_revisions_of(script))

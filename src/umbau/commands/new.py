@@ -25,4 +25,4 @@ def new(settings: Settings, message: str, *, autogenerate: bool = False,
         script = bridge.generate_revision(project, message, autogenerate=False,
                                           connection=None, head=head, rev_id=rev_id)
     return NewRevisionResult(script.revision, script.path, message,
-                             tuple(bridge.alembic_util.to_tuple(script.down_revision, default=())))
+                             bridge.down_revisions_of(script))

@@ -42,7 +42,8 @@ def start(folder: Path, *, keep_running: bool = False) -> EmbeddedServer:
         ) from exc
     folder = folder.resolve()
     folder.parent.mkdir(parents=True, exist_ok=True)
-    handle = pgserver.get_server(folder, cleanup_mode=None if keep_running else "stop")
+    cleanup = None if keep_running else "stop"
+    handle = pgserver.get_server(folder, cleanup_mode=cleanup)  # type: ignore[attr-defined]
     return EmbeddedServer(folder=folder, handle=handle)
 
 

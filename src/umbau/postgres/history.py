@@ -48,7 +48,8 @@ def ensure_table(conn: Connection, table: str) -> None:
 
 
 def table_exists(conn: Connection, table: str) -> bool:
-    return conn.execute(text("SELECT to_regclass(:t) IS NOT NULL"), {"t": _quote(table)}).scalar()
+    found = conn.execute(text("SELECT to_regclass(:t) IS NOT NULL"), {"t": _quote(table)})
+    return bool(found.scalar())
 
 
 @dataclass(frozen=True)
