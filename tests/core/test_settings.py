@@ -112,3 +112,19 @@ def test_config_masks_password(tmp_path: Path) -> None:
     rendered = str(result.as_dict())
     assert "secret" not in rendered
     assert "***" in rendered
+
+
+@pytest.mark.parametrize("url", ["postgresql://u@h/db", "postgres://u@h/db",
+                                 "postgresql+asyncpg://u@h/db",
+                                 "postgresql+psycopg_async://u@h/db"])
+def test_urls_use_psycopg_for_umbaus_own_connections(url: str) -> None:
+    from umbau.postgres.connect import normalize_url
+
+    assert normalize_url(url).drivername == "postgresql+psycopg"
+
+
+def test_non_postgres_url_is_refused() -> None:
+    from umbau.postgres.connect import normalize_url
+
+    with pytest.raises(SettingsError, match="PostgreSQL only"):
+        normalize_url("mysql://u@h/db")

@@ -22,6 +22,15 @@ DEADLOCK_DETECTED = "40P01"
 RETRYABLE_SQLSTATES = frozenset({LOCK_NOT_AVAILABLE, DEADLOCK_DETECTED})
 
 
+_ASYNC_DRIVERS = {"postgresql+asyncpg", "postgresql+psycopg_async", "postgresql+aiopg"}
+
+
+def _has_psycopg2() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("psycopg2") is not None
+
+
 def normalize_url(url: str) -> URL:
     """Parse a URL and pick psycopg 3 for driverless PostgreSQL URLs."""
     try:
@@ -30,7 +39,11 @@ def normalize_url(url: str) -> URL:
         raise SettingsError(
             "database URL is not valid: use postgresql://user:password@host:port/database"
         ) from exc
-    if parsed.drivername in {"postgresql", "postgres"}:
+    if parsed.drivername in {"postgresql", "postgres"} | _ASYNC_DRIVERS or (
+        parsed.drivername == "postgresql+psycopg2" and not _has_psycopg2()
+    ):
+        # umbau's own connections are synchronous: an async application's URL
+        # (asyncpg, psycopg_async) names the same database
         parsed = parsed.set(drivername="postgresql+psycopg")
     if not parsed.drivername.startswith("postgresql"):
         raise SettingsError(
