@@ -112,8 +112,23 @@ class _StepRecorder:
         self.current: Any = None
         self.started: datetime | None = None
         self.heads: tuple[str, ...] | None = None  # the version table after the last step
+        # A step is done once its transaction has committed: that is known when the next
+        # step starts, or when env.py returns. Until then it waits here.
+        self.pending: tuple[StepResult, tuple[str, ...]] | None = None
+
+    def flush(self) -> None:
+        """The pending step has committed: count it and report it."""
+        if self.pending is None:
+            return
+        result, self.heads = self.pending
+        self.pending = None
+        self.done.append(result)
+        emit(self.on_event, Event("step_done", revision=result.revision, message=result.message,
+                                  direction=result.direction, attempt=result.attempts,
+                                  duration=result.duration))
 
     def start(self, step: Any) -> None:
+        self.flush()
         self.current = step
         self.started = bridge.now()
         info = bridge.step_of(step.info)
@@ -126,7 +141,6 @@ class _StepRecorder:
     def applied(self, ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
         info = bridge.step_of(step)
         finished = bridge.now()
-        self.heads = tuple(sorted(heads))
         direction = "stamp" if step.is_stamp else info.direction
         attempts = self.attempts.get(info.revision, 1)
         history.record(
@@ -144,10 +158,7 @@ class _StepRecorder:
         )
         result = StepResult(info.revision, info.down_revision, direction, info.message,
                             self.started or finished, finished, attempts)
-        self.done.append(result)
-        emit(self.on_event, Event("step_done", revision=info.revision, message=info.message,
-                                  direction=direction, attempt=attempts,
-                                  duration=result.duration))
+        self.pending = (result, tuple(sorted(heads)))
 
     def current_info(self) -> bridge.Step | None:
         return bridge.step_of(self.current.info) if self.current is not None else None
@@ -259,6 +270,7 @@ def _run_with_retries(
                            purge=purge)
             if conn.in_transaction():
                 conn.commit()  # env.py ran everything in one outer transaction
+            recorder.flush()
             result.steps = recorder.done
             result.after = recorder.heads if recorder.heads is not None else result.before
             return
@@ -267,6 +279,8 @@ def _run_with_retries(
             raise
         except Exception as exc:
             _rollback(conn)
+            if recorder.pending is not None:  # its commit failed: it is the failed step
+                recorder.pending = None
             step = recorder.current_info()
             revision = step.revision if step else None
             attempts = recorder.attempts.get(revision, 1) if revision else 1

@@ -311,3 +311,21 @@ def test_pyproject_only_alembic_config(tmp_path: Path, database_url: str) -> Non
     assert settings.alembic_config == project / "pyproject.toml"
     assert migrate.upgrade(settings).after == ("r2",)
     assert status.status(settings).state == "up-to-date"
+
+
+def test_a_step_whose_commit_fails_is_not_reported_done(tmp_path: Path,
+                                                        database_url: str) -> None:
+    project = linear_project(tmp_path, 1)
+    add_revision(project, "r2", "r1", upgrade='''
+        op.execute("CREATE TABLE child (id int PRIMARY KEY, t1_id bigint REFERENCES t1 (id) "
+                   "DEFERRABLE INITIALLY DEFERRED)")
+        op.execute("INSERT INTO child VALUES (1, 42)")
+        ''', downgrade='op.drop_table("child")')
+    events: list[str] = []
+    settings = settings_for(project, database_url)
+    with pytest.raises(MigrationFailed, match="revision r2 failed"):
+        migrate.upgrade(settings, on_event=lambda e: events.append(f"{e.kind} {e.revision}"))
+    assert "step_done r1" in events and "step_done r2" not in events
+    assert status.status(settings).current == ("r1",)
+    assert history_rows(database_url)[-1] == ("r2", "upgrade", "failed", 1)
+    assert "child" not in tables(database_url)
