@@ -226,12 +226,12 @@ class Project:
     def upgrade_steps(self, current: Sequence[str], target: str) -> list[Step]:
         with _translate_resolution(self):
             steps = self.script._upgrade_revs(target, tuple(current))  # type: ignore[arg-type]
-        return [_step(s, "upgrade") for s in steps]
+        return [step_of(s.info) for s in steps]
 
     def downgrade_steps(self, current: Sequence[str], target: str) -> list[Step]:
         with _translate_resolution(self):
             steps = self.script._downgrade_revs(target, tuple(current))  # type: ignore[arg-type]
-        return [_step(s, "downgrade") for s in steps]
+        return [step_of(s.info) for s in steps]
 
     def check_downgradable(self, revision: str) -> None:
         """Refuse revisions whose downgrade() is missing or does nothing."""
@@ -257,19 +257,6 @@ def multiple_heads(heads: Sequence[str]) -> MultipleHeads:
         f"`umbau merge -m \"merge heads\" {joined}`, or name one head as the target",
         heads,
     )
-
-
-def _step(step: Any, direction: str) -> Step:
-    info: MigrationInfo = step.info
-    if direction == "upgrade":
-        revision = info.up_revision_id or ",".join(info.up_revision_ids)
-        down = ",".join(info.down_revision_ids) or None
-    else:
-        revision = info.up_revision_id or ",".join(info.up_revision_ids)
-        down = ",".join(info.down_revision_ids) or None
-    doc = step.doc if hasattr(step, "doc") else ""
-    return Step(revision=revision, down_revision=down, direction=direction,
-                message=(doc or "").strip().splitlines()[0] if doc else "")
 
 
 @contextmanager
