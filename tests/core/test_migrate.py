@@ -329,3 +329,18 @@ def test_a_step_whose_commit_fails_is_not_reported_done(tmp_path: Path,
     assert status.status(settings).current == ("r1",)
     assert history_rows(database_url)[-1] == ("r2", "upgrade", "failed", 1)
     assert "child" not in tables(database_url)
+
+
+def test_custom_version_table(tmp_path: Path, database_url: str) -> None:
+    project = linear_project(tmp_path, 2)
+    env = project / "migrations" / "env.py"
+    env.write_text(env.read_text().replace(
+        "        transaction_per_migration=True,",
+        '        transaction_per_migration=True,\n        version_table="app_versions",'))
+    settings = settings_for(project, database_url)
+    assert status.status(settings).state == "pending"
+    assert migrate.upgrade(settings).after == ("r2",)
+    assert "app_versions" in tables(database_url) and "alembic_version" not in tables(database_url)
+    assert status.check(settings).exit_code == 0
+    assert migrate.downgrade(settings, "r1", yes=True).after == ("r1",)
+    assert info.current(settings).current[0].revision == "r1"
