@@ -8,13 +8,14 @@ from pathlib import Path
 import pytest
 
 from tests.backfill.conftest import fill, scalar
-from umbau.backfill import Backfill, backfill_status, run_backfill
+from umbau.backfill import Backfill, backfill_status, dry_run, run_backfill
 from umbau.backfill.worker import connect_raw
 from umbau.cli import main
 from umbau.errors import (
     EXIT_BACKFILL,
     EXIT_VERIFICATION,
     BackfillDefinitionChanged,
+    BackfillError,
     BackfillFailed,
     NoUsableKey,
     UsageError,
@@ -155,3 +156,39 @@ def test_cli_exit_codes(database_url: str, tmp_path: Path, monkeypatch: pytest.M
     err = capsys.readouterr().err
     assert "300 row(s) fail" in err and "keys 1; 2; 3" in err
     assert main([*base, "bf_bad:missing"]) == 2
+
+
+@pytest.mark.parametrize(("fields", "what"), [
+    ({"set": {"n": "n + "}}, "set= or where="),
+    ({"set": {"n": "n + 1"}, "where": "no_such_column > 0"}, "set= or where="),
+    ({"set": {"n": "'many'"}}, "set= or where="),  # not an integer: caught when planned
+    ({"set": {"n": "n + 1"}, "verify": "n = = 1"}, "verify="),
+    ({"transform": lambda rows: rows, "columns": ["n"], "where": "n"}, "where="),
+])
+def test_bad_sql_is_refused_before_any_row_changes(settings: Settings, database_url: str,
+                                                   fields: dict, what: str) -> None:
+    with connect_raw(database_url) as conn:
+        fill(conn, rows=300)
+    bf = Backfill(name="typo", table="items", **fields)
+    for attempt in (run_backfill, dry_run):
+        with pytest.raises(UsageError, match=f"{what} is not valid SQL on items") as info:
+            attempt(settings, bf)
+        assert "\n" not in str(info.value)
+    assert scalar(database_url, "SELECT max(n) FROM items") == 0
+    assert scalar(database_url, "SELECT count(*) FROM umbau_backfills") == 0
+
+
+def test_dry_run_whose_sample_batch_fails(settings: Settings, database_url: str) -> None:
+    with connect_raw(database_url) as conn:
+        fill(conn, rows=300)
+    with pytest.raises(BackfillError, match=r"sample batch in key range \(-inf .. 100\] failed "
+                                            r"\(DivisionByZero: division by zero\)"):
+        dry_run(settings, Backfill(name="div", table="items", set={"n": "1 / (id - 50)"},
+                                   batch_size=100, min_batch_size=100))
+    with pytest.raises(BackfillError, match=r"ValueError: no"):
+        dry_run(settings, Backfill(name="py", table="items", transform=_refuse, columns=["n"]))
+    assert scalar(database_url, "SELECT max(n) FROM items") == 0
+
+
+def _refuse(rows: list[dict]) -> list[dict]:
+    raise ValueError("no")

@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import table_checksums
+from backup_support import fill, table_checksums
 from sqlalchemy import text
 
 from umbau.backup.anonymize import Column, Rule, expression
 from umbau.backup.copy import copy, foreign_key_order
 from umbau.cli import main
-from umbau.errors import TargetNotEmpty, UsageError
+from umbau.errors import BackupFailed, TargetNotEmpty, UsageError
 from umbau.postgres.connect import connect
 from umbau.settings import Settings
 
@@ -107,7 +107,7 @@ def test_failed_copy_leaves_the_target_empty(settings: Settings, make_database,
     target = make_database()
     # A fixed value that does not parse as an integer fails the COPY into orders.
     bad = _rules(tmp_path, '[tables.orders]\ntotal_cents = { fixed = "many" }\n')
-    with pytest.raises(Exception, match="integer"):
+    with pytest.raises(BackupFailed, match=r"integer.*the target was left as it was"):
         copy(settings, settings.database_url, target, rules_file=bad)
     assert table_checksums(target) == {}
 
@@ -143,3 +143,58 @@ def test_foreign_key_order() -> None:
 def test_null_stays_null_under_deterministic_rules() -> None:
     sql = expression(Column("email", "text", False), Rule("email"), "'s'")
     assert sql.startswith('CASE WHEN "email" IS NULL THEN NULL')
+
+
+HARD_SCHEMA = r"""
+CREATE TABLE events (id int NOT NULL, at date NOT NULL, PRIMARY KEY (id, at))
+  PARTITION BY RANGE (at);
+CREATE TABLE events_2024 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+CREATE TABLE events_2025 PARTITION OF events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+INSERT INTO events SELECT g, '2024-06-01'::date + g FROM generate_series(1, 400) g;
+CREATE TABLE notes (id int PRIMARY KEY, event_id int, event_at date,
+                    FOREIGN KEY (event_id, event_at) REFERENCES events);
+INSERT INTO notes VALUES (1, 1, '2024-06-02');
+CREATE TABLE a (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, b_id int,
+                doubled int GENERATED ALWAYS AS (id * 2) STORED);
+CREATE TABLE b (id int PRIMARY KEY, a_id int REFERENCES a);
+ALTER TABLE a ADD FOREIGN KEY (b_id) REFERENCES b;
+INSERT INTO a (b_id) SELECT NULL FROM generate_series(1, 5);
+INSERT INTO b SELECT id, id FROM a;
+UPDATE a SET b_id = id;
+CREATE SEQUENCE uncalled;
+SELECT setval('uncalled', 50, false);
+CREATE FUNCTION f() RETURNS text LANGUAGE sql AS $$ SELECT '
+\d+ keep me' $$;
+"""
+
+
+def test_copy_partitions_identity_generated_cycles_and_sequences(
+        make_database, tmp_path: Path) -> None:
+    source, target = make_database(), make_database()
+    fill(source, HARD_SCHEMA)
+    copy(Settings(root=tmp_path), source, target)
+    assert len(table_checksums(source)) == 4
+    assert table_checksums(target) == table_checksums(source)
+    assert _scalar(target, "SELECT count(*) FROM events_2024") == 213  # rows in partitions
+    assert _scalar(target, "SELECT max(doubled) FROM a") == 10  # computed by the target
+    assert _scalar(target, "INSERT INTO a DEFAULT VALUES RETURNING id") == 6  # identity
+    assert _scalar(target, "SELECT nextval('uncalled')") == 50  # is_called false kept
+    assert _scalar(target, "SELECT f()") == "\n\\d+ keep me"  # the body is untouched
+    assert _scalar(target, "SELECT count(*) FROM pg_constraint WHERE contype = 'f' "
+                           "AND conparentid = 0") == 3
+    # A partitioned table chosen with --table brings its partitions.
+    subset = make_database()
+    copy(Settings(root=tmp_path), source, subset, tables=("events",))
+    assert _scalar(subset, "SELECT count(*) FROM events") == 400
+
+
+def test_a_failed_copy_is_one_line_not_a_traceback(settings: Settings, make_database,
+                                                   tmp_path: Path, capsys) -> None:
+    target = make_database()
+    bad = _rules(tmp_path, '[tables.orders]\ntotal_cents = { fixed = "many" }\n')
+    code = main(["copy", "--from", settings.database_url, "--to", target, "-q",
+                 "--anonymize", str(bad)])
+    err = capsys.readouterr().err
+    assert code == 13, err
+    assert "copy failed while copying public.orders" in err and "Traceback" not in err
+    assert table_checksums(target) == {}

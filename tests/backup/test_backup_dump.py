@@ -7,7 +7,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from conftest import table_checksums
+from backup_support import table_checksums
 
 from umbau.backup.dump import DumpOptions, backup
 from umbau.backup.restore import restore
@@ -130,3 +130,86 @@ def test_an_unusable_backup_folder_is_a_clear_error(settings: Settings, tmp_path
     blocker.write_text("not a folder")
     with pytest.raises(BackupFailed, match="cannot use the backup folder"):
         backup(settings, directory=blocker / "sub")
+
+
+def test_wildcard_tables_are_counted_as_pg_dump_matches_them(settings: Settings) -> None:
+    m = backup(settings, DumpOptions(tables=("public.cust*", "ORDER?"))).manifest
+    assert set(m["tables"]) == {"public.customers", "public.orders"}
+    m = backup(settings, DumpOptions(exclude_tables=("*_state", '"alembic_version"'))).manifest
+    assert set(m["tables"]) == {"public.customers", "public.orders"}
+
+
+def test_partitioned_tables_are_counted_with_their_partitions(settings: Settings) -> None:
+    from backup_support import fill
+
+    fill(settings.database_url, """
+        CREATE TABLE events (id int, at date NOT NULL) PARTITION BY RANGE (at);
+        CREATE TABLE events_a PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+        CREATE TABLE events_b PARTITION OF events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+        INSERT INTO events SELECT g, '2024-12-01'::date + g FROM generate_series(1, 90) g;
+    """)
+    result = backup(settings)
+    events = result.manifest["tables"]["public.events"]
+    assert events["rows"] == 90 and events["exact"] and events["bytes"] > 0
+    assert "public.events_a" not in result.manifest["tables"]
+    from umbau.backup.verify import verify
+
+    checked = verify(settings, result.path, restore_test=True)
+    assert checked.ok and checked.restore_test is not None
+    assert checked.restore_test.tables["public.events"]["actual"] == 90
+
+
+@pytest.mark.parametrize("where", ["pg_dump", "manifest"])
+def test_an_interrupted_backup_leaves_nothing(settings: Settings, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch,
+                                              where: str) -> None:
+    from umbau.backup import manifest, pg
+
+    started: list[object] = []
+    real_run = pg.run
+
+    def run(*args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        proc = real_run(*args, **kwargs)  # type: ignore[arg-type]
+        started.append(proc)
+        return proc
+
+    def interrupt(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pg, "run", run)
+    if where == "pg_dump":  # Ctrl-C while the rows are counted and pg_dump runs
+        monkeypatch.setattr(pg, "row_counts", interrupt)
+    else:  # Ctrl-C after the rename, while the manifest is written
+        monkeypatch.setattr(manifest, "write_json", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        backup(settings)
+    assert list((tmp_path / "backups").iterdir()) == []
+    assert started and all(p.poll() is not None for p in started)  # type: ignore[attr-defined]
+
+
+def test_the_password_reaches_pg_dump_only_through_the_environment(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+
+    seen: list[tuple[list[str], dict[str, str]]] = []
+    real = subprocess.Popen
+
+    def popen(args, *rest, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append((list(args), dict(kwargs.get("env") or {})))
+        return real(args, *rest, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    # The test server trusts local connections: the password is carried, not checked.
+    from sqlalchemy.engine import make_url
+
+    base = make_url(settings.database_url)
+    for url in (base.update_query_dict({"password": "s3cret-in-query"}),
+                base.set(password="s3cret-in-user")):
+        url = url.render_as_string(hide_password=False)
+        result = backup(settings, database_url=url)
+        assert "s3cret" not in result.manifest_file.read_text()
+        restored = restore(settings, result.path, database_url=url, clean=True, yes=True)
+        assert "s3cret" not in str(restored.as_dict())
+    dumps = [(a, e) for a, e in seen if Path(a[0]).name in ("pg_dump", "pg_restore")]
+    assert dumps and all(not any("s3cret" in x for x in a) for a, _ in dumps)
+    assert all(e.get("PGPASSWORD", "").startswith("s3cret") for _, e in dumps)

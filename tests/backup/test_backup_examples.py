@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import table_checksums
+from backup_support import table_checksums
 
 from umbau.backup import pg
 from umbau.backup.dump import DumpOptions, backup

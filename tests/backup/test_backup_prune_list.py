@@ -62,9 +62,35 @@ def test_interrupted_backups_are_not_listed_as_complete(tmp_path: Path) -> None:
     _fake(folder, 1)
     (folder / "shop_20260301T000000Z_r1.dump.partial").write_bytes(b"PGDMP")
     (folder / "shop_20260228T000000Z_r1.dump").write_bytes(b"PGDMP")  # manifest missing
+    (folder / "shop_20260227T000000Z_r1.json").write_text("{}")  # its dump is gone
     listed = list_backups(Settings(root=tmp_path), folder)
     assert len(listed.backups) == 1
-    assert [p.name for p in listed.incomplete] == ["shop_20260301T000000Z_r1.dump.partial"]
+    assert [p.name for p in listed.incomplete] == ["shop_20260227T000000Z_r1.json",
+                                                   "shop_20260228T000000Z_r1.dump",
+                                                   "shop_20260301T000000Z_r1.dump.partial"]
+    # Prune removes stale leftovers of interrupted backups only: a dump without a
+    # manifest may be someone's only copy.
+    result = prune(Settings(root=tmp_path), directory=folder, now=datetime.now(UTC)
+                   + timedelta(days=2))
+    assert [p.name for p in result.removed_incomplete] == [
+        "shop_20260301T000000Z_r1.dump.partial"]
+    assert (folder / "shop_20260228T000000Z_r1.dump").exists()
+    assert not (folder / "shop_20260301T000000Z_r1.dump.partial").exists()
+
+
+def test_a_partial_folder_still_being_written_is_not_stale(tmp_path: Path) -> None:
+    import os
+    import time
+
+    folder = tmp_path / "b"
+    _fake(folder, 1)
+    partial = folder / "shop_20260301T000000Z_r1.partial"
+    partial.mkdir()
+    (partial / "toc.dat").write_bytes(b"PGDMP")
+    week_ago = time.time() - 7 * 86400
+    os.utime(partial, (week_ago, week_ago))  # the folder's own mtime is old, its file new
+    result = prune(Settings(root=tmp_path), directory=folder, now=datetime.now(UTC))
+    assert result.removed_incomplete == [] and partial.exists()
 
 
 def test_cli_list_and_prune(settings: Settings, tmp_path: Path, capsys) -> None:

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import table_checksums
+from backup_support import table_checksums
 from helpers import linear_project, settings_for
 from sqlalchemy import text
 
@@ -142,3 +142,36 @@ def test_cli_refuses_old_client_and_leaves_nothing(settings: Settings, tmp_path:
     assert code == 13
     assert "older than the server" in capsys.readouterr().err
     assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_restore_test_of_a_backup_without_the_version_table(settings: Settings) -> None:
+    from umbau.backup.dump import DumpOptions
+
+    result = backup(settings, DumpOptions(exclude_tables=("alembic_version",)))
+    checked = verify(settings, result.path, restore_test=True)
+    assert checked.ok, checked.as_dict()
+    assert checked.restore_test is not None and checked.restore_test.revision_ok is None
+
+
+def test_restore_jobs_only_for_directory_backups(settings: Settings, make_database) -> None:
+    from umbau.errors import UsageError
+
+    result = backup(settings)
+    target = make_database()
+    with pytest.raises(UsageError, match="leave --jobs out"):
+        restore(settings, result.path, database_url=target, jobs=4)
+    assert table_checksums(target) == {}
+
+
+def test_a_read_only_manifest_does_not_fail_a_finished_restore(
+        settings: Settings, make_database, capsys: pytest.CaptureFixture[str]) -> None:
+    result = backup(settings)
+    target = make_database()
+    # A folder where the manifest's temporary file goes: the manifest cannot be
+    # rewritten (as a read-only mount would, and unlike chmod also when run as root).
+    result.manifest_file.with_name(result.manifest_file.name + ".partial").mkdir()
+    code = main(["--database-url", settings.database_url, "restore", str(result.path),
+                 "--database", target])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "revision r2" in captured.out and "could not be updated" in captured.err

@@ -177,3 +177,29 @@ def test_rule_ids_are_stable_kebab_case_and_documented() -> None:
     assert len(rules) >= 31
     for rule in rules.values():
         assert rule.problem.strip() and rule.safe.strip() and rule.lock and rule.blocks
+
+
+def test_an_unrendered_revision_can_be_ignored_for_the_whole_file() -> None:
+    source = "# umbau: ignore-file[unrendered-revision] reads a table only prod has\n"
+    failed = Unit("r1", "r1.py", [], source=source, failure="OperationalError: no table")
+    assert lint_units([failed], config.load({})) == []
+    failed.source = None
+    assert rules_of([failed]) == [("r1", "unrendered-revision")]
+
+
+def test_an_ignore_of_a_disabled_rule_is_not_reported_unused() -> None:
+    source = "def upgrade():\n    op.drop_column('t', 'b')  # umbau: ignore[drop-column] gone\n"
+    units = [unit("r1", "CREATE TABLE t (a int)", report=False),
+             unit("r2", "ALTER TABLE t ADD COLUMN c int", source=source, lines=[2])]
+    assert rules_of(units, disable=["drop-column", "missing-downgrade"]) == []
+    assert rules_of(units, disable=["missing-downgrade"]) == [("r2", "unused-ignore")]
+
+
+def test_a_trailing_ignore_covers_the_whole_call_it_ends() -> None:
+    source = ("def upgrade():\n"
+              "    op.create_index('ix_a', 't',\n"
+              "                    ['a'])  # umbau: ignore[require-concurrent-index-creation] "
+              "12 rows\n")
+    units = [unit("r1", "CREATE TABLE t (a int)", report=False),
+             unit("r2", "CREATE INDEX ix_a ON t (a)", source=source, lines=[2])]
+    assert rules_of(units, disable=["missing-downgrade"]) == []

@@ -211,3 +211,77 @@ def test_branches_merges_and_a_data_reading_revision(tmp_path: Path, database_ur
     assert sorted((f.unit, f.rule) for f in result.findings) == [
         ("b1", "drop-column"), ("r2", "require-concurrent-index-creation"),
         ("r3", "add-column-not-null-without-default")]
+
+
+def test_cli_switches_win_over_the_settings(tmp_path: Path) -> None:
+    project = project_with_index(tmp_path)
+    settings = settings_for(project, None)
+    settings.sections["lint"] = {"disable": ["require-concurrent-index-creation"]}
+    assert lint(settings).findings == []
+    again = lint(settings, enable=["require-concurrent-index-creation"])
+    assert [f.rule for f in again.findings] == ["require-concurrent-index-creation"]
+
+
+def test_cli_refuses_bad_files_and_versions(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    latin = tmp_path / "latin.sql"
+    latin.write_bytes("SELECT 'Gr\xfc\xdfe';\n".encode("latin-1"))
+    assert main(["lint", str(latin)]) == 2
+    assert "save it as UTF-8" in capsys.readouterr().err
+    assert main(["lint", "--target-version", "7", str(latin)]) == 2
+
+
+def test_every_touched_table_is_reported_with_its_size(tmp_path: Path,
+                                                       database_url: str) -> None:
+    project = project_with_index(tmp_path)
+    add_revision(project, "r3", "r2", upgrade=(
+        'op.add_column("docs", sa.Column("lang", sa.Text(), nullable=True))\n'
+        'op.create_table("tags", sa.Column("id", sa.BigInteger, primary_key=True))'),
+        downgrade='op.drop_table("tags")\nop.drop_column("docs", "lang")')
+    settings = settings_for(project, database_url)
+    upgrade(settings, "r2", allow_unsafe=True)
+    result = lint(settings)  # pending: r3, which has no finding
+    assert result.findings == []
+    assert set(result.tables) == {"docs"}  # tags is created by r3 itself
+    assert result.tables["docs"].exists and result.tables["docs"].bytes
+
+
+def test_autocommit_block_of_a_captured_revision_is_outside_the_transaction(
+        tmp_path: Path, database_url: str) -> None:
+    project = project_with_index(tmp_path)
+    add_revision(project, "r3", "r2", upgrade='''
+        rows = op.get_bind().execute(sa.text("SELECT id FROM docs")).fetchall()
+        with op.get_context().autocommit_block():
+            op.create_index("ix_docs_body", "docs", ["body"], postgresql_concurrently=True)
+        op.create_index("ix_docs_id_title", "docs", ["id", "title"])''',
+                 downgrade='op.drop_index("ix_docs_body", table_name="docs")')
+    result = lint(settings_for(project, database_url), ["r3"])
+    assert [u.via for u in result.units] == ["database"]
+    assert [(f.rule, f.sql) for f in result.findings] == [
+        ("require-concurrent-index-creation", "CREATE INDEX ix_docs_id_title ON docs (id, title)")]
+
+
+def test_table_sizes_do_not_wait_behind_an_application_lock(tmp_path, database_url) -> None:
+    """An ACCESS EXCLUSIVE lock held by the application must not hang the lint (gate)."""
+    import time
+
+    from sqlalchemy import text as sql_text
+
+    from umbau.commands.lint import lint
+    from umbau.postgres.connect import connect
+    from umbau.settings import load_settings
+
+    with connect(database_url) as conn:
+        conn.execute(sql_text("CREATE TABLE big (id int PRIMARY KEY, v text)"))
+        conn.commit()
+    sql = tmp_path / "index.sql"
+    sql.write_text("CREATE INDEX ix_big_v ON big (v);\n")
+    settings = load_settings(cwd=tmp_path, environ={}, flags={"database_url": database_url})
+    with connect(database_url) as holder:
+        holder.execute(sql_text("LOCK TABLE big IN ACCESS EXCLUSIVE MODE"))
+        started = time.monotonic()
+        result = lint(settings, [str(sql)])
+        assert time.monotonic() - started < 10
+        holder.rollback()
+    assert result.tables["big"].exists
+    assert result.tables["big"].bytes is not None

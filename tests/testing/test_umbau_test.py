@@ -4,13 +4,16 @@ revision and the difference."""
 from __future__ import annotations
 
 import json
+import signal
 import uuid
 from pathlib import Path
 
+import pytest
 from helpers import add_revision, linear_project, make_project, settings_for
 
 from umbau.cli import main
 from umbau.commands.test import throwaway_database
+from umbau.errors import MigrationFailed
 from umbau.testing.report import TestReport
 from umbau.testing.runner import TestOptions, run_checks
 
@@ -260,3 +263,110 @@ def test_both_example_apps_pass(server_url: str) -> None:
         assert report.ok, (name, [f.describe() for f in report.failures])
         assert all(status == "passed" for status in report.checks.values()), report.checks
         assert len(report.revisions) >= 7
+
+
+def test_rows_written_by_a_trigger_during_the_fill_are_still_checked(
+        tmp_path: Path, database_url: str) -> None:
+    # Refilling t1 (changed by r2) before r3 also writes audit rows through a trigger;
+    # audit must still count as untouched by r3, so that its downgrade losing them fails.
+    project = make_project(tmp_path)
+    add_revision(project, "r1", None, upgrade='''
+        op.create_table("t1", sa.Column("id", sa.BigInteger, primary_key=True),
+                        sa.Column("v", sa.Text))
+        op.create_table("audit", sa.Column("id", sa.BigInteger, sa.Identity(),
+                                           primary_key=True), sa.Column("note", sa.Text))
+        op.execute("CREATE FUNCTION log_t1() RETURNS trigger LANGUAGE plpgsql AS "
+                   "$$ BEGIN INSERT INTO audit (note) VALUES (NEW.v); RETURN NEW; END $$")
+        op.execute("CREATE TRIGGER t1_log AFTER INSERT ON t1 "
+                   "FOR EACH ROW EXECUTE FUNCTION log_t1()")
+    ''', downgrade='''
+        op.drop_table("audit")
+        op.drop_table("t1")
+        op.execute("DROP FUNCTION log_t1()")
+    ''')
+    add_revision(project, "r2", "r1", upgrade='op.add_column("t1", sa.Column("w", sa.Text))',
+                 downgrade='op.drop_column("t1", "w")')
+    add_revision(project, "r3", "r2",
+                 upgrade='op.create_table("t3", sa.Column("id", sa.Integer, primary_key=True))',
+                 downgrade='op.drop_table("t3")\nop.execute("DELETE FROM audit")')
+    report = run(project, database_url)
+    failures = report.failures_of("data")
+    assert [f.revision for f in failures] == ["r3"], [f.describe() for f in report.failures]
+    assert failures[0].details[0].startswith("table audit: ")
+
+
+def test_an_env_py_that_fails_outside_a_step_ends_the_run(tmp_path: Path,
+                                                          database_url: str) -> None:
+    project = linear_project(tmp_path, 1)
+    env = project / "migrations" / "env.py"
+    env.write_text(env.read_text(encoding="utf-8").replace(
+        "config = context.config", "config = context.config\nraise RuntimeError('env broken')"),
+        encoding="utf-8")
+    with pytest.raises(MigrationFailed) as raised:
+        run(project, database_url)
+    assert str(raised.value).startswith("env.py failed outside a revision step: "
+                                        "RuntimeError: env broken;")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_and_sigterm_drop_the_throwaway_database(tmp_path: Path, server_url: str,
+                                                        signum: int) -> None:
+    import subprocess
+    import sys
+    import time
+
+    from sqlalchemy import text
+
+    from umbau.postgres.connect import connect
+
+    project = linear_project(tmp_path, 1)
+    add_revision(project, "r2", "r1", upgrade='op.execute("SELECT pg_sleep(60)")',
+                 downgrade="op.execute('SELECT 1')")
+    child = subprocess.Popen([sys.executable, "-m", "umbau", "--script-location",
+                              str(project / "migrations"), "test", "--server", server_url,
+                              "--no-lint"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    try:
+        database = None
+        with connect(server_url, autocommit=True) as conn:
+            for _ in range(300):
+                database = conn.execute(text(
+                    "SELECT datname FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%' "
+                    "AND pid <> pg_backend_pid()")).scalar()
+                if database is not None or child.poll() is not None:
+                    break
+                time.sleep(0.1)
+        assert database is not None and database.startswith("umbau_test_"), child.poll()
+        child.send_signal(signum)
+        _, err = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode != 0, err  # 130 is documented; click turns it into Abort (1)
+    with connect(server_url, autocommit=True) as conn:
+        left = conn.execute(text("SELECT count(*) FROM pg_database WHERE datname = :d"),
+                            {"d": database}).scalar()
+    assert left == 0
+
+
+def test_a_failing_setup_hook_is_a_one_line_error(tmp_path: Path, server_url: str,
+                                                  capsys: object) -> None:
+    project = linear_project(tmp_path, 1)
+    (project / "broken.sql").write_text("CREATE TABLEX nope ();", encoding="utf-8")
+    code = main(["--script-location", str(project / "migrations"), "test", "--server",
+                 server_url, "--no-lint", "--setup", str(project / "broken.sql")])
+    err = capsys.readouterr().err  # type: ignore[attr-defined]
+    assert code == 2, err
+    assert "broken.sql' failed: syntax error at or near \"TABLEX\"" in err
+    assert "Traceback" not in err
+
+
+def test_switched_off_checks_say_so(tmp_path: Path, database_url: str) -> None:
+    project = linear_project(tmp_path, 2)
+    report = run(project, database_url, skip=frozenset({"stairway", "idempotent"}))
+    assert report.checks["stairway"] == "skipped: switched off"
+    assert report.checks["idempotent"] == "skipped: switched off"
+    # Rows are compared across downgrades: with no downgrades, data must not claim a pass.
+    assert report.checks["data"].startswith("skipped: ")
+    assert report.checks["upgrade"] == "passed"

@@ -26,14 +26,16 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.types.json import Json, Jsonb
 
 from umbau.backfill.api import Backfill, Row
 from umbau.backfill.table import TableInfo, user_sql
-from umbau.errors import UsageError
+from umbau.errors import BackfillError, UsageError
 from umbau.postgres.connect import RETRYABLE_SQLSTATES
 
 _JSON_TYPES = {"json", "jsonb"}
@@ -83,13 +85,55 @@ class Changer:
 
     def upper_bound(self, conn: psycopg.Connection, after: Sequence[str] | None,
                     upto: Sequence[str] | None, size: int) -> list[str] | None:
-        """The key ``size`` rows after ``after`` (within ``upto``), None if fewer remain."""
+        """The key ``size`` rows after ``after`` (within ``upto``), None if fewer remain.
+
+        Keyset, no OFFSET: the next ``size`` keys from the index, then the last of them.
+        """
         cond, params = self.table.range_condition(after, upto)
-        query = sql.SQL("SELECT {} FROM {} WHERE {} ORDER BY {} LIMIT 1 OFFSET {}").format(
-            self.table.key_text(), self.table.ident, cond, self.table.key_cols(),
-            sql.Literal(size - 1))
+        desc = sql.SQL(", ").join(sql.SQL("{} DESC").format(sql.Identifier(k))
+                                  for k in self.table.key)
+        query = sql.SQL(
+            "SELECT {}, count(*) OVER () FROM (SELECT {} FROM {} WHERE {} ORDER BY {} LIMIT {})"
+            " AS page ORDER BY {} LIMIT 1").format(
+            self.table.key_text(), self.table.key_cols(), self.table.ident, cond,
+            self.table.key_cols(), sql.Literal(size), desc)
         row = conn.execute(query, params).fetchone()
-        return list(row) if row else None
+        if row is None or row[-1] < size:
+            return None
+        return list(row[:-1])
+
+    def check(self, conn: psycopg.Connection) -> None:
+        """Plan (EXPLAIN, nothing runs) the change, ``where`` and ``verify`` once, so that
+        a typo refuses before any row changes instead of failing the first batch or,
+        for ``verify``, the very end."""
+        backfill = self.backfill
+        if backfill.set is not None:
+            assignments = sql.SQL(", ").join(
+                sql.SQL("{} = {}").format(sql.Identifier(col), user_sql(expr))
+                for col, expr in backfill.set.items())
+            change = sql.SQL("EXPLAIN UPDATE {} SET {} WHERE {}").format(
+                self.table.ident, assignments, self.where)
+        else:
+            change = sql.SQL("EXPLAIN SELECT {} FROM {} WHERE {}").format(
+                sql.SQL(", ").join(sql.Identifier(c) for c in [*self.table.key, *self.columns]),
+                self.table.ident, self.where)
+        checks = [("set= or where=" if backfill.set is not None else "where=", change)]
+        if backfill.verify:
+            checks.append(("verify=", sql.SQL("EXPLAIN SELECT 1 FROM {} WHERE {}").format(
+                self.table.ident, user_sql(backfill.verify))))
+        for what, query in checks:
+            try:
+                with conn.transaction(force_rollback=True):
+                    conn.execute(query, [])  # a list: see table.user_sql
+            except psycopg.Error as exc:
+                if conn.broken:
+                    raise
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+                if (exc.sqlstate or "")[:2] in {"42", "22"}:
+                    raise UsageError(f"backfill {backfill.name}: {what} is not valid SQL on "
+                                     f"{self.table.name} ({reason}): fix the definition") from exc
+                raise BackfillError(f"backfill {backfill.name}: could not check its SQL on "
+                                    f"{self.table.name} ({reason}): rerun") from exc
 
     def apply(self, conn: psycopg.Connection, after: Sequence[str] | None,
               upto: Sequence[str] | None) -> tuple[int, int]:
@@ -155,9 +199,13 @@ class Changer:
             type_ = self.table.types[name]
             values = [row[name] for row in rows]
             if type_ in _JSON_TYPES:
-                values = [v if v is None or isinstance(v, str) else json.dumps(v) for v in values]
+                # As read: Python objects, a str being a JSON string (psycopg loads jsonb
+                # that way); SQL NULL for None.
+                values = [None if v is None else json.dumps(
+                    v.obj if isinstance(v, Json | Jsonb) else v) for v in values]
                 arrays.append(sql.SQL("%b::text[]"))
             else:
+                values = _same_number_type(values)
                 arrays.append(sql.SQL("%b::{}[]").format(sql.SQL(type_)))
             params.append(values)
             if i >= len(self.table.key):
@@ -174,6 +222,17 @@ class Changer:
             self.table.ident, sql.SQL(", ").join(assigns), sql.SQL(", ").join(arrays), aliases,
             match, cond)
         return conn.execute(query, [*params, *cond_params]).rowcount
+
+
+def _same_number_type(values: list[Any]) -> list[Any]:
+    """psycopg dumps a list of one Python type only; a transform that returns 1 for some
+    rows and 1.5 (or Decimal("1.5")) for others of the same column is still fine."""
+    kinds = {type(v) for v in values if v is not None}
+    if int in kinds and len(kinds) == 2:
+        other = next(iter(kinds - {int}))
+        if other in (float, Decimal):
+            return [other(v) if type(v) is int else v for v in values]
+    return values
 
 
 def run_batch(conn: psycopg.Connection, changer: Changer, name: str, chunk: int, owner: str,
@@ -221,8 +280,23 @@ def run_batch(conn: psycopg.Connection, changer: Changer, name: str, chunk: int,
 def sample_batch(conn: psycopg.Connection, changer: Changer, size: int) -> tuple[int, float]:
     """Apply the change to the first ``size`` keys and roll it back: (rows, seconds)."""
     started = time.perf_counter()
-    tx: Any = conn.transaction(force_rollback=True)
-    with tx:
-        upper = changer.upper_bound(conn, None, None, size)
-        rows, _ = changer.apply(conn, None, upper)
+    upper: list[str] | None = None
+    try:
+        with conn.transaction(force_rollback=True):
+            upper = changer.upper_bound(conn, None, None, size)
+            rows, _ = changer.apply(conn, None, upper)
+    except psycopg.Error as exc:
+        if conn.broken:
+            raise
+        _sample_failed(changer, exc, upper)
+    except Exception as exc:  # the transform's own error
+        _sample_failed(changer, exc, upper)
     return rows, time.perf_counter() - started
+
+
+def _sample_failed(changer: Changer, exc: BaseException, upper: list[str] | None) -> None:
+    reason = (str(exc).strip().splitlines() or [""])[0]
+    raise BackfillError(
+        f"backfill {changer.backfill.name}: the sample batch in key range "
+        f"{describe_range(None, upper)} failed ({type(exc).__name__}: {reason}) and was rolled "
+        "back: fix the change before running it") from exc

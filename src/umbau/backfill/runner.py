@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -28,6 +29,7 @@ from umbau.errors import (
     BackfillDefinitionChanged,
     BackfillError,
     BackfillFailed,
+    UmbauError,
     UsageError,
     VerificationFailed,
 )
@@ -156,6 +158,7 @@ def run_backfill(settings: Settings, backfill: Backfill, *, workers: int = 1,
         state.ensure_tables(conn)
         table = inspect_table(conn, backfill.table, backfill.key)
         changer = Changer(backfill, table)
+        changer.check(conn)
         if restart:
             with conn.transaction():
                 state.reset(conn, backfill.name)
@@ -216,10 +219,7 @@ def _plan_chunks(conn: psycopg.Connection, backfill: Backfill, table: TableInfo,
     The first chunk starts below the smallest key and the last one ends above the
     largest, so rows inserted at either end while the backfill runs are covered too.
     """
-    where = user_sql(backfill.where) if backfill.where else sql.SQL("TRUE")
-    counts = conn.execute(sql.SQL("SELECT count(*) FILTER (WHERE {}), count(*) FROM {}").format(
-        where, table.ident), []).fetchone()
-    rows_total, all_rows = (int(counts[0]), int(counts[1])) if counts else (0, 0)
+    rows_total, all_rows = _count(conn, backfill, table)
     wanted = options.chunks or max(workers * 4 if workers > 1 else 1,
                                    math.ceil(all_rows / options.rows_per_chunk))
     wanted = max(1, min(wanted, all_rows or 1, 4096))
@@ -245,6 +245,14 @@ def _bounds(conn: psycopg.Connection, table: TableInfo, all_rows: int,
         return keys[:-1] if keys else []
     step = len(keys) / wanted
     return [keys[int(step * i)] for i in range(1, wanted)]
+
+
+def _count(conn: psycopg.Connection, backfill: Backfill, table: TableInfo) -> tuple[int, int]:
+    """(rows ``where`` selects, all rows) of the table."""
+    where = user_sql(backfill.where) if backfill.where else sql.SQL("TRUE")
+    row = conn.execute(sql.SQL("SELECT count(*) FILTER (WHERE {}), count(*) FROM {}").format(
+        where, table.ident), []).fetchone()  # a list: see table.user_sql
+    return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
 def _scalar(conn: psycopg.Connection, query: sql.Composed) -> int:
@@ -307,6 +315,10 @@ def _child(settings: Settings, name: str, changer: Changer, options: Options,
                should_stop=lambda: os.getppid() != parent).run()
     except BackfillFailed:
         os._exit(3)  # recorded in umbau_backfills; the parent reads it there
+    except UmbauError as exc:
+        # One line, not a child's traceback; the parent then reports the chunks left.
+        print(f"umbau: error: worker {os.getpid()}: {exc}", file=sys.stderr, flush=True)
+        os._exit(exc.exit_code)
 
 
 def _finish(conn: psycopg.Connection, backfill: Backfill, table: TableInfo, workers: int,
@@ -373,13 +385,13 @@ def dry_run(settings: Settings, backfill: Backfill) -> DryRunResult:
         set_timeouts(conn, settings)
         table = inspect_table(conn, backfill.table, backfill.key)
         changer = Changer(backfill, table)
-        where = user_sql(backfill.where) if backfill.where else sql.SQL("TRUE")
-        with conn.transaction():
-            rows = _scalar(conn, sql.SQL("SELECT count(*) FROM {} WHERE {}").format(
-                table.ident, where))
+        changer.check(conn)
+        rows, all_rows = _count(conn, backfill, table)
         sample_rows, seconds = sample_batch(conn, changer, options.batch_size)
-    scanned = min(options.batch_size, max(rows, 1))
-    estimate = rows * seconds / scanned if seconds > 0 else None
+    # The run pages over every key, not only the rows `where` selects: the sample
+    # batch covered `batch_size` keys of them.
+    scanned = min(options.batch_size, max(all_rows, 1))
+    estimate = all_rows * seconds / scanned if seconds > 0 else None
     return DryRunResult(backfill.name, table.name, list(table.key), rows, sample_rows, seconds,
                         estimate)
 

@@ -42,6 +42,13 @@ def connect_raw(url: str) -> Iterator[psycopg.Connection]:
     except psycopg.OperationalError as exc:
         raise translate_connect_error(exc, parsed) from exc
     try:
+        # The settings that shape ``key::text``: checkpoints written by one session are read
+        # back by others (other machines, with their own PGDATESTYLE or database default),
+        # and a key that does not survive the round trip would be skipped or changed twice.
+        # ISO dates are also the only ones psycopg can load (created_at and the like).
+        conn.execute("SELECT set_config('DateStyle', 'ISO, YMD', false), "
+                     "set_config('IntervalStyle', 'postgres', false), "
+                     "set_config('extra_float_digits', '3', false)")
         yield conn
     finally:
         conn.close()
@@ -113,6 +120,10 @@ class Worker:
             if chunk is not None:
                 self.stats.chunks += 1
                 if self._work_chunk(conn, chunk.chunk) == "stopped":
+                    # Paused or cancelled: free the chunk now, not when this session ends
+                    # (a revision's session lives on) or the lease expires.
+                    with conn.transaction():
+                        state.release(conn, self.name, chunk.chunk, self.owner)
                     return
                 continue
             with conn.transaction():

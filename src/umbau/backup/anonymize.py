@@ -186,14 +186,15 @@ def expression(column: Column, rule: Rule, salt: str, qualifier: str = "") -> st
     return f"CASE WHEN {col} IS NULL THEN NULL ELSE {value} END"
 
 
-def select_sql(qualified: str, columns: Sequence[Column], rules: Mapping[str, Rule],
+def select_sql(source: str, columns: Sequence[Column], rules: Mapping[str, Rule],
                salt: str) -> str:
-    """``SELECT <expressions> FROM ONLY <table>``; shuffled columns come from a random
-    permutation of the same column joined on a row number."""
+    """``SELECT <expressions> FROM <source>`` (``source`` is e.g. ``ONLY "public"."t"``);
+    shuffled columns come from a random permutation of the same column joined on a row
+    number."""
     shuffled = [c for c in columns if rules.get(c.name, Rule("keep")).kind == "shuffle"]
     if not shuffled:
         exprs = [expression(c, rules.get(c.name, Rule("keep")), salt) for c in columns]
-        return f"SELECT {', '.join(exprs)} FROM ONLY {qualified}"
+        return f"SELECT {', '.join(exprs)} FROM {source}"
     rn = "__umbau_rn"
     joins, exprs = [], []
     for i, column in enumerate(columns):
@@ -201,10 +202,10 @@ def select_sql(qualified: str, columns: Sequence[Column], rules: Mapping[str, Ru
         if rule.kind == "shuffle":
             alias = f"__umbau_s{i}"
             joins.append(f" JOIN (SELECT {quote_ident(column.name)} AS v, row_number() OVER "
-                         f"(ORDER BY random()) AS {rn} FROM ONLY {qualified}) AS {alias} "
+                         f"(ORDER BY random()) AS {rn} FROM {source}) AS {alias} "
                          f"USING ({rn})")
             exprs.append(f"{alias}.v")
         else:
             exprs.append(expression(column, rule, salt, "__umbau_b."))
-    base = f"(SELECT *, row_number() OVER () AS {rn} FROM ONLY {qualified}) AS __umbau_b"
+    base = f"(SELECT *, row_number() OVER () AS {rn} FROM {source}) AS __umbau_b"
     return f"SELECT {', '.join(exprs)} FROM {base}{''.join(joins)}"

@@ -14,12 +14,15 @@ empty as it was:
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
+import sqlalchemy as sa
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
@@ -30,7 +33,7 @@ from umbau.backup.restore import check_target
 from umbau.errors import BackupFailed, UsageError
 from umbau.events import Event, EventHandler, emit
 from umbau.postgres.connect import connect, describe, normalize_url
-from umbau.settings import Settings, mask_url
+from umbau.settings import Settings
 
 COLUMNS_SQL = """
     SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull
@@ -39,17 +42,21 @@ COLUMNS_SQL = """
       AND a.attgenerated = ''
     ORDER BY a.attnum
 """
+# Top-level foreign keys only (the copies PostgreSQL keeps on partitions have a
+# conparentid), with partitions folded into their root, as pg.tables() lists them.
 FOREIGN_KEYS_SQL = """
     SELECT cn.nspname || '.' || c.relname, rn.nspname || '.' || r.relname
     FROM pg_constraint k
-    JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace cn ON cn.oid = c.relnamespace
-    JOIN pg_class r ON r.oid = k.confrelid JOIN pg_namespace rn ON rn.oid = r.relnamespace
-    WHERE k.contype = 'f'
+    JOIN pg_class c ON c.oid = coalesce(pg_partition_root(k.conrelid), k.conrelid)
+    JOIN pg_namespace cn ON cn.oid = c.relnamespace
+    JOIN pg_class r ON r.oid = coalesce(pg_partition_root(k.confrelid), k.confrelid)
+    JOIN pg_namespace rn ON rn.oid = r.relnamespace
+    WHERE k.contype = 'f' AND k.conparentid = 0
 """
-SEQUENCES_SQL = """
-    SELECT schemaname, sequencename, last_value FROM pg_sequences
-    WHERE last_value IS NOT NULL
-"""
+SEQUENCES_SQL = "SELECT schemaname, sequencename FROM pg_sequences"
+# pg_dump 17.6/16.10/… wrap plain scripts in psql's \restrict … \unrestrict <key>;
+# only those lines are dropped (a function body may hold lines starting with "\").
+_PSQL_RESTRICT = re.compile(r"^\\(un)?restrict( \S+)?$")
 
 
 @dataclass
@@ -131,45 +138,73 @@ def copy(
     rules = anon.load_rules(rules_file) if rules_file else anon.RuleSet("umbau", {})
     if normalize_url(source_url) == normalize_url(target_url):
         raise UsageError("--from and --to name the same database: name two databases")
-    result = CopyResult(mask_url(source_url) or "", mask_url(target_url) or "")
+    result = CopyResult(pg.safe_url(source_url), pg.safe_url(target_url))
     started = time.monotonic()
-    with connect(source_url) as src, connect(target_url) as dst:
-        check_target(pg.user_table_names(dst), clean=False, yes=False,
-                     where=describe(normalize_url(target_url)))
-        majors = max(pg.server_major(src), pg.server_major(dst))
-        dump_tool = pg.tool(config, "pg_dump", majors)
-        src.rollback()  # the isolation level can change only between transactions
-        src = src.execution_options(isolation_level="REPEATABLE READ")
-        src.exec_driver_sql("SET TRANSACTION READ ONLY")
-        snapshot = src.execute(text("SELECT pg_export_snapshot()")).scalar_one()
-        edges = [(str(c), str(r)) for c, r in src.execute(text(FOREIGN_KEYS_SQL))]
-        everything = pg.tables(src)
-        chosen = _resolve(everything, tables)
-        _check_closed(chosen, edges)
-        columns = {i.key: _columns(src, i) for i in chosen}
-        anon.check_rules(rules, columns, [i.key for i in everything])
-        order = foreign_key_order([i.key for i in chosen], edges)
-        by_key = {i.key: i for i in chosen}
-        selection = [] if not tables else [a for i in chosen for a in ("--table", i.key)]
+    step = "reading the source"
+    try:
+        with connect(source_url) as src, connect(target_url) as dst:
+            check_target(pg.user_table_names(dst), clean=False, yes=False,
+                         where=describe(normalize_url(target_url)))
+            majors = max(pg.server_major(src), pg.server_major(dst))
+            dump_tool = pg.tool(config, "pg_dump", majors)
+            src.rollback()  # the isolation level can change only between transactions
+            src = src.execution_options(isolation_level="REPEATABLE READ")
+            src.exec_driver_sql("SET TRANSACTION READ ONLY")
+            snapshot = src.execute(text("SELECT pg_export_snapshot()")).scalar_one()
+            edges = [(str(c), str(r)) for c, r in src.execute(text(FOREIGN_KEYS_SQL))]
+            everything = pg.tables(src)
+            chosen = _resolve(everything, tables)
+            _check_closed(chosen, edges)
+            columns = {i.key: _columns(src, i) for i in chosen}
+            anon.check_rules(rules, columns, [i.key for i in everything])
+            order = foreign_key_order([i.key for i in chosen], edges)
+            by_key = {i.key: i for i in chosen}
+            selection = _selection(src, chosen) if tables else []
 
-        def schema(section: str) -> str:
-            return _schema_sql(dump_tool, source_url, snapshot, section, selection)
+            def schema(section: str) -> str:
+                return _schema_sql(dump_tool, source_url, snapshot, section, selection)
 
-        emit(on_event, Event(kind="copy_step", message="schema", total=len(order)))
-        _run_script(dst, schema("pre-data"))
-        for key in order:
-            info = by_key[key]
-            emit(on_event, Event(kind="copy_table", message=key))
-            result.tables.append(_copy_table(src, dst, info, columns[key],
-                                             rules.for_table(info.schema, info.name),
-                                             rules.salt))
-        emit(on_event, Event(kind="copy_step", message="indexes and constraints"))
-        _run_script(dst, schema("post-data"))
-        result.sequences = _set_sequences(src, dst)
-        dst.commit()
-        src.rollback()
+            emit(on_event, Event(kind="copy_step", message="schema", total=len(order)))
+            step = "creating the schema (pre-data)"
+            _run_script(dst, schema("pre-data"))
+            for key in order:
+                info = by_key[key]
+                step = f"copying {key}"
+                emit(on_event, Event(kind="copy_table", message=key))
+                result.tables.append(_copy_table(src, dst, info, columns[key],
+                                                 rules.for_table(info.schema, info.name),
+                                                 rules.salt))
+            emit(on_event, Event(kind="copy_step", message="indexes and constraints"))
+            step = "creating indexes and constraints (post-data)"
+            _run_script(dst, schema("post-data"))
+            step = "setting the sequences"
+            result.sequences = _set_sequences(src, dst)
+            dst.commit()
+            src.rollback()
+    except (psycopg.Error, sa.exc.DBAPIError) as exc:
+        # The target's transaction was rolled back with the connection: nothing is left.
+        orig = getattr(exc, "orig", None) or exc
+        first = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+        raise BackupFailed(f"copy failed while {step}: {first}; the target was left as "
+                           "it was: fix that (or the rules) and run it again") from exc
     result.duration_s = time.monotonic() - started
     return result
+
+
+def _selection(conn: Connection, chosen: Sequence[pg.TableInfo]) -> list[str]:
+    """pg_dump ``--table`` options for ``chosen`` and every partition of a partitioned
+    one (``--table`` alone leaves partitions out before pg_dump 16)."""
+    args: list[str] = []
+    for info in chosen:
+        names = [info.qualified]
+        if info.partitioned:
+            names = [pg.qualified(s, n) for s, n in conn.execute(text(
+                "SELECT n.nspname, c.relname FROM pg_partition_tree(CAST(:rel AS regclass)) t "
+                "JOIN pg_class c ON c.oid = t.relid "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace"), {"rel": info.qualified})]
+        for name in names:
+            args += ["--table", name]
+    return args
 
 
 def _columns(conn: Connection, info: pg.TableInfo) -> list[anon.Column]:
@@ -186,8 +221,7 @@ def _schema_sql(tool: Any, url: str, snapshot: str, section: str,
     if code != 0:
         raise BackupFailed(f"pg_dump --schema-only failed (exit {code}): "
                            f"{pg.first_error(err.splitlines())}: fix that and run it again")
-    # psql meta-commands (\restrict in newer pg_dump releases) are not SQL.
-    return "\n".join(line for line in out.splitlines() if not line.startswith("\\"))
+    return "\n".join(line for line in out.splitlines() if not _PSQL_RESTRICT.match(line))
 
 
 def _run_script(conn: Connection, sql: str) -> None:
@@ -204,8 +238,11 @@ def _run_script(conn: Connection, sql: str) -> None:
 def _copy_table(src: Connection, dst: Connection, info: pg.TableInfo,
                 columns: Sequence[anon.Column], rules: Any, salt: str) -> TableCopy:
     started = time.monotonic()
+    anonymised = {name: rule.kind for name, rule in rules.items() if rule.kind != "keep"}
+    if not columns:  # nothing to write (COPY t () is not valid SQL)
+        return TableCopy(info.key, 0, time.monotonic() - started, anonymised)
     names = ", ".join(pg.quote_ident(c.name) for c in columns)
-    select = anon.select_sql(info.qualified, columns, rules, salt)
+    select = anon.select_sql(info.rows_from, columns, rules, salt)
     raw_src = src.connection.driver_connection
     raw_dst = dst.connection.driver_connection
     rows = 0
@@ -215,17 +252,19 @@ def _copy_table(src: Connection, dst: Connection, info: pg.TableInfo,
             for block in out_copy:
                 in_copy.write(block)
         rows = max(in_cur.rowcount, 0)
-    anonymised = {name: rule.kind for name, rule in rules.items() if rule.kind != "keep"}
     return TableCopy(info.key, rows, time.monotonic() - started, anonymised)
 
 
 def _set_sequences(src: Connection, dst: Connection) -> int:
-    present = {(s, n) for s, n in dst.execute(
-        text("SELECT schemaname, sequencename FROM pg_sequences"))}
+    """Each sequence the target has, set as on the source: read from the sequence itself
+    (``pg_sequences.last_value`` is NULL after ``setval(…, false)`` and hides is_called)."""
+    present = {(str(sch), str(n)) for sch, n in dst.execute(text(SEQUENCES_SQL))}
+    present &= {(str(sch), str(n)) for sch, n in src.execute(text(SEQUENCES_SQL))}
     count = 0
-    for schema, name, value in src.execute(text(SEQUENCES_SQL)):
-        if (schema, name) in present:
-            dst.execute(text("SELECT setval(CAST(:s AS regclass), :v, true)"),
-                        {"s": pg.qualified(schema, name), "v": value})
-            count += 1
+    for schema, name in sorted(present):
+        name_sql = pg.qualified(schema, name)
+        value, called = src.execute(text(f"SELECT last_value, is_called FROM {name_sql}")).one()
+        dst.execute(text("SELECT setval(CAST(:s AS regclass), :v, :c)"),
+                    {"s": name_sql, "v": value, "c": called})
+        count += 1
     return count

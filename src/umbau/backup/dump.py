@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -89,14 +88,42 @@ class DumpOptions:
                 "exclude_tables": list(self.exclude_tables)}
 
 
+def _pattern_matches(pattern: str, info: pg.TableInfo) -> bool:
+    """pg_dump's pattern rules, for the row counts: ``*`` and ``?`` are wildcards, a dot
+    separates schema and table (no schema: the table in any schema), unquoted letters
+    are folded to lower case, double quotes keep case and special characters."""
+    parts: list[str] = [""]
+    quoted = False
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == '"':
+            if quoted and pattern[i + 1:i + 2] == '"':
+                parts[-1] += '"'
+                i += 1
+            else:
+                quoted = not quoted
+        elif ch == "." and not quoted:
+            parts.append("")
+        elif ch in "*?" and not quoted:
+            parts[-1] += ".*" if ch == "*" else "."
+        else:
+            parts[-1] += re.escape(ch if quoted else ch.lower())
+        i += 1
+    if len(parts) == 1:
+        return re.fullmatch(parts[0], info.name) is not None
+    schema, table = parts[-2], parts[-1]  # a database part in front is pg_dump's to check
+    return (re.fullmatch(schema, info.schema) is not None
+            and re.fullmatch(table, info.name) is not None)
+
+
 def _matches(info: pg.TableInfo, patterns: Sequence[str]) -> bool:
-    names = {info.name, info.key, f'"{info.schema}"."{info.name}"'}
-    return any(p in names for p in patterns)
+    return any(_pattern_matches(p, info) for p in patterns)
 
 
 def selected_tables(infos: Sequence[pg.TableInfo], options: DumpOptions) -> list[pg.TableInfo]:
-    """The tables whose data the dump holds (plain names or schema.name; wildcards are
-    left to pg_dump and counted as the whole database)."""
+    """The tables whose data the dump holds, matched as pg_dump matches ``--table`` and
+    ``--exclude-table`` patterns."""
     if options.schema_only:
         return []
     chosen = [i for i in infos if not options.tables or _matches(i, options.tables)]
@@ -108,8 +135,7 @@ def space_needed(config: BackupConfig, db_size: int, chosen: Sequence[pg.TableIn
     """Bytes to insist on: the database (or chosen tables) times the factor, plus a margin."""
     if options.schema_only:
         return config.space_margin
-    wildcard = any(ch in p for p in options.tables for ch in "*?")
-    size = db_size if (not options.tables or wildcard) else sum(i.bytes for i in chosen)
+    size = sum(i.bytes for i in chosen) if options.tables else db_size
     return int(size * config.space_factor) + config.space_margin
 
 
@@ -173,10 +199,11 @@ def backup(
     tool = pg.tool(config, "pg_dump", major)
     database = pg.database_name(url)
     name = mf.backup_name(database, created, revision)
-    final = _free_name(folder, name, ".dump" if options.format == "custom" else "")
-    partial = final.with_name(final.name + mf.PARTIAL)
-    emit(on_event, Event(kind="backup_start", message=str(final), total=len(chosen)))
+    final, partial = _reserve(folder, name, options.format)
+    mfile = mf.manifest_path(final)
+    renamed = False
     try:
+        emit(on_event, Event(kind="backup_start", message=str(final), total=len(chosen)))
         counts, timings = _dump(url, tool, options, partial, chosen, config, on_event)
         _tighten(partial)
         clock = time.monotonic()
@@ -184,33 +211,38 @@ def backup(
         timings["checksum_s"] = round(time.monotonic() - clock, 3)
         size = mf.size_of(partial)
         os.replace(partial, final)
+        renamed = True
+        duration = round(time.monotonic() - started, 3)
+        manifest: dict[str, Any] = {
+            "manifest_version": mf.MANIFEST_VERSION,
+            "name": final.name.removesuffix(".dump"),
+            "file": final.name,
+            "database": database,
+            "server_version": version,
+            "revision": list(revision),
+            "umbau_version": __version__,
+            "created": created.isoformat(),
+            "duration_s": duration,
+            "timings": timings,
+            "size": size,
+            "sha256": checksum,
+            "format": options.format,
+            "options": options.as_dict(),
+            "reason": reason,
+            "pg_dump": tool.as_dict(),
+            "tables": counts,
+            "verification": None,
+            "restores": [],
+        }
+        mf.write_json(mfile, manifest)
     except BaseException:
+        # Every failure (Ctrl-C included) leaves nothing: no partial dump, no dump without
+        # its manifest, no half-written manifest.
         _remove(partial)
+        _remove(mfile.with_name(mfile.name + mf.PARTIAL))
+        if renamed:
+            _remove(final)
         raise
-    duration = round(time.monotonic() - started, 3)
-    manifest: dict[str, Any] = {
-        "manifest_version": mf.MANIFEST_VERSION,
-        "name": final.name.removesuffix(".dump"),
-        "file": final.name,
-        "database": database,
-        "server_version": version,
-        "revision": list(revision),
-        "umbau_version": __version__,
-        "created": created.isoformat(),
-        "duration_s": duration,
-        "timings": timings,
-        "size": size,
-        "sha256": checksum,
-        "format": options.format,
-        "options": options.as_dict(),
-        "reason": reason,
-        "pg_dump": tool.as_dict(),
-        "tables": counts,
-        "verification": None,
-        "restores": [],
-    }
-    mfile = mf.manifest_path(final)
-    mf.write_json(mfile, manifest)
     emit(on_event, Event(kind="backup_done", message=str(final), duration=duration))
     return BackupResult(final, mfile, manifest)
 
@@ -240,31 +272,33 @@ def _dump(url: str, tool: Any, options: DumpOptions, target: Path,
             counted = time.monotonic() - clock
             pg.wait(proc, "pg_dump")
         except BaseException:
-            _stop(proc)
+            pg.stop(proc)
             raise
         dumped = time.monotonic() - clock
         snap.rollback()
     return counts, {"pg_dump_s": round(dumped, 3), "counts_s": round(counted, 3)}
 
 
-def _free_name(folder: Path, name: str, suffix: str) -> Path:
-    """``name`` + suffix, or ``name-2`` … when a backup of the same second exists."""
-    candidate, n = folder / (name + suffix), 1
-    while any(p.exists() for p in (candidate, mf.manifest_path(candidate),
-                                    candidate.with_name(candidate.name + mf.PARTIAL))):
+def _reserve(folder: Path, name: str, fmt: str) -> tuple[Path, Path]:
+    """(final path, partial path) for ``name``, or ``name-2`` … when a backup of the same
+    second exists. The partial path is created here (exclusively, 0600/0700), so two
+    backups started in the same second never write into the same file."""
+    suffix = ".dump" if fmt == "custom" else ""
+    n = 1
+    while True:
+        final = folder / (f"{name}{suffix}" if n == 1 else f"{name}-{n}{suffix}")
+        partial = final.with_name(final.name + mf.PARTIAL)
         n += 1
-        candidate = folder / f"{name}-{n}{suffix}"
-    return candidate
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
+        if final.exists() or mf.manifest_path(final).exists():
+            continue
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            if fmt == "custom":
+                os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            else:
+                partial.mkdir(mode=0o700)  # pg_dump writes into an existing empty folder
+        except FileExistsError:
+            continue
+        return final, partial
 
 
 def _tighten(path: Path) -> None:

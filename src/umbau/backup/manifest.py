@@ -139,12 +139,16 @@ def entry_for(dump: Path) -> BackupEntry:
 
 
 def scan(folder: Path) -> tuple[list[BackupEntry], list[Path]]:
-    """(complete backups oldest first, leftovers of interrupted ones)."""
+    """(complete backups oldest first, incomplete items): ``….partial`` leftovers of
+    interrupted backups, manifests without their dump or that cannot be read, and dumps
+    without a manifest."""
     if not folder.is_dir():
         return [], []
     entries: list[BackupEntry] = []
     partial: list[Path] = []
-    for item in sorted(folder.iterdir()):
+    claimed: set[Path] = set()
+    items = sorted(folder.iterdir())
+    for item in items:
         if item.name.endswith(PARTIAL):
             partial.append(item)
             continue
@@ -152,7 +156,9 @@ def scan(folder: Path) -> tuple[list[BackupEntry], list[Path]]:
             continue
         dump = _dump_for(item)
         if dump is None:
+            partial.append(item)
             continue
+        claimed.add(dump)
         try:
             entry = BackupEntry(dump, item, read_manifest(item))
             entry.created  # noqa: B018 - a manifest without a valid date is not complete
@@ -160,8 +166,14 @@ def scan(folder: Path) -> tuple[list[BackupEntry], list[Path]]:
             partial.append(item)
             continue
         entries.append(entry)
+    partial += [item for item in items if item not in claimed and _looks_like_dump(item)]
     entries.sort(key=lambda e: e.created)
-    return entries, partial
+    return entries, sorted(partial)
+
+
+def _looks_like_dump(item: Path) -> bool:
+    return (item.suffix == ".dump" and item.is_file()) or (item.is_dir()
+                                                            and (item / "toc.dat").is_file())
 
 
 def _dump_for(manifest_file: Path) -> Path | None:

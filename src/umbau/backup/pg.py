@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 
 from umbau.backup.binaries import PgTool, find_tool
 from umbau.backup.config import BackupConfig
@@ -19,7 +19,16 @@ from umbau.errors import BackupFailed
 from umbau.postgres.connect import normalize_url
 
 TABLES_SQL = """
-    SELECT n.nspname, c.relname, pg_total_relation_size(c.oid), c.reltuples::bigint
+    SELECT n.nspname, c.relname,
+           CASE WHEN c.relkind = 'p'
+                THEN (SELECT coalesce(sum(pg_total_relation_size(t.relid)), 0)
+                      FROM pg_partition_tree(c.oid) t)::bigint
+                ELSE pg_total_relation_size(c.oid) END,
+           CASE WHEN c.relkind = 'p'
+                THEN (SELECT coalesce(sum(greatest(p.reltuples, 0)), 0)
+                      FROM pg_partition_tree(c.oid) t JOIN pg_class p ON p.oid = t.relid)::bigint
+                ELSE c.reltuples::bigint END,
+           c.relkind = 'p'
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
       AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'
@@ -49,6 +58,9 @@ def libpq(url: str) -> tuple[str, dict[str, str]]:
     parts: dict[str, str] = {}
     for key, value in parsed.query.items():
         parts[key] = value if isinstance(value, str) else value[0]
+    # ?password=… is a libpq parameter too: it must not reach argv either.
+    in_query = parts.pop("password", None)
+    password = parsed.password or in_query
     if parsed.host:
         parts["host"] = parsed.host
     if parsed.port:
@@ -58,8 +70,16 @@ def libpq(url: str) -> tuple[str, dict[str, str]]:
     if parsed.database:
         parts["dbname"] = parsed.database
     conninfo = " ".join(f"{k}={_conninfo_value(v)}" for k, v in parts.items())
-    env = {"PGPASSWORD": str(parsed.password)} if parsed.password else {}
+    env = {"PGPASSWORD": str(password)} if password else {}
     return conninfo, env
+
+
+def safe_url(url: str) -> str:
+    """The URL for results and manifests: no password, neither in the user part nor as
+    a ``?password=`` parameter."""
+    normalize_url(url)  # a bad URL is a SettingsError here too
+    parsed = make_url(url).difference_update_query(["password"])
+    return parsed.render_as_string(hide_password=True)
 
 
 def with_database(url: str, name: str) -> str:
@@ -72,14 +92,25 @@ def database_name(url: str) -> str:
 
 @dataclass(frozen=True)
 class TableInfo:
+    """A table as backups see it: partitions are folded into their (top) parent, whose
+    size, estimate and rows are those of the whole partition tree."""
+
     schema: str
     name: str
     bytes: int
     estimate: int
+    partitioned: bool = False
 
     @property
     def qualified(self) -> str:
         return qualified(self.schema, self.name)
+
+    @property
+    def rows_from(self) -> str:
+        """What ``FROM`` reads this table's rows from: ``ONLY`` for a plain table (its
+        inheritance children are listed themselves), the whole tree for a partitioned
+        one (its partitions are not listed)."""
+        return self.qualified if self.partitioned else f"ONLY {self.qualified}"
 
     @property
     def key(self) -> str:
@@ -109,7 +140,7 @@ def row_counts(conn: Connection, infos: Sequence[TableInfo],
     counts: dict[str, dict[str, Any]] = {}
     for info in infos:
         if info.bytes < exact_below:
-            rows = conn.execute(text(f"SELECT count(*) FROM ONLY {info.qualified}")).scalar_one()
+            rows = conn.execute(text(f"SELECT count(*) FROM {info.rows_from}")).scalar_one()
             counts[info.key] = {"rows": int(rows), "exact": True, "bytes": info.bytes}
         else:
             counts[info.key] = {"rows": max(0, info.estimate), "exact": False,
@@ -124,7 +155,7 @@ def exact_counts(conn: Connection, keys: Sequence[str]) -> dict[str, int]:
     for key in keys:
         if key in present:
             out[key] = int(conn.execute(
-                text(f"SELECT count(*) FROM ONLY {present[key].qualified}")).scalar_one())
+                text(f"SELECT count(*) FROM {present[key].rows_from}")).scalar_one())
     return out
 
 
@@ -150,10 +181,13 @@ def tool(config: BackupConfig, name: str, server_major_version: int | None) -> P
 def run(tool_: PgTool, args: Sequence[str], *, env: Mapping[str, str] | None = None,
         on_line: Callable[[str], None] | None = None, stdin: Any = None,
         stdout: Any = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
-    """Start a client; stderr is read line by line (``on_line``) so it never blocks."""
+    """Start a client; stderr is read line by line (``on_line``) so it never blocks.
+
+    umask 077: whatever pg_dump creates (files of a directory-format dump) is private
+    from the first byte, not only once the dump is complete."""
     full_env = {**os.environ, **(env or {})}
     proc = subprocess.Popen([str(tool_.path), *args], stdin=stdin, stdout=stdout,
-                            stderr=subprocess.PIPE, env=full_env)
+                            stderr=subprocess.PIPE, env=full_env, umask=0o077)
     lines: list[str] = []
 
     def pump() -> None:
@@ -172,14 +206,43 @@ def run(tool_: PgTool, args: Sequence[str], *, env: Mapping[str, str] | None = N
 
 
 def wait(proc: subprocess.Popen[bytes], what: str) -> list[str]:
-    """Wait for a client started by :func:`run`; a non-zero exit becomes BackupFailed."""
-    code = proc.wait()
+    """Wait for a client started by :func:`run`; a non-zero exit becomes BackupFailed.
+    Interrupted (Ctrl-C, an error in another thread of work), the client is stopped."""
+    try:
+        code = proc.wait()
+    except BaseException:
+        stop(proc)
+        raise
     proc.umbau_reader.join()  # type: ignore[attr-defined]
     lines: list[str] = proc.umbau_stderr  # type: ignore[attr-defined]
     if code != 0:
         raise BackupFailed(f"{what} failed (exit {code}): {first_error(lines)}: fix that "
                            "and run it again")
     return lines
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Terminate a client that is still running, and reap it."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def archive_major(manifest: Mapping[str, Any]) -> int | None:
+    """The major version of the pg_dump that wrote a backup (from its manifest): an
+    older pg_restore cannot read the archive."""
+    major = (manifest.get("pg_dump") or {}).get("major")
+    return major if isinstance(major, int) else None
+
+
+def at_least(*majors: int | None) -> int | None:
+    """The highest of the given major versions; None when none is known."""
+    known = [m for m in majors if m is not None]
+    return max(known) if known else None
 
 
 def first_error(lines: Sequence[str]) -> str:

@@ -105,12 +105,24 @@ def prune(settings: Settings, *, keep_days: float = 30, keep_last: int = 0,
             entry.manifest_file.unlink(missing_ok=True)  # first: no longer "complete"
             _remove(entry.path)
     for leftover in partial:
-        age = now - datetime.fromtimestamp(leftover.stat().st_mtime, UTC)
+        # Only the leftovers of interrupted backups: a dump without a manifest (or with
+        # an unreadable one) may be someone's only copy, and is listed, not deleted.
+        if not leftover.name.endswith(mf.PARTIAL):
+            continue
+        age = now - datetime.fromtimestamp(_last_change(leftover), UTC)
         if age > STALE_PARTIAL:
             result.removed_incomplete.append(leftover)
             if not dry_run:
                 _remove(leftover)
     return result
+
+
+def _last_change(path: Path) -> float:
+    """The newest mtime in ``path``: a directory-format dump that is still being
+    written changes its files, not the folder's own mtime."""
+    if not path.is_dir():
+        return path.stat().st_mtime
+    return max([path.stat().st_mtime, *(p.stat().st_mtime for p in path.rglob("*"))])
 
 
 def _remove(path: Path) -> None:

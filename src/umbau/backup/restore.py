@@ -15,14 +15,14 @@ from umbau.backup.config import backup_config
 from umbau.errors import (
     BackupCorrupt,
     TargetNotEmpty,
-    UmbauError,
     UnknownDatabaseRevision,
+    UsageError,
 )
 from umbau.events import Event, EventHandler, emit
 from umbau.postgres import history
 from umbau.postgres.connect import connect, describe, normalize_url
 from umbau.postgres.locks import migrator_lock
-from umbau.settings import Settings, mask_url
+from umbau.settings import Settings
 
 
 @dataclass
@@ -35,11 +35,13 @@ class RestoreResult:
     duration_s: float = 0.0
     clean: bool = False
     leftover_tables: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"path": str(self.path), "database": self.database,
                 "revision": list(self.revision), "duration_s": round(self.duration_s, 3),
-                "clean": self.clean, "leftover_tables": self.leftover_tables}
+                "clean": self.clean, "leftover_tables": self.leftover_tables,
+                "warnings": self.warnings}
 
 
 def check_known_revision(settings: Settings, url: str, revisions: list[str]) -> None:
@@ -88,6 +90,11 @@ def restore(
     entry = mf.entry_for(Path(path).resolve())
     manifest = entry.manifest
     url = database_url or settings.require_database_url()
+    directory = entry.path.is_dir()
+    if jobs is not None and (jobs < 1 or not directory):
+        raise UsageError("--jobs restores a directory-format backup in parallel (1 or more); "
+                         "a custom-format backup is restored in one transaction: leave "
+                         "--jobs out")
     if manifest.get("sha256"):
         emit(on_event, Event(kind="restore_step", message="checksum"))
         if mf.sha256_of(entry.path) != manifest["sha256"]:
@@ -101,10 +108,9 @@ def restore(
         existing = pg.user_table_names(conn)
         conn.rollback()
     check_target(existing, clean=clean, yes=yes, where=where)
-    tool = pg.tool(config, "pg_restore", major)
+    tool = pg.tool(config, "pg_restore", pg.at_least(major, pg.archive_major(manifest)))
     conninfo, env = pg.libpq(url)
     args = ["--exit-on-error", "--dbname", conninfo]
-    directory = entry.path.is_dir()
     if directory:
         n = jobs or max(config.jobs, int((manifest.get("options") or {}).get("jobs", 1)), 2)
         args += ["--jobs", str(n)]
@@ -121,7 +127,7 @@ def restore(
     # Under the migrator lock: no migration may run while the schema is replaced.
     with migrator_lock(url, settings.lock_wait):
         pg.run_checked(tool, [*args, str(entry.path)], "pg_restore", env=env)
-    result = RestoreResult(entry.path, mask_url(url) or "", clean=clean,
+    result = RestoreResult(entry.path, pg.safe_url(url), clean=clean,
                            duration_s=time.monotonic() - started)
     with connect(url) as conn:
         result.revision = pg.version_table_revisions(conn)
@@ -132,7 +138,11 @@ def restore(
                                       if t not in in_backup and t not in own]
         _record_history(conn, settings, entry, result, started_at)
     if manifest:
-        _record_restore(entry, result, started_at)
+        try:
+            _record_restore(entry, result, started_at)
+        except OSError as exc:  # a read-only backup folder must not fail a finished restore
+            result.warnings.append(f"{entry.manifest_file} could not be updated "
+                                   f"({exc.strerror}); the restore itself is complete")
     return result
 
 
@@ -152,8 +162,4 @@ def _record_restore(entry: mf.BackupEntry, result: RestoreResult, at: datetime) 
     data["restores"] = [*data.get("restores", []),
                         {"at": at.isoformat(), "database": result.database,
                          "duration_s": round(result.duration_s, 3)}]
-    try:
-        mf.write_json(entry.manifest_file, data)
-    except OSError as exc:  # a read-only backup folder must not fail a finished restore
-        raise UmbauError(f"restored, but {entry.manifest_file} could not be updated: "
-                         f"{exc.strerror}; nothing else to do") from exc
+    mf.write_json(entry.manifest_file, data)

@@ -93,7 +93,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in args
     try:
         result = cli.main(args=args, prog_name="umbau", standalone_mode=False)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        # click turns Ctrl-C into Abort even with standalone_mode=False
+        if isinstance(exc.__context__, KeyboardInterrupt):
+            render.error("interrupted: the step in progress was rolled back; rerun to continue")
+            return 130
         render.error("aborted")
         return 1
     except click.exceptions.ClickException as exc:

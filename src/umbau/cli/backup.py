@@ -285,6 +285,8 @@ def restore(state: State, file: Path, database_url: str | None, clean: bool, yes
     if result.leftover_tables:
         render.out.print("tables not in the backup were left as they were: "
                          f"{', '.join(result.leftover_tables)}", markup=False)
+    for warning in result.warnings:
+        render.line(f"warning: {warning}", stderr=True)
 
 
 @cli.command("copy")

@@ -14,7 +14,8 @@ from umbau.cli import State, cli, pass_state, render
               show_default=True, help="Output format (github: workflow annotations).")
 @click.option("--enable", multiple=True, metavar="RULE", help="Switch a rule on (repeatable).")
 @click.option("--disable", multiple=True, metavar="RULE", help="Switch a rule off (repeatable).")
-@click.option("--target-version", type=int, help="PostgreSQL major version to lint for.")
+@click.option("--target-version", type=click.IntRange(9, 99), metavar="N",
+              help="PostgreSQL major version to lint for (overrides the server's).")
 @click.option("--offline", is_flag=True, help="Do not connect to the configured database.")
 @click.option("--list-rules", is_flag=True, help="List the rules and exit.")
 @pass_state

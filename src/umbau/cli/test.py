@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 
 import click
 
@@ -16,7 +21,8 @@ from umbau.testing.report import CHECK_TITLES, CHECKS, TestReport
                    "PostgreSQL in a temporary folder).")
 @click.option("--setup", metavar="FILE.sql|MODULE:FUNCTION",
               help="Run before the first revision (histories that start from a squashed schema).")
-@click.option("--rows", "rows_per_table", type=int, default=3, show_default=True,
+@click.option("--rows", "rows_per_table", type=click.IntRange(min=1), default=3,
+              show_default=True,
               help="Generated rows per table and fill.")
 @click.option("--skip", multiple=True, type=click.Choice(["stairway", "data", "drift",
                                                           "idempotent"]),
@@ -36,7 +42,7 @@ def test_cmd(state: State, server_url: str | None, setup: str | None, rows_per_t
     from umbau.testing.runner import TestOptions
 
     options = TestOptions(rows_per_table=rows_per_table, setup=setup, skip=frozenset(skip))
-    with render.progress(fmt == "text", quiet=fmt == "json") as on_event:
+    with _sigterm_unwinds(), render.progress(fmt == "text", quiet=fmt == "json") as on_event:
         report = run(state.settings, server_url=server_url, options=options,
                      with_lint=not no_lint, on_event=on_event)
     if junit_xml is not None:
@@ -46,6 +52,24 @@ def test_cmd(state: State, server_url: str | None, setup: str | None, rows_per_t
     else:
         _render(report, timings)
     return report.exit_code
+
+
+@contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """SIGTERM (a cancelled CI job) unwinds like Ctrl-C, so that the throwaway database
+    is dropped; by default Python would die without running any cleanup."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _render(report: TestReport, timings: bool) -> None:

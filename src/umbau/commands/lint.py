@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import text
 
 from umbau import alembic_bridge as bridge
 from umbau.errors import UnsafeMigration, UsageError
 from umbau.lint import config as lint_config
 from umbau.lint import sources
-from umbau.lint.context import Unit
-from umbau.lint.engine import lint_units, make_finding
-from umbau.lint.model import ERROR, WARNING, Finding, Hit
-from umbau.lint.registry import all_rules
+from umbau.lint.context import Unit, created_table, touched_tables
+from umbau.lint.engine import lint_units
+from umbau.lint.model import ERROR, WARNING, Finding
+from umbau.postgres.connect import LOCK_NOT_AVAILABLE, sqlstate
 from umbau.settings import Settings
-
-UNRENDERED = "unrendered-revision"
 
 
 @dataclass(frozen=True)
@@ -109,12 +108,7 @@ def lint(
     ``offline=True`` never connects to the configured database (sizes and server
     version are then unknown).
     """
-    section = dict(settings.section("lint"))
-    if enable:
-        section["enable"] = [*section.get("enable", []), *enable]
-    if disable:
-        section["disable"] = [*section.get("disable", []), *disable]
-    cfg = lint_config.load(section)
+    cfg = lint_config.load(_with_switches(settings.section("lint"), enable, disable))
     files = [Path(t) for t in targets if _is_sql_file(t)]
     revisions = [t for t in targets if not _is_sql_file(t)]
     for path in files:
@@ -136,12 +130,23 @@ def lint(
     units += [sources.sql_file_unit(p, assume_in_transaction=cfg.assume_in_transaction)
               for p in files]
     findings = lint_units(units, cfg)
-    findings += [f for u in units for f in _unrendered(u, cfg)]
     result.units = [LintedUnit(u.id, u.path, u.via, len(u.statements)) for u in units if u.report]
     if url:
-        _add_table_stats(result, findings, url, cfg.large_table)
+        _add_table_stats(result, findings, _touched(units, findings), url, cfg.large_table)
     result.findings = findings
     return result
+
+
+def _with_switches(section: Mapping[str, Any], enable: Sequence[str],
+                   disable: Sequence[str]) -> dict[str, Any]:
+    """The lint section with this run's --enable/--disable, which win over the settings."""
+    out = dict(section)
+    base_enable, base_disable = out.get("enable", []), out.get("disable", [])
+    if (enable or disable) and isinstance(base_enable, list) and isinstance(base_disable, list):
+        # (malformed lists are left as they are, for load() to refuse with its message)
+        out["enable"] = [r for r in base_enable if r not in disable] + list(enable)
+        out["disable"] = [r for r in base_disable if r not in enable] + list(disable)
+    return out
 
 
 def lint_upgrade(settings: Settings, target: str = "head") -> LintResult:
@@ -234,33 +239,60 @@ def _revision_units(settings: Settings, cfg: lint_config.LintConfig, revisions: 
     return units
 
 
-def _unrendered(unit: Unit, cfg: lint_config.LintConfig) -> list[Finding]:
-    reason = unit.failure
-    if not unit.report or reason is None or UNRENDERED not in cfg.enabled:
-        return []
-    hit = Hit(f"the SQL of {unit.id} could not be rendered offline nor captured on a throwaway "
-              f"database ({reason}): check it by hand, or configure a database_url")
-    return [make_finding(all_rules()[UNRENDERED], hit, unit, None, cfg)]
+_STATS_SQL = (
+    "SELECT t.name, c.oid IS NOT NULL, c.reltuples::bigint, "
+    "CASE WHEN c.oid IS NULL THEN NULL ELSE {size} END "
+    "FROM unnest(CAST(:names AS text[]), CAST(:quoted AS text[])) AS t(name, quoted) "
+    "LEFT JOIN pg_class c ON c.oid = to_regclass(t.quoted)"
+)
+_EXACT_SIZE = "pg_total_relation_size(c.oid)"
+_ESTIMATED_SIZE = (
+    "(c.relpages::bigint"
+    " + COALESCE((SELECT relpages FROM pg_class WHERE oid = c.reltoastrelid), 0)"
+    " + COALESCE((SELECT sum(i.relpages) FROM pg_index x JOIN pg_class i"
+    " ON i.oid = x.indexrelid WHERE x.indrelid = c.oid), 0))"
+    " * current_setting('block_size')::bigint"
+)
 
 
 def _quoted(name: str) -> str:
     return ".".join('"' + part.replace('"', '""') + '"' for part in name.split("."))
 
 
-def _add_table_stats(result: LintResult, findings: list[Finding], url: str,
+def _touched(units: Sequence[Unit], findings: Sequence[Finding]) -> list[str]:
+    """The tables the linted units name, except the ones they create themselves (unless a
+    finding is about one), and the tables of the findings."""
+    named: set[str] = set()
+    created: set[str] = set()
+    for unit in units:
+        if not unit.report:
+            continue
+        for stmt in unit.statements:
+            if stmt.node is None:
+                continue
+            named |= touched_tables(stmt.node)
+            created |= {name for name in [created_table(stmt.node)] if name}
+    return sorted((named - created) | {f.table for f in findings if f.table})
+
+
+def _add_table_stats(result: LintResult, findings: list[Finding], names: list[str], url: str,
                      large_table: int) -> None:
     from umbau.postgres.connect import connect
 
-    names = sorted({f.table for f in findings if f.table})
     if not names:
         return
+    params = {"names": names, "quoted": [_quoted(n) for n in names]}
     with connect(url) as conn:
-        rows = conn.execute(text(
-            "SELECT t.name, c.oid IS NOT NULL, c.reltuples::bigint, "
-            "CASE WHEN c.oid IS NULL THEN NULL ELSE pg_total_relation_size(c.oid) END "
-            "FROM unnest(CAST(:names AS text[]), CAST(:quoted AS text[])) AS t(name, quoted) "
-            "LEFT JOIN pg_class c ON c.oid = to_regclass(t.quoted)"),
-            {"names": names, "quoted": [_quoted(n) for n in names]}).all()
+        try:
+            # pg_total_relation_size waits for a table's lock: never behind the
+            # application's ACCESS EXCLUSIVE for long
+            conn.exec_driver_sql("SET LOCAL lock_timeout = '500ms'")
+            rows = conn.execute(text(_STATS_SQL.format(size=_EXACT_SIZE)), params).all()
+        except sa.exc.OperationalError as exc:
+            if sqlstate(exc) != LOCK_NOT_AVAILABLE:
+                raise
+            conn.rollback()  # the catalog's estimate needs no lock on the table
+            rows = conn.execute(text(_STATS_SQL.format(size=_ESTIMATED_SIZE)), params).all()
         conn.rollback()
     for name, exists, tuples, size in rows:
         rows_estimate = int(tuples) if tuples is not None and tuples >= 0 else None

@@ -10,12 +10,11 @@ whether a transaction is open.
 from __future__ import annotations
 
 import ast as pyast
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from pglast import ast, enums
-
-from umbau.sql import deparse
 
 AT = enums.AlterTableType
 CT = enums.ConstrType
@@ -159,7 +158,7 @@ class LintContext:
         self.unit: Unit | None = None
         self.in_transaction = False
         self.not_valid_in_transaction: set[tuple[str, str]] = set()
-        self.unit_tables: set[str] = set()  # tables the unit touches
+        self.unit_changes_schema = False  # the unit has DDL, not only data changes
 
     # -- questions the rules ask ------------------------------------------------
     def is_new(self, table: str) -> bool:
@@ -182,6 +181,8 @@ class LintContext:
         self.unit = unit
         self.in_transaction = unit.starts_in_transaction
         self.not_valid_in_transaction.clear()
+        self.unit_changes_schema = any(
+            s.node is not None and changes_schema(s.node) for s in unit.statements)
 
     def apply(self, node: Any) -> None:
         """Update the state with what ``node`` did."""
@@ -193,6 +194,9 @@ class LintContext:
                 self.not_valid_in_transaction.clear()
         elif isinstance(node, ast.CreateStmt):
             self._create(node)
+        elif isinstance(node, ast.CreateTableAsStmt) and created_table(node):
+            name = str(created_table(node))  # CREATE TABLE … AS: new, columns unknown
+            self.tables[name] = Table(name, created_in=self.unit.id if self.unit else None)
         elif isinstance(node, ast.AlterTableStmt):
             self._alter(node)
         elif isinstance(node, ast.IndexStmt) and node.idxname:
@@ -228,7 +232,9 @@ class LintContext:
         if constraint.contype == CT.CONSTR_CHECK:
             table.checks.append(Check(constraint.conname, not constraint.skip_validation,
                                       not_null_check_column(constraint.raw_expr)))
-        if constraint.skip_validation and constraint.conname:
+        # outside a transaction block each statement commits on its own, so a later
+        # VALIDATE no longer holds the ADD's lock
+        if constraint.skip_validation and constraint.conname and self.in_transaction:
             self.not_valid_in_transaction.add((table.name, constraint.conname))
 
     def _alter(self, node: Any) -> None:
@@ -263,8 +269,47 @@ class LintContext:
             table.columns[node.newname] = table.columns.pop(node.subname, None)
 
 
-def expression_text(node: Any) -> str:
-    try:
-        return deparse(node)
-    except Exception:  # a printer gap must not stop the lint
-        return "?"
+# Statements that change data or the session, not the schema. Anything else (DDL, and
+# DO/CALL, whose bodies cannot be seen) makes a unit a schema revision.
+_NOT_SCHEMA = tuple(getattr(ast, name) for name in (
+    "SelectStmt", "InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt", "TransactionStmt",
+    "VariableSetStmt", "VariableShowStmt", "CopyStmt", "ExplainStmt", "LockStmt",
+    "NotifyStmt", "ListenStmt", "UnlistenStmt", "CheckPointStmt", "VacuumStmt",
+    "ReindexStmt", "ClusterStmt", "DiscardStmt", "PrepareStmt", "ExecuteStmt",
+    "DeallocateStmt", "DeclareCursorStmt", "FetchStmt", "ClosePortalStmt",
+) if hasattr(ast, name))
+
+
+def changes_schema(node: Any) -> bool:
+    """True for DDL (CREATE, ALTER, DROP, RENAME, COMMENT, GRANT…), False for DML and the like."""
+    return not isinstance(node, _NOT_SCHEMA)
+
+
+def walk(node: Any) -> Iterator[Any]:
+    """Every pglast node below (and including) ``node``."""
+    if isinstance(node, tuple | list):
+        for item in node:
+            yield from walk(item)
+        return
+    if not isinstance(node, ast.Node):
+        return
+    yield node
+    for name in type(node).__slots__:  # type: ignore[attr-defined]  # pglast sets them per class
+        value = getattr(node, name, None)
+        if isinstance(value, ast.Node | tuple | list):
+            yield from walk(value)
+
+
+def touched_tables(node: Any) -> set[str]:
+    """The tables a statement names (every ``schema.table`` reference in it)."""
+    return {relname(n) for n in walk(node) if isinstance(n, ast.RangeVar)}
+
+
+def created_table(node: Any) -> str | None:
+    """The table a CREATE TABLE (… AS) statement creates, else None."""
+    if isinstance(node, ast.CreateStmt):
+        return relname(node.relation)
+    if isinstance(node, ast.CreateTableAsStmt) and node.into is not None \
+            and node.objtype == OT.OBJECT_TABLE:
+        return relname(node.into.rel)
+    return None

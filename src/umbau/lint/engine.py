@@ -11,6 +11,7 @@ from umbau.lint.model import Finding, Hit, Rule
 from umbau.lint.registry import all_rules
 
 UNPARSEABLE = "unparseable-sql"
+UNRENDERED = "unrendered-revision"
 UNUSED_IGNORE = "unused-ignore"
 IGNORE_NEEDS_REASON = "ignore-needs-reason"
 
@@ -37,6 +38,7 @@ def lint_units(units: Iterable[Unit], config: LintConfig,
                         found.append(make_finding(rule, hit, unit, stmt, config))
             ctx.apply(stmt.node)
         if unit.report:
+            found.extend(_unrendered(unit, config))
             for rule in unit_rules:
                 for hit in rule.check_unit(unit, ctx):  # type: ignore[misc]
                     found.append(make_finding(rule, hit, unit, None, config))
@@ -72,6 +74,14 @@ def _unparseable(unit: Unit, stmt: LintStatement, config: LintConfig) -> list[Fi
     return [make_finding(rules[UNPARSEABLE], hit, unit, stmt, config)]
 
 
+def _unrendered(unit: Unit, config: LintConfig) -> list[Finding]:
+    if unit.failure is None or UNRENDERED not in config.enabled:
+        return []
+    hit = Hit(f"the SQL of {unit.id} could not be rendered offline nor captured on a throwaway "
+              f"database ({unit.failure}): check it by hand, or configure a database_url")
+    return [make_finding(all_rules()[UNRENDERED], hit, unit, None, config)]
+
+
 def apply_ignores(unit: Unit, found: list[Finding], config: LintConfig) -> list[Finding]:
     """Drop the findings an ignore covers; report ignores that are unused or lack a reason."""
     if not unit.source:
@@ -92,7 +102,7 @@ def apply_ignores(unit: Unit, found: list[Finding], config: LintConfig) -> list[
             rule, message = rules[IGNORE_NEEDS_REASON], (
                 f"ignore[{ids}] gives no reason and suppresses nothing: add why it is safe "
                 "after the brackets")
-        elif not ignore.used:
+        elif not ignore.used and not _all_switched_off(ignore.rules, config):
             rule, message = rules[UNUSED_IGNORE], (
                 f"ignore[{ids}] suppressed nothing: remove it (or fix the rule id)")
         else:
@@ -100,6 +110,12 @@ def apply_ignores(unit: Unit, found: list[Finding], config: LintConfig) -> list[
         if rule.id in config.enabled:
             kept.append(make_finding(rule, Hit(message, line=ignore.line), unit, None, config))
     return kept
+
+
+def _all_switched_off(rule_ids: tuple[str, ...], config: LintConfig) -> bool:
+    """True when every id names a known rule that is disabled (its ignore is not stale)."""
+    known = all_rules()
+    return bool(rule_ids) and all(r in known and r not in config.enabled for r in rule_ids)
 
 
 def _statement_spans(unit: Unit) -> list[tuple[int, int]]:

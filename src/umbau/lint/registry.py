@@ -27,7 +27,3 @@ def all_rules() -> dict[str, Rule]:
     import umbau.lint.rules  # noqa: F401 - fills the registry
 
     return dict(_RULES)
-
-
-def get(rule_id: str) -> Rule:
-    return all_rules()[rule_id]

@@ -28,6 +28,7 @@ from sqlalchemy import event, text
 
 from umbau import alembic_bridge as bridge
 from umbau import sql as sqlparse
+from umbau.errors import UsageError
 from umbau.lint.context import LintStatement, Unit
 from umbau.settings import Settings
 
@@ -161,8 +162,12 @@ def _placeholders(statement: str) -> str:
 
 @contextmanager
 def scratch_server(database_url: str | None) -> Iterator[str]:
-    """A server URL to create scratch databases on: the configured one's, or an embedded one."""
-    if database_url:
+    """A server URL to create scratch databases on: the embedded PostgreSQL when the
+    ``embedded`` extra is installed (never a scratch database on a production server),
+    else the configured server."""
+    import importlib.util
+
+    if database_url and importlib.util.find_spec("pgserver") is None:
         from umbau.postgres.connect import normalize_url
 
         url = normalize_url(database_url).set(database="postgres")
@@ -195,8 +200,11 @@ def capture_on_database(settings: Settings, server_url: str, revision: str,
             migrate(scratch, project, "upgrade", parent)
         return _run_capturing(project, url, revision)
     finally:
+        from umbau.postgres.catalog import server_version
+
         with connect(server_url, autocommit=True) as admin:
-            admin.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            force = " WITH (FORCE)" if server_version(admin) >= 130000 else ""  # 13+ only
+            admin.execute(text(f'DROP DATABASE IF EXISTS "{name}"{force}'))
 
 
 def _run_capturing(project: bridge.Project, url: str, revision: str) -> list[LintStatement]:
@@ -214,10 +222,18 @@ def _run_capturing(project: bridge.Project, url: str, revision: str) -> list[Lin
     def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         note(_placeholders(statement))
 
+    def boundary(sql: str) -> Callable[[Any], None]:
+        def noted(conn: Any) -> None:
+            # in autocommit_block() SQLAlchemy still "begins" and "commits", but nothing
+            # reaches the server: each statement commits on its own
+            if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+                note(sql)
+        return noted
+
     with connect(url) as conn:
         event.listen(conn, "before_cursor_execute", before)
-        event.listen(conn, "commit", lambda *_: note("COMMIT"))
-        event.listen(conn, "begin", lambda *_: note("BEGIN"))
+        event.listen(conn, "commit", boundary("COMMIT"))
+        event.listen(conn, "begin", boundary("BEGIN"))
         try:
             bridge.run_env(project, bridge.upgrade_fn(project, revision), connection=conn)
         finally:
@@ -231,7 +247,11 @@ def _run_capturing(project: bridge.Project, url: str, revision: str) -> list[Lin
 
 def sql_file_unit(path: Path, *, assume_in_transaction: bool = False) -> Unit:
     """A .sql file as one unit; statement lines are the file's lines."""
-    source = path.read_text(encoding="utf-8")
+    try:
+        source = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}): "
+                         "save it as UTF-8") from exc
     newlines = [i for i, ch in enumerate(source) if ch == "\n"]
     statements = [
         LintStatement(s.text, s.node, s.error, bisect.bisect_right(newlines, s.start - 1) + 1)

@@ -47,7 +47,7 @@ def parse(source: str, kind: str, statement_lines: Sequence[tuple[int, int]] = (
     out: list[Ignore] = []
     for number, text in enumerate(lines, start=1):
         found = _IGNORE.search(text)
-        if not found or not _is_comment(text, found.start(), kind):
+        if not found or not _is_comment(text, found.start()):
             continue
         rules = tuple(r.strip() for r in found["ids"].split(",") if r.strip())
         reason = found["reason"].strip()
@@ -56,18 +56,18 @@ def parse(source: str, kind: str, statement_lines: Sequence[tuple[int, int]] = (
             continue
         own_line = not text[: found.start()].strip()
         target = _next_code_line(lines, number, kind) if own_line else number
-        if kind == "revision":
-            last = spans.get(target, target)
-        else:
-            last = next((end for start, end in statement_lines if start <= target <= end),
-                        target)
-            target = next((start for start, end in statement_lines if start <= target <= end),
-                          target)
-        out.append(Ignore(rules, reason, number, target, last))
+        if kind == "revision" and own_line:
+            first, last = target, spans.get(target, target)
+        else:  # the innermost statement around the line (a call over several lines)
+            around = [(start, end) for start, end in (
+                spans.items() if kind == "revision" else statement_lines)
+                if start <= target <= end]
+            first, last = min(around, key=lambda s: s[1] - s[0], default=(target, target))
+        out.append(Ignore(rules, reason, number, first, last))
     return out
 
 
-def _is_comment(text: str, start: int, kind: str) -> bool:
+def _is_comment(text: str, start: int) -> bool:
     # a crude guard against the pattern inside a string literal on the same line
     before = text[:start]
     return before.count('"') % 2 == 0 and before.count("'") % 2 == 0

@@ -23,7 +23,9 @@ WITH ns AS MATERIALIZED (
       AND nspname NOT LIKE 'pg\_toast%' AND nspname NOT LIKE 'pg\_temp%'
 ),
 rels AS MATERIALIZED (
-    SELECT c.oid, n.nspname, c.relname, c.relkind
+    SELECT c.oid, n.nspname, c.relname, c.relkind, c.relpersistence, c.relrowsecurity,
+           c.relforcerowsecurity, pg_get_expr(c.relpartbound, c.oid) AS partbound,
+           CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END AS partkey
     FROM pg_class c JOIN ns n ON n.oid = c.relnamespace
     WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm', 'S', 'i', 'I')
       AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_class'::regclass
@@ -33,7 +35,9 @@ SELECT json_build_object(
   'schemas', (SELECT coalesce(json_agg(nspname), '[]') FROM ns),
   'extensions', (SELECT coalesce(json_agg(json_build_array(extname, extversion)), '[]')
                  FROM pg_extension WHERE extname <> 'plpgsql'),
-  'relations', (SELECT coalesce(json_agg(json_build_array(nspname, relname, relkind)), '[]')
+  'relations', (SELECT coalesce(json_agg(json_build_array(nspname, relname, relkind,
+                    relpersistence = 'u', relrowsecurity, relforcerowsecurity, partbound,
+                    partkey)), '[]')
                 FROM rels WHERE relkind IN ('r', 'p', 'f')),
   'columns', (SELECT coalesce(json_agg(json_build_array(
                   r.nspname, r.relname, a.attname, format_type(a.atttypid, a.atttypmod),
@@ -41,13 +45,15 @@ SELECT json_build_object(
                   a.attgenerated, coalesce(bt.typcategory, t.typcategory),
                   CASE WHEN t.typtype = 'e' THEN
                     (SELECT json_agg(e.enumlabel ORDER BY e.enumsortorder)
-                     FROM pg_enum e WHERE e.enumtypid = t.oid) END, a.attnum)), '[]')
+                     FROM pg_enum e WHERE e.enumtypid = t.oid) END, a.attnum,
+                  CASE WHEN a.attcollation <> t.typcollation THEN co.collname END)), '[]')
               FROM rels r
               JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0
                                   AND NOT a.attisdropped
               JOIN pg_type t ON t.oid = a.atttypid
               LEFT JOIN pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype
               LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+              LEFT JOIN pg_collation co ON co.oid = a.attcollation
               WHERE r.relkind IN ('r', 'p', 'f')),
   'constraints', (SELECT coalesce(json_agg(json_build_array(
                       r.nspname, r.relname, c.conname, c.contype, pg_get_constraintdef(c.oid),
@@ -86,6 +92,17 @@ SELECT json_build_object(
   'domains', (SELECT coalesce(json_agg(json_build_array(n.nspname, t.typname,
                 format_type(t.typbasetype, t.typtypmod), t.typnotnull, t.typdefault)), '[]')
               FROM pg_type t JOIN ns n ON n.oid = t.typnamespace WHERE t.typtype = 'd'),
+  'domain_constraints', (SELECT coalesce(json_agg(json_build_array(n.nspname, t.typname,
+                c.conname, pg_get_constraintdef(c.oid))), '[]')
+              FROM pg_constraint c JOIN pg_type t ON t.oid = c.contypid
+              JOIN ns n ON n.oid = t.typnamespace WHERE c.contype <> 'n'),
+  'policies', (SELECT coalesce(json_agg(json_build_array(r.nspname, r.relname, p.polname,
+                p.polcmd, p.polpermissive,
+                ARRAY(SELECT CASE WHEN x = 0 THEN 'public' ELSE pg_get_userbyid(x)::text END
+                      FROM unnest(p.polroles) x ORDER BY 1),
+                pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid))),
+                '[]')
+              FROM pg_policy p JOIN rels r ON r.oid = p.polrelid),
   'views', (SELECT coalesce(json_agg(json_build_array(nspname, relname, relkind,
                 pg_get_viewdef(oid))), '[]')
             FROM rels WHERE relkind IN ('v', 'm')),
@@ -115,6 +132,7 @@ class ColumnShape:
     generated: str
     category: str  # pg_type.typcategory, of the base type for domains
     enum_labels: tuple[str, ...] = ()
+    collation: str | None = None  # only when not the type's default
 
     @property
     def filled_by_server(self) -> bool:
@@ -180,39 +198,53 @@ def build(raw: Mapping[str, Any], excluded: set[str]) -> Snapshot:
     for name, version in raw["extensions"]:
         objects[f"extension {name}"] = {"version": version}
     columns: dict[str, list[tuple[int, ColumnShape]]] = {}
-    for schema, rel, kind in raw["relations"]:
+    for (schema, rel, kind, unlogged, row_security, force_row_security, partition_bound,
+         partition_key) in raw["relations"]:
         table = display_name(schema, rel)
         if table not in excluded:
-            objects[f"table {table}"] = {"kind": {"r": "table", "p": "partitioned table",
-                                                   "f": "foreign table"}[kind]}
+            objects[f"table {table}"] = {
+                "kind": {"r": "table", "p": "partitioned table", "f": "foreign table"}[kind],
+                "unlogged": unlogged, "partition_key": partition_key,
+                "partition_bound": partition_bound,
+                "row_security": "forced" if force_row_security else row_security,
+            }
             columns[table] = []
     for (schema, rel, name, type_, notnull, default, identity, generated, category,
-         labels, attnum) in raw["columns"]:
+         labels, attnum, collation) in raw["columns"]:
         table = display_name(schema, rel)
         if table not in columns:
             continue
         col = ColumnShape(name, type_, not notnull, default, identity, generated, category,
-                          tuple(labels or ()))
+                          tuple(labels or ()), collation)
         columns[table].append((attnum, col))
         objects[f"column {table}.{name}"] = {
             "type": type_, "nullable": col.nullable, "default": default,
             "identity": {"a": "always", "d": "by default"}.get(identity),
-            "generated": default if generated else None,
+            "generated": default if generated else None, "collation": collation,
         }
     per_table: dict[str, dict[str, list[Any]]] = {t: {"constraints": [], "fks": [], "checks": [],
                                                        "indexes": [], "triggers": []}
                                                    for t in columns}
     _constraints(raw, objects, per_table)
+    # Indexes and triggers of tables, and of (materialized) views: objects only.
     for schema, rel, name, definition, valid in raw["indexes"]:
         table = display_name(schema, rel)
-        if table in per_table:
+        if table not in excluded:
             objects[f"index {table}.{name}"] = {"definition": definition, "valid": valid}
+        if table in per_table:
             per_table[table]["indexes"].append((name, definition))
     for schema, rel, name, definition, enabled in raw["triggers"]:
         table = display_name(schema, rel)
-        if table in per_table:
+        if table not in excluded:
             objects[f"trigger {table}.{name}"] = {"definition": definition, "enabled": enabled}
+        if table in per_table:
             per_table[table]["triggers"].append((name, definition))
+    for schema, rel, name, command, permissive, roles, using, check in raw["policies"]:
+        table = display_name(schema, rel)
+        if table not in excluded:
+            objects[f"policy {table}.{name}"] = {
+                "command": command, "permissive": permissive, "roles": ", ".join(roles),
+                "using": using, "with_check": check}
     _sequences(raw, objects, excluded)
     _types_and_code(raw, objects)
     for table, cols in columns.items():
@@ -268,6 +300,9 @@ def _types_and_code(raw: Mapping[str, Any], objects: dict[str, dict[str, Any]]) 
     for schema, name, base, notnull, default in raw["domains"]:
         objects[f"domain {display_name(schema, name)}"] = {
             "type": base, "nullable": not notnull, "default": default}
+    for schema, name, constraint, definition in raw["domain_constraints"]:
+        objects[f"domain constraint {display_name(schema, name)}.{constraint}"] = {
+            "definition": definition}
     for schema, name, kind, definition in raw["views"]:
         label = "materialized view" if kind == "m" else "view"
         objects[f"{label} {display_name(schema, name)}"] = {

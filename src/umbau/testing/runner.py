@@ -23,7 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from umbau import alembic_bridge as bridge
-from umbau.errors import IrreversibleRevision, SettingsError, UmbauError
+from umbau.errors import IrreversibleRevision, MigrationFailed, SettingsError, UmbauError
 from umbau.events import Event, EventHandler, emit
 from umbau.postgres import snapshot as snap
 from umbau.postgres.connect import sqlstate
@@ -99,7 +99,9 @@ def _check_single_head(report: TestReport, heads: Sequence[str]) -> None:
 
 def _after_head(checker: _Checker, options: TestOptions) -> None:
     report = checker.report
-    if "idempotent" not in options.skip:
+    if "idempotent" in options.skip:
+        report.skip("idempotent", "switched off")
+    else:
         checker.second_upgrade()
     if "drift" in options.skip:
         report.skip("drift", "switched off")
@@ -111,6 +113,18 @@ def _after_head(checker: _Checker, options: TestOptions) -> None:
 
 def run_setup(settings: Settings, conn: Connection, setup: Setup) -> None:
     """Run the setup hook: an .sql file, ``module:function`` or a callable."""
+    try:
+        _run_setup(settings, conn, setup)
+    except UmbauError:
+        raise
+    except Exception as exc:
+        if conn.in_transaction():
+            conn.rollback()
+        raise SettingsError(f"the setup hook {setup!r} failed: {reason(exc)}; fix it "
+                            "(it runs on the empty throwaway database)") from exc
+
+
+def _run_setup(settings: Settings, conn: Connection, setup: Setup) -> None:
     if callable(setup):
         setup(conn)
     elif str(setup).endswith(".sql"):
@@ -129,7 +143,7 @@ def run_setup(settings: Settings, conn: Connection, setup: Setup) -> None:
             sys.path.insert(0, str(settings.root))
         try:
             func = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError) as exc:
+        except Exception as exc:  # ImportError, AttributeError, or the module's own
             raise SettingsError(f"setup {setup!r} cannot be loaded ({exc}): fix --setup") from exc
         func(conn)
     conn.commit()
@@ -159,11 +173,13 @@ class _Checker:
         self.rows = RowGenerator(rows_per_table=options.rows_per_table)
         self.excluded: set[str] = set(UMBAU_TABLES) | {settings.history_table, "alembic_version"}
         self.filled: dict[str, snap.TableShape] = {}
+        self.in_step: Step | None = None  # the step Alembic is running, if any
 
     # -- driving Alembic ------------------------------------------------------
     def drive(self, plan: Generator[Step, BaseException | None, None]) -> None:
         """Run ``plan``'s steps through env.py; a failed step is thrown into the plan,
-        and env.py runs again for the steps after it."""
+        and env.py runs again for the steps after it. An error outside a step (env.py
+        itself, or the checks between steps) ends the run."""
         pending: BaseException | None = None
         started = False
         while True:
@@ -173,6 +189,7 @@ class _Checker:
                 return self._steps(plan, failed, first)
 
             started = True
+            self.in_step = None
             try:
                 bridge.run_env(self.project, fn, connection=self.conn)
                 self._commit()
@@ -180,9 +197,13 @@ class _Checker:
             except UmbauError:
                 self._rollback()
                 raise
-            except Exception as exc:  # the plan decides what a failure means
+            except Exception as exc:
                 self._rollback()
-                pending = exc
+                if self.in_step is None:
+                    # Not a step's failure: retrying would fail the same way, forever.
+                    raise MigrationFailed(f"env.py failed outside a revision step: "
+                                          f"{reason(exc)}; fix it and rerun umbau test") from exc
+                pending = exc  # the plan decides what a failed step means
 
     def _steps(self, plan: Generator[Step, BaseException | None, None],
                failed: BaseException | None, first: bool) -> Iterator[Any]:
@@ -197,7 +218,9 @@ class _Checker:
             return
         while True:
             self._commit()  # Alembic opens its own transaction per step
+            self.in_step = step
             yield bridge.revision_step(self.project, step[0], upgrade=step[1])
+            self.in_step = None
             try:
                 step = next(plan)
             except StopIteration:
@@ -232,14 +255,17 @@ class _Checker:
     def fill(self, current: snap.Snapshot, prints: dict[str, str]) -> dict[str, str]:
         """Generated rows into every table that is new, changed since its last fill, or
         empty, so that each step meets tables that hold rows in all their columns.
-        Returns ``prints`` (the fingerprints of ``current``) updated for the filled tables."""
+        Returns the fingerprints of ``current`` after the fill: of every table, because
+        an insert may write elsewhere too (triggers), and a stale fingerprint would make
+        such a table look touched by the step and leave its rows unchecked."""
         which = [t for t, shape in current.tables.items()
                  if self.filled.get(t) != shape or row_count(prints.get(t)) == 0]
-        if which:
-            self.rows.fill(self.conn, current.tables, which)
-            self._commit()
+        if not which:
+            return prints
+        self.rows.fill(self.conn, current.tables, which)
+        self._commit()
         self.filled.update({t: current.tables[t] for t in which})
-        return {**prints, **self.fingerprints(current, which)} if which else prints
+        return self.fingerprints(current)
 
     def truncate_all(self, current: snap.Snapshot) -> None:
         if current.tables:
@@ -256,6 +282,11 @@ class _Checker:
         for check in ("stairway", "data"):
             if check in self.options.skip:
                 self.report.skip(check, "switched off")
+            elif check == "data" and "stairway" in self.options.skip:
+                # Rows are compared across downgrades: without them only the
+                # "works only on empty tables" part of the check ran.
+                self.report.skip(check, "rows are compared across downgrades: the stairway "
+                                 "is switched off")
             elif finished:
                 self.report.passed(check)
             else:
@@ -404,8 +435,18 @@ class _Checker:
             planned.extend(bridge.upgrade_fn(self.project, "heads")(rev, context))
             return planned
 
-        bridge.run_env(self.project, fn, connection=self.conn)
-        self._commit()
+        try:
+            bridge.run_env(self.project, fn, connection=self.conn)
+            self._commit()
+        except UmbauError:
+            self._rollback()
+            raise
+        except Exception as exc:  # a step it should not have planned failed
+            self._rollback()
+            self.report.fail("idempotent", "a second `upgrade heads` ran steps, and one "
+                             f"failed: {reason(exc)}", None,
+                             [f"would run {s}" for s in planned])
+            return
         after = self.snapshot()
         details = [f"would run {s}" for s in planned] + before.diff(after)
         if after.tables.keys() == before.tables.keys():

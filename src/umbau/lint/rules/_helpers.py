@@ -7,7 +7,15 @@ from typing import Any
 
 from pglast import ast
 
-from umbau.lint.context import AT, CT, LintContext, alter_cmds, column_constraints, relname
+from umbau.lint.context import (
+    AT,
+    CT,
+    LintContext,
+    alter_cmds,
+    column_constraints,
+    relname,
+    walk,
+)
 
 # Functions whose result differs per row: as a column default they force a rewrite.
 VOLATILE = frozenset({
@@ -15,21 +23,6 @@ VOLATILE = frozenset({
     "uuid_generate_v4", "clock_timestamp", "timeofday", "nextval", "setseed",
     "random_normal", "uuidv4", "uuidv7",
 })
-
-
-def walk(node: Any) -> Iterator[Any]:
-    """Every pglast node below (and including) ``node``."""
-    if isinstance(node, tuple | list):
-        for item in node:
-            yield from walk(item)
-        return
-    if not isinstance(node, ast.Node):
-        return
-    yield node
-    for name in type(node).__slots__:  # type: ignore[attr-defined]  # pglast sets them per class
-        value = getattr(node, name, None)
-        if isinstance(value, ast.Node | tuple | list):
-            yield from walk(value)
 
 
 def function_names(expr: Any) -> set[str]:

@@ -72,8 +72,8 @@ RULE = Rule(
 under an ACCESS EXCLUSIVE lock, unless the old type is binary-coercible to the new
 one: `varchar(n)` → `varchar(m ≥ n)`, `varchar` → `text`, `numeric(p,s)` →
 `numeric(q ≥ p,s)` or unconstrained `numeric`, `cidr` → `inet`. umbau knows the old
-type from the revisions before (or the database) and flags only real rewrites. A
-`USING` clause always rewrites.""",
+type from the revisions before and flags only real rewrites (and changes whose old
+type it cannot know). A `USING` clause always rewrites.""",
     safe="""# expand: a new column, written by the application (or a trigger) from now on
 def upgrade():
     op.add_column("invoices", sa.Column("amount_cents", sa.BigInteger(), nullable=True))

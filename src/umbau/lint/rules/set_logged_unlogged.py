@@ -30,6 +30,8 @@ and is not replicated.""",
     safe="""# Create the new table with the persistence you want and move the rows in batches:
 def upgrade():
     op.execute("CREATE TABLE events_logged (LIKE events INCLUDING ALL)")
-# umbau backfill copies events -> events_logged; then swap names in one short revision""",
+# copy the rows in keyset-paged batches, each its own transaction:
+#   INSERT INTO events_logged SELECT * FROM events WHERE id > :last ORDER BY id LIMIT 5000
+# (plus a trigger for rows written meanwhile), then swap names in one short revision""",
     check=check,
 )

@@ -31,8 +31,10 @@ RULE = Rule(
     problem="""`TRUNCATE` empties the table at once under an ACCESS EXCLUSIVE lock. In a
 schema revision it is almost always a mistake or a shortcut that loses production
 data.""",
-    safe="""# keep the data, or delete what you mean in batches:
-#   umbau backfill sessions --delete --where "expires_at < now() - interval '30 days'"
+    safe="""# keep the data, or delete only what you mean, in short batches outside the
+# revision (each its own transaction, repeated until it deletes nothing):
+#   DELETE FROM sessions WHERE id IN (SELECT id FROM sessions
+#       WHERE expires_at < now() - interval '30 days' LIMIT 5000)
 # if the table really is disposable:
 def upgrade():
     # umbau: ignore[truncate-table] derived cache, rebuilt on start

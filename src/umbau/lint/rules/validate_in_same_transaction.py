@@ -7,12 +7,13 @@ from typing import Any
 
 from umbau.lint.context import AT, LintContext
 from umbau.lint.model import Hit, Rule
-from umbau.lint.rules._helpers import commands
+from umbau.lint.rules._helpers import commands, existing
 
 
 def check(node: Any, ctx: LintContext) -> Iterator[Hit]:
     for table, cmd in commands(node, AT.AT_ValidateConstraint):
-        if (table, cmd.name) in ctx.not_valid_in_transaction:
+        # a table created in this revision is empty: its validation scan is instant
+        if (table, cmd.name) in ctx.not_valid_in_transaction and existing(ctx, table):
             yield Hit(f"{cmd.name} is added NOT VALID and validated in the same transaction, "
                       f"so the ADD's lock on {table} is held through the validation scan: "
                       "VALIDATE in a separate revision", table)

@@ -1,1 +1,2 @@
+ALTER TABLE sessions DROP COLUMN legacy_token;
 DELETE FROM sessions;
