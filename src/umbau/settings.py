@@ -64,13 +64,15 @@ def format_duration(seconds: float | None) -> str:
     return f"{seconds:g}s"
 
 
-def _parse_int(value: Any, *, key: str) -> int:
+def parse_int(value: Any, *, key: str, minimum: int = 0) -> int:
+    """A whole number of at least ``minimum``; ``key`` names it in the error."""
     try:
         number = int(value)
     except (TypeError, ValueError):
         raise SettingsError(f"{key} = {value!r} is not a whole number") from None
-    if number < 0:
-        raise SettingsError(f"{key} = {value!r} is negative: give 0 or more")
+    if number < minimum:
+        hint = "is negative: give 0 or more" if minimum == 0 else f"must be {minimum} or more"
+        raise SettingsError(f"{key} = {value!r} {hint}")
     return number
 
 
@@ -173,7 +175,7 @@ def _coerce(key: str, value: Any, base: Path) -> Any:
     if key in _DURATION_KEYS:
         return parse_duration(value, key=key, allow_off=_DURATION_KEYS[key])
     if key in _INT_KEYS:
-        return _parse_int(value, key=key)
+        return parse_int(value, key=key)
     if key in _PATH_KEYS:
         path = Path(_parse_str(value, key=key)).expanduser()
         return path if path.is_absolute() else (base / path).resolve()

@@ -8,7 +8,7 @@ from typing import Any
 
 from umbau.backfill.api import Backfill
 from umbau.errors import SettingsError
-from umbau.settings import Settings, parse_duration
+from umbau.settings import Settings, parse_duration, parse_int
 
 DEFAULTS: dict[str, Any] = {
     "batch_size": 1000,
@@ -57,20 +57,10 @@ def resolve(settings: Settings, backfill: Backfill) -> Options:
         if key in _DURATIONS:
             value = parse_duration(value, key=f"backfill.{key}", allow_off=key == "pause") or 0.0
         elif value is not None:
-            value = _positive_int(value, key)
+            value = parse_int(value, key=f"backfill.{key}", minimum=1)
         values[key] = value
     # A small max_batch_size lowers the minimum and the start size with it.
     values["min_batch_size"] = min(values["min_batch_size"], values["max_batch_size"])
     values["batch_size"] = min(max(values["batch_size"], values["min_batch_size"]),
                                values["max_batch_size"])
     return Options(**values)
-
-
-def _positive_int(value: Any, key: str) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise SettingsError(f"backfill.{key} = {value!r} is not a whole number") from None
-    if number < 1:
-        raise SettingsError(f"backfill.{key} = {value!r} must be 1 or more")
-    return number
