@@ -204,11 +204,14 @@ def resume_cmd(state: State, name: str, workers: int, no_run: bool, quiet: bool,
     if not found.source:
         raise BackfillError(f"backfill {name} was not started by `umbau backfill run`: run "
                             "its module:attribute with `umbau backfill run` to continue")
+    from umbau.backfill import load_backfill
+
     try:
-        _run(state, found.source, workers, False, fmt, quiet)
+        load_backfill(found.source, state.settings.root)
     except UsageError as exc:
         raise BackfillError(f"cannot load {found.source} ({exc}): run `umbau backfill run "
                             "module:attribute` from the project folder") from exc
+    _run(state, found.source, workers, False, fmt, quiet)
 
 
 def _emit_status(name: str, status: str, fmt: str) -> None:
