@@ -257,6 +257,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         b = guide(url, args.sample)
         print(f"(b) guide script: {b['rows_per_s']:,.0f} rows/s, {b['left']} left", flush=True)
         diff = differing(url, "sample_sql", "sample_python")
+        with psycopg.connect(_libpq(server_url), autocommit=True) as conn:
+            # gigabytes on a named server: not left behind
+            conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
     rows = [
         ["(a) one set-based UPDATE", f"{a['rows']:,}", f"{a['seconds']:.1f}",
          f"{a['rows_per_s']:,.0f}", "1.00", str(a["left"]), "-", "-"],
