@@ -600,8 +600,12 @@ class _TemplateScriptDirectory(ScriptDirectory):
 
 def _template_directory(project: Project, message: str,
                         template: Path | None) -> _TemplateScriptDirectory:
-    """The project's ScriptDirectory, writing ``YYYYMMDD_HHMM_<slug>.py`` with umbau's template."""
-    script = _TemplateScriptDirectory.wrap(project.script, template or TEMPLATES / "script.py.mako")
+    """The project's ScriptDirectory, writing ``YYYYMMDD_HHMM_<slug>.py``.
+
+    The template is the project's own ``script.py.mako`` when it has the "Breaking
+    changes" and "Migration guide" sections (as `umbau init` writes it), else umbau's.
+    """
+    script = _TemplateScriptDirectory.wrap(project.script, template or revision_template(project))
     file_template = "%(year)d%(month).2d%(day).2d_%(hour).2d%(minute).2d_%(slug)s"
     slug = re.sub(r"\W+", "_", message.lower()).strip("_")[:40].strip("_")
     prefix = datetime.now(UTC).strftime("%Y%m%d_%H%M")
@@ -613,6 +617,15 @@ def _template_directory(project: Project, message: str,
     script.timezone = "UTC"
     script.messaging_opts = {"quiet": True}  # umbau reports the new file itself
     return script
+
+
+def revision_template(project: Project) -> Path:
+    own = Path(project.script.dir) / "script.py.mako"
+    if own.is_file():
+        text_ = own.read_text(encoding="utf-8")
+        if "Breaking changes" in text_ and "Migration guide" in text_:
+            return own
+    return TEMPLATES / "script.py.mako"
 
 
 def generate_merge(project: Project, message: str, revisions: Sequence[str]) -> Script:

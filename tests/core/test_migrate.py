@@ -344,3 +344,16 @@ def test_custom_version_table(tmp_path: Path, database_url: str) -> None:
     assert status.check(settings).exit_code == 0
     assert migrate.downgrade(settings, "r1", yes=True).after == ("r1",)
     assert info.current(settings).current[0].revision == "r1"
+
+
+def test_new_uses_the_projects_template_when_it_has_the_sections(tmp_path: Path) -> None:
+    project = linear_project(tmp_path, 1)
+    mako = project / "migrations" / "script.py.mako"
+    mako.write_text(mako.read_text().replace('"""\nfrom __future__',
+                                             '"""\n# house header\nfrom __future__'))
+    created = new.new(settings_for(project, None), "with house header")
+    assert "# house header" in Path(created.path).read_text()
+    mako.write_text("${message}\n")  # alembic's plain kind of template: umbau's is used
+    created = new.new(settings_for(project, None), "plain template")
+    text_ = Path(created.path).read_text()
+    assert "Migration guide:" in text_ and "# house header" not in text_
