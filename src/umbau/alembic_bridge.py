@@ -513,8 +513,8 @@ def render_sql(project: Project, start: str | None, target: str, *, downgrade: b
         text_ = str(exc).strip().splitlines()
         raise OfflineRenderError(
             f"the SQL cannot be rendered offline ({type(exc).__name__}: "
-            f"{text_[0] if text_ else ''}): a revision that reads data or inspects the schema "
-            "needs a database; run it on a scratch database instead of --sql"
+            f"{text_[0] if text_ else ''}): fix that revision, or, if it reads data or "
+            "inspects the schema, run it on a scratch database instead of --sql"
         ) from exc
     return buffer.getvalue()
 

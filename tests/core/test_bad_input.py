@@ -198,4 +198,4 @@ def test_sql_of_a_revision_that_reads_data(tmp_path: Path,
     code, _, err = run_cli(["--config", str(project / "umbau.toml"), "upgrade", "--sql"],
                              capsys)
     assert code == 8
-    assert "needs a database" in one_line_error(err)
+    assert "scratch database instead of --sql" in one_line_error(err)

@@ -357,3 +357,17 @@ def test_new_uses_the_projects_template_when_it_has_the_sections(tmp_path: Path)
     created = new.new(settings_for(project, None), "plain template")
     text_ = Path(created.path).read_text()
     assert "Migration guide:" in text_ and "# house header" not in text_
+
+
+def test_downgrade_preview_attributes_each_drop_to_its_revision(tmp_path: Path,
+                                                                database_url: str) -> None:
+    project = linear_project(tmp_path, 3)
+    add_revision(project, "r4", "r3", upgrade='op.execute("SELECT 1")',
+                 downgrade='op.execute("SELECT 1")')
+    settings = settings_for(project, database_url)
+    migrate.upgrade(settings)
+    preview = migrate.preview_downgrade(settings, "base")
+    assert [s.revision for s in preview.steps] == ["r4", "r3", "r2", "r1"]
+    assert preview.drops == {"r4": [], "r3": ["drop table t3"], "r2": ["drop table t2"],
+                             "r1": ["drop table t1"]}
+    assert preview.unrendered == {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -129,15 +130,39 @@ def preview_downgrade(settings: Settings, target: str) -> DowngradePreview:
     preview.steps = project.downgrade_steps(current, target)
     for step in preview.steps:
         project.check_downgradable(step.revision)
-        try:
-            parent = (step.down_revision or "base").split(",")[0]
-            rendered = bridge.render_sql(project, step.revision, parent, downgrade=True)
-        except Exception as exc:
-            preview.unrendered[step.revision] = f"{type(exc).__name__}: {exc}"[:200]
-            continue
-        drops, _ = sqlparse.destructive_objects(rendered)
+    rendered = _render_range(project, current, target)
+    for step in preview.steps:
+        sql = rendered.get(step.revision)
+        if sql is None:  # rendered one step at a time, to tell which one cannot be
+            try:
+                parent = (step.down_revision or "base").split(",")[0]
+                sql = bridge.render_sql(project, step.revision, parent, downgrade=True)
+            except Exception as exc:
+                preview.unrendered[step.revision] = f"{type(exc).__name__}: {exc}"[:200]
+                continue
+        drops, _ = sqlparse.destructive_objects(sql)
         preview.drops[step.revision] = drops
     return preview
+
+
+_STEP_MARKER = re.compile(r"^-- Running downgrade (.+?) -> .*$", re.MULTILINE)
+
+
+def _render_range(project: bridge.Project, current: tuple[str, ...],
+                  target: str) -> dict[str, str]:
+    """The downgrade SQL of every step in one offline render, keyed by revision.
+
+    Empty when it cannot be had in one go (several current heads, or a step that needs
+    a database): the caller then renders step by step.
+    """
+    if len(current) != 1:
+        return {}
+    try:
+        rendered = bridge.render_sql(project, current[0], target, downgrade=True)
+    except Exception:
+        return {}
+    parts = _STEP_MARKER.split(rendered)
+    return {revision: body for revision, body in zip(parts[1::2], parts[2::2], strict=True)}
 
 
 def downgrade(
