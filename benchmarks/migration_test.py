@@ -35,12 +35,8 @@ def _server(url: str | None) -> Iterator[str]:
         return
     from umbau.postgres import embedded
 
-    with tempfile.TemporaryDirectory(prefix="umbau-bench-") as folder:
-        server = embedded.start(Path(folder) / "data")
-        try:
-            yield server.url("postgres")
-        finally:
-            server.stop()
+    with embedded.temporary(prefix="umbau-bench-") as server:
+        yield server
 
 
 def _histories(revisions: int, folder: Path) -> list[tuple[str, Path]]:

@@ -8,12 +8,10 @@ named by ``server_url``. The project's own database_url is never touched.
 
 from __future__ import annotations
 
-import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text
@@ -65,13 +63,8 @@ def throwaway_database(server_url: str | None = None) -> Iterator[str]:
         return
     from umbau.postgres import embedded
 
-    with tempfile.TemporaryDirectory(prefix="umbau-test-") as folder:
-        server = embedded.start(Path(folder) / "data")
-        try:
-            with _created_database(server.url("postgres")) as url:
-                yield url
-        finally:
-            server.stop()
+    with embedded.temporary(prefix="umbau-test-") as server, _created_database(server) as url:
+        yield url
 
 
 @contextmanager

@@ -16,7 +16,6 @@ import bisect
 import io
 import re
 import sys
-import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -175,12 +174,8 @@ def scratch_server(database_url: str | None) -> Iterator[str]:
         return
     from umbau.postgres import embedded
 
-    with tempfile.TemporaryDirectory(prefix="umbau-lint-") as folder:
-        server = embedded.start(Path(folder) / "data")
-        try:
-            yield server.url("postgres")
-        finally:
-            server.stop()
+    with embedded.temporary(prefix="umbau-lint-") as server:
+        yield server
 
 
 def capture_on_database(settings: Settings, server_url: str, revision: str,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import tempfile
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,3 +56,17 @@ def recreate_database(server_url: str, name: str) -> None:
     with connect(server_url, autocommit=True) as conn:
         conn.execute(text(f"DROP DATABASE IF EXISTS {ident} WITH (FORCE)"))
         conn.execute(text(f"CREATE DATABASE {ident}"))
+
+
+@contextmanager
+def temporary(prefix: str = "umbau-") -> Iterator[str]:
+    """An embedded server in a temporary folder for the block: its maintenance URL.
+
+    Stopped and its folder removed afterwards, also on errors.
+    """
+    with tempfile.TemporaryDirectory(prefix=prefix) as folder:
+        server = start(Path(folder) / "data")
+        try:
+            yield server.url("postgres")
+        finally:
+            server.stop()
