@@ -336,15 +336,29 @@ def _missing_downrev(caught: Iterable[warnings.WarningMessage]) -> str | None:
     return None
 
 
-def _file_error(exc: BaseException, script: ScriptDirectory) -> RevisionFileError:
-    tb = exc.__traceback__
-    path, line = "?", None
+def revision_location(exc: BaseException, script: ScriptDirectory) -> tuple[str, int] | None:
+    """The revision file and line where ``exc`` was raised: the innermost traceback frame
+    inside a versions folder (the failing ``op.*`` call), or None when none is."""
     versions = [str(Path(p).resolve()) for p in script._version_locations]
-    while tb is not None:
-        filename = str(Path(tb.tb_frame.f_code.co_filename).resolve())
-        if any(filename.startswith(v) for v in versions):
-            path, line = filename, tb.tb_lineno
-        tb = tb.tb_next
+    found = None
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:  # SQLAlchemy chains the cause
+        seen.add(id(current))
+        tb = current.__traceback__
+        while tb is not None:
+            filename = str(Path(tb.tb_frame.f_code.co_filename).resolve())
+            if any(filename.startswith(v) for v in versions):
+                found = (filename, tb.tb_lineno)
+            tb = tb.tb_next
+        if found:
+            return found
+        current = current.__context__
+    return None
+
+
+def _file_error(exc: BaseException, script: ScriptDirectory) -> RevisionFileError:
+    path, line = revision_location(exc, script) or ("?", None)
     return RevisionFileError(
         f"{path}:{line}: revision file fails to load ({type(exc).__name__}: {exc}): fix it",
         path, line,

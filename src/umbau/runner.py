@@ -15,7 +15,6 @@ Every step that changes the version table goes through :func:`migrate`:
 from __future__ import annotations
 
 import contextlib
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from umbau.events import Event, EventHandler, emit
 from umbau.postgres import history
 from umbau.postgres.connect import RETRYABLE_SQLSTATES, connect, set_timeouts, sqlstate
 from umbau.postgres.locks import LockHolder, migrator_lock
+from umbau.retry import backoff_delay
 from umbau.settings import Settings
 
 
@@ -88,14 +88,6 @@ class MigrateResult:
             "lock_waited_s": round(self.lock_waited_s, 3),
             "duration_s": round(self.duration_s, 3),
         }
-
-
-def backoff_delay(attempt: int, settings: Settings, rng: random.Random | None = None) -> float:
-    """Full-jitter exponential backoff: uniform in [base/2, min(max, base * 2**(attempt-1))]."""
-    base = settings.backoff_base or 0.0
-    cap = settings.backoff_max or base
-    ceiling = min(cap, base * 2 ** max(0, attempt - 1))
-    return (rng or random).uniform(min(base / 2, ceiling), ceiling)
 
 
 class _StepRecorder:

@@ -21,7 +21,7 @@ from umbau.backfill.batch import Batch, BatchError, Changer, run_batch
 from umbau.backfill.options import Options
 from umbau.errors import BackfillFailed, DatabaseError
 from umbau.postgres.connect import APPLICATION_NAME, normalize_url, translate_connect_error
-from umbau.runner import backoff_delay
+from umbau.retry import backoff_delay
 from umbau.settings import Settings
 
 OnBatch = Callable[[Batch], None]
