@@ -11,6 +11,7 @@ from umbau import alembic_bridge as bridge
 from umbau.commands._common import database, open_project
 from umbau.errors import ConfirmationRequired, UsageError
 from umbau.events import EventHandler
+from umbau.plan import UpgradePlan, read_plan
 from umbau.runner import MigrateResult, migrate
 from umbau.settings import Settings
 
@@ -30,18 +31,48 @@ def upgrade(settings: Settings, target: str = "head", *,
     """
     project = open_project(settings)
     project.resolve_target(target)
-    if allow_unsafe is not True:  # the linter (and pglast) only when it has work to do
-        from umbau.commands.lint import check_upgrade
 
-        check_upgrade(settings, target, allow_unsafe)
-    if backup == "never" and rollback in (None, "none"):
+    def run() -> MigrateResult:
         return migrate(settings, project, "upgrade", target, on_event=on_event)
+
+    guarded = not (backup == "never" and rollback in (None, "none"))
+    decision = None
+    if allow_unsafe is not True or guarded:  # else nothing to judge: no plan to read
+        decision = _judge(settings, project, target, allow_unsafe, backup, rollback, guarded)
+    if not guarded:
+        return run()
     from umbau.backup.guard import guarded_upgrade
 
     return guarded_upgrade(  # type: ignore[no-any-return]
-        settings, project, target,
-        lambda: migrate(settings, project, "upgrade", target, on_event=on_event),
-        policy=backup, rollback=rollback, on_event=on_event)
+        settings, project, target, run, policy=backup, rollback=rollback, on_event=on_event,
+        decision=decision)
+
+
+def _judge(settings: Settings, project: bridge.Project, target: str,
+           allow_unsafe: bool | None, backup: str | None, rollback: str | None,
+           guarded: bool) -> Any:
+    """Read the plan in one session, then the lint gate (raises UnsafeMigration) and the
+    backup decision (None without a guard, or when the policy is never)."""
+    with database(settings) as conn:  # the plan's one session, closed before the run
+        plan = read_plan(project, target, conn)
+        try:
+            if allow_unsafe is not True:  # the linter (and pglast) only when it has work
+                from umbau.commands.lint import check_upgrade
+
+                check_upgrade(settings, target, allow_unsafe, plan)
+            return _decision(settings, plan, backup, rollback) if guarded else None
+        finally:
+            plan.connection = None
+
+
+def _decision(settings: Settings, plan: UpgradePlan, backup: str | None,
+              rollback: str | None) -> Any:
+    from umbau.backup.guard import decide, policy_for
+
+    policy = policy_for(settings, backup, rollback)
+    if policy == "never":
+        return None  # guarded_upgrade then opens no connection: never means never
+    return decide(settings, plan.project, target=plan.target, policy=policy, plan=plan)
 
 
 @dataclass
