@@ -84,6 +84,8 @@ def _parse_str(value: Any, *, key: str) -> str:
 
 _DURATION_KEYS = {"lock_timeout": False, "statement_timeout": True, "lock_wait": False,
                   "backoff_base": False, "backoff_max": False}
+# the keys whose values are durations (seconds), e.g. for display with format_duration
+DURATION_KEYS = frozenset(_DURATION_KEYS)
 _INT_KEYS = {"retries"}
 _PATH_KEYS = {"alembic_config", "script_location"}
 _STR_KEYS = {"database_url", "metadata", "history_table"}
@@ -208,7 +210,12 @@ def load_settings(
     flags: Mapping[str, Any] | None = None,
     config_file: Path | None = None,
 ) -> Settings:
-    """Merge defaults, the settings file, the environment and flags, flags winning per key."""
+    """Merge defaults, the settings file, the environment and flags, flags winning per key.
+
+    ``environ``: the environment to read (``UMBAU_*``, ``DATABASE_URL``, and for the
+    ``[backup]`` section ``UMBAU_PG_BIN`` and ``PATH``); never ``os.environ`` by itself.
+    Raises :class:`~umbau.errors.SettingsError` on an unknown key or a bad value.
+    """
     cwd = (cwd or Path.cwd()).resolve()
     environ = environ or {}
     flags = {k: v for k, v in (flags or {}).items() if v is not None}
@@ -263,7 +270,27 @@ def load_settings(
         values[key] = _coerce(key, value, cwd)
         sources[key] = f"flag --{key.replace('_', '-')}"
 
+    if "backup" in sections or _BACKUP_ENV.intersection(environ):
+        sections["backup"] = _backup_binaries(sections.get("backup", {}), environ)
     return Settings(root=root, settings_file=path, sections=sections, sources=sources, **values)
+
+
+_BACKUP_ENV = {"UMBAU_PG_BIN", "PATH"}
+
+
+def _backup_binaries(section: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """``[backup]`` with where pg_dump and pg_restore are looked for, from the environment.
+
+    ``UMBAU_PG_BIN`` (a folder) wins over the file's ``pg_bin``; ``PATH`` is searched when
+    the file sets no ``search_path``. Resolved here, not in the CLI, so that a library
+    call with the same environment takes the same binaries as ``umbau backup``.
+    """
+    out = dict(section)
+    if environ.get("UMBAU_PG_BIN"):
+        out["pg_bin"] = environ["UMBAU_PG_BIN"]
+    if environ.get("PATH"):
+        out.setdefault("search_path", environ["PATH"])
+    return out
 
 
 def mask_url(url: str | None) -> str | None:

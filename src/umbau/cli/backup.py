@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,17 +13,6 @@ import click
 from umbau.cli import FORMAT, State, cli, pass_state, render
 from umbau.errors import EXIT_BACKUP_CORRUPT
 from umbau.events import Event, EventHandler
-from umbau.settings import Settings
-
-
-def backup_settings(state: State) -> Settings:
-    """The settings with UMBAU_PG_BIN and PATH put where the backup library looks."""
-    settings = state.settings
-    section = dict(settings.section("backup"))
-    if os.environ.get("UMBAU_PG_BIN"):
-        section["pg_bin"] = os.environ["UMBAU_PG_BIN"]
-    section.setdefault("search_path", os.environ.get("PATH", ""))
-    return replace(settings, sections={**settings.sections, "backup": section})
 
 
 def _line(event: Event) -> str | None:
@@ -132,7 +119,7 @@ def backup(ctx: click.Context, dump_format: str | None, jobs: int | None, schema
 
     state = ctx.find_object(State)
     assert state is not None  # the cli group sets it
-    settings = backup_settings(state)
+    settings = state.settings
     config = backup_config(settings)
     options = DumpOptions(format=dump_format or config.format,
                           jobs=jobs or (config.jobs if (dump_format or config.format)
@@ -168,7 +155,7 @@ def verify_cmd(state: State, file: Path, restore_test: bool, database_url: str |
     from umbau.backup.verify import verify
 
     with progress(quiet or fmt == "json") as handler:
-        result = verify(backup_settings(state), file, restore_test=restore_test,
+        result = verify(state.settings, file, restore_test=restore_test,
                         database_url=database_url, on_event=handler)
     code = 0 if result.ok else EXIT_BACKUP_CORRUPT
     if fmt == "json":
@@ -208,7 +195,7 @@ def list_cmd(state: State, directory: Path | None, fmt: str) -> None:
     """Backups, newest first: when, revision, size, verified."""
     from umbau.backup.prune import list_backups
 
-    result = list_backups(backup_settings(state), directory)
+    result = list_backups(state.settings, directory)
     if fmt == "json":
         render.as_json(result.as_dict())
         return
@@ -239,7 +226,7 @@ def prune_cmd(state: State, keep_days: float, keep_last: int, dry_run: bool,
     """Delete old backups; never the newest verified one (safe for cron)."""
     from umbau.backup.prune import prune
 
-    result = prune(backup_settings(state), keep_days=keep_days, keep_last=keep_last,
+    result = prune(state.settings, keep_days=keep_days, keep_last=keep_last,
                    dry_run=dry_run, directory=directory)
     if fmt == "json":
         render.as_json(result.as_dict())
@@ -274,7 +261,7 @@ def restore(state: State, file: Path, database_url: str | None, clean: bool, yes
     from umbau.backup.restore import restore as run
 
     with progress(quiet or fmt == "json") as handler:
-        result = run(backup_settings(state), file, database_url=database_url, clean=clean,
+        result = run(state.settings, file, database_url=database_url, clean=clean,
                      yes=yes, jobs=jobs, no_owner=no_owner, ignore_revision=ignore_revision,
                      on_event=handler)
     if fmt == "json":
@@ -304,7 +291,7 @@ def copy_cmd(state: State, source: str, target: str, tables: tuple[str, ...],
     from umbau.backup.copy import copy
 
     with progress(quiet or fmt == "json") as handler:
-        result = copy(backup_settings(state), source, target, tables=tables,
+        result = copy(state.settings, source, target, tables=tables,
                       rules_file=rules, on_event=handler)
     if fmt == "json":
         render.as_json(result.as_dict())

@@ -236,10 +236,10 @@ def upgrade(state: State, target: str, sql: bool, quiet: bool, fmt: str,
         if not _emit(fmt, sql_result):
             click.echo(sql_result.sql, nl=False)
         return
-    from umbau.cli.backup import backup_events, backup_settings
+    from umbau.cli.backup import backup_events
 
     with render.progress(enabled=fmt == "text", quiet=quiet) as handler:
-        result = migrate.upgrade(backup_settings(state), target,
+        result = migrate.upgrade(state.settings, target,
                                  on_event=backup_events(handler, quiet),
                                  allow_unsafe=allow_unsafe, backup=backup_policy,
                                  rollback=rollback)
