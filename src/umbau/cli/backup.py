@@ -61,27 +61,6 @@ def progress(quiet: bool) -> Iterator[EventHandler]:
         yield handle
 
 
-_UPGRADE_KINDS = {
-    "backup_before_upgrade": "backing up before the upgrade ({message})",
-    "backup_taken": "backup taken: {message}",
-    "rollback_skipped": "not restoring: {message}",
-    "rollback_restore": "revision {revision} failed: restoring {message}",
-}
-
-
-def backup_events(handler: EventHandler, quiet: bool) -> EventHandler:
-    """The upgrade's handler, plus a line for each backup event around the upgrade."""
-    def handle(event: Event) -> None:
-        template = _UPGRADE_KINDS.get(event.kind)
-        if template is None:
-            handler(event)
-        elif not quiet:
-            render.line(template.format(message=event.message, revision=event.revision),
-                        stderr=True)
-
-    return handle
-
-
 def _size(n: Any) -> str:
     if not isinstance(n, int):
         return "?"

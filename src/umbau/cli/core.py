@@ -236,11 +236,8 @@ def upgrade(state: State, target: str, sql: bool, quiet: bool, fmt: str,
         if not _emit(fmt, sql_result):
             click.echo(sql_result.sql, nl=False)
         return
-    from umbau.cli.backup import backup_events
-
     with render.progress(enabled=fmt == "text", quiet=quiet) as handler:
-        result = migrate.upgrade(state.settings, target,
-                                 on_event=backup_events(handler, quiet),
+        result = migrate.upgrade(state.settings, target, on_event=handler,
                                  allow_unsafe=allow_unsafe, backup=backup_policy,
                                  rollback=rollback)
     if not _emit(fmt, result):

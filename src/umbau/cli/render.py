@@ -88,17 +88,24 @@ def _plain_table(title: str | None, columns: list[str], rows: list[list[str]]) -
                    .rstrip())
 
 
+_BACKUP_AROUND_UPGRADE = {
+    "backup_before_upgrade": "backing up before the upgrade ({message})",
+    "backup_taken": "backup taken: {message}",
+    "rollback_skipped": "not restoring: {message}",
+    "rollback_restore": "revision {revision} failed: restoring {message}",
+}
+
+
 def _line(event: Event) -> str | None:
+    if event.kind in _BACKUP_AROUND_UPGRADE:
+        return _BACKUP_AROUND_UPGRADE[event.kind].format(message=event.message,
+                                                         revision=event.revision)
     if event.kind == "lock_wait":
         who = event.holder or "another session"
         return f"waiting for the migrator lock, held by {who} ({event.waited or 0:.0f}s so far)"
     if event.kind == "retry":
         return (f"retry {event.revision} in {event.delay:.1f}s (attempt {event.attempt} "
                 f"failed: {event.error})")
-    if event.kind == "backup_before_upgrade":
-        return f"backing up before the upgrade: {event.message}"
-    if event.kind == "backup_taken":
-        return f"backup taken: {event.message} ({event.duration or 0:.1f}s)"
     if event.kind == "step_done":
         return (f"{event.direction:<9} {event.revision}  {event.message or ''}  "
                 f"[{(event.duration or 0) * 1000:.0f} ms]")

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import difflib
-import importlib
-import sys
 from dataclasses import dataclass, field
 from typing import Any
 
 from umbau import alembic_bridge as bridge
 from umbau.commands._common import database, open_project
 from umbau.errors import SettingsError
+from umbau.loader import load_object, split_spec
 from umbau.postgres import UMBAU_TABLES, catalog, history
 from umbau.settings import Settings
 
@@ -171,21 +170,17 @@ def _check_failed_runs(rows: list[history.HistoryRow], result: DoctorResult) -> 
 def load_metadata(settings: Settings) -> Any:
     """Import the models' MetaData named by the ``metadata`` setting (``module:attribute``)."""
     spec = settings.metadata or ""
-    module_name, _, attr = spec.partition(":")
-    if not module_name or not attr:
-        raise SettingsError(
-            f"metadata = {spec!r}: use module:attribute, e.g. app.models:Base.metadata")
-    root = str(settings.root)
-    if root not in sys.path:
-        sys.path.insert(0, root)
     try:
-        obj: Any = importlib.import_module(module_name)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
+        split_spec(spec)
+    except ValueError:
+        raise SettingsError(
+            f"metadata = {spec!r}: use module:attribute, e.g. app.models:Base.metadata"
+        ) from None
+    try:
+        return load_object(spec, settings.root)
     except (ImportError, AttributeError) as exc:
         raise SettingsError(
             f"metadata = {spec!r} cannot be loaded ({exc}): fix the setting") from exc
-    return obj
 
 
 def _check_drift(settings: Settings, conn: Any, result: DoctorResult) -> None:

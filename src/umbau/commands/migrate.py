@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from umbau import alembic_bridge as bridge
-from umbau.commands._common import database, open_project
+from umbau.commands._common import NewRevisionResult, database, open_project
 from umbau.errors import ConfirmationRequired, UsageError
 from umbau.events import EventHandler
 from umbau.plan import UpgradePlan, read_plan
@@ -227,18 +227,6 @@ def stamp(settings: Settings, revision: str, *, purge: bool = False,
     project = open_project(settings)
     project.resolve_target(revision)
     return migrate(settings, project, "stamp", revision, on_event=on_event, purge=purge)
-
-
-@dataclass
-class NewRevisionResult:
-    revision: str
-    path: str
-    message: str
-    down_revisions: tuple[str, ...]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"revision": self.revision, "path": self.path, "message": self.message,
-                "down_revisions": list(self.down_revisions)}
 
 
 def merge(settings: Settings, message: str, revisions: list[str] | None = None,
