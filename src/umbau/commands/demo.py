@@ -14,6 +14,7 @@ from umbau.commands import info, migrate, status
 from umbau.errors import UmbauError
 from umbau.events import EventHandler
 from umbau.postgres import embedded
+from umbau.postgres.scratch import recreate_database
 from umbau.runner import MigrateResult
 from umbau.settings import Settings, load_settings
 
@@ -82,7 +83,7 @@ def demo(
     folder = (folder or settings.root / ".umbau" / "demo").resolve()
     clock = time.monotonic()
     server = embedded.start(folder / "pg", keep_running=keep)
-    embedded.recreate_database(server.url("postgres"), DEMO_DATABASE)
+    recreate_database(server.url("postgres"), DEMO_DATABASE)
     url = server.url(DEMO_DATABASE)
     result = DemoResult(url=url, kept=keep)
     result.seconds["server"] = time.monotonic() - clock
