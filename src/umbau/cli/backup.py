@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -12,53 +9,6 @@ import click
 
 from umbau.cli import FORMAT, State, cli, pass_state, render
 from umbau.errors import EXIT_BACKUP_CORRUPT
-from umbau.events import Event, EventHandler
-
-
-def _line(event: Event) -> str | None:
-    if event.kind == "backup_start":
-        return f"backing up into {event.message} ({event.total} table(s) with data)"
-    if event.kind == "backup_table":
-        return f"  dumped {event.message}"
-    if event.kind in ("verify_step", "restore_step", "copy_step"):
-        return f"{event.message}…"
-    if event.kind == "copy_table":
-        return f"  copying {event.message}"
-    return None
-
-
-@contextmanager
-def progress(quiet: bool) -> Iterator[EventHandler]:
-    """A bar over the tables on a terminal, plain lines otherwise, nothing when quiet."""
-    if quiet:
-        yield lambda event: None
-        return
-    if not sys.stderr.isatty():
-        def plain(event: Event) -> None:
-            line = _line(event)
-            if line:
-                render.line(line, stderr=True)
-
-        yield plain
-        return
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    bar = Progress(TextColumn("{task.description}"), BarColumn(),
-                   TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
-                   console=render.err, transient=True)
-    task = bar.add_task("starting", total=None)
-
-    def handle(event: Event) -> None:
-        if event.total is not None:
-            bar.update(task, total=event.total)
-        if event.kind in ("backup_table", "copy_table"):
-            bar.update(task, description=event.message or "")
-            bar.advance(task)
-        elif event.message:
-            bar.update(task, description=event.message)
-
-    with bar:
-        yield handle
 
 
 def _size(n: Any) -> str:
@@ -105,7 +55,7 @@ def backup(ctx: click.Context, dump_format: str | None, jobs: int | None, schema
                                         == "directory" else 1),
                           schema_only=schema_only, data_only=data_only, tables=tables,
                           exclude_tables=excludes)
-    with progress(quiet or as_json) as handler:
+    with render.progress(quiet=quiet or as_json) as handler:
         result = run(settings, options, directory=directory, on_event=handler)
     if as_json:
         render.as_json(result.as_dict())
@@ -133,7 +83,7 @@ def verify_cmd(state: State, file: Path, restore_test: bool, database_url: str |
     """Check a backup: checksum, a full read; with --restore-test, a real restore."""
     from umbau.backup.verify import verify
 
-    with progress(quiet or fmt == "json") as handler:
+    with render.progress(quiet=quiet or fmt == "json") as handler:
         result = verify(state.settings, file, restore_test=restore_test,
                         database_url=database_url, on_event=handler)
     code = 0 if result.ok else EXIT_BACKUP_CORRUPT
@@ -239,7 +189,7 @@ def restore(state: State, file: Path, database_url: str | None, clean: bool, yes
     """Restore a backup; refuses a database with tables unless --clean --yes."""
     from umbau.backup.restore import restore as run
 
-    with progress(quiet or fmt == "json") as handler:
+    with render.progress(quiet=quiet or fmt == "json") as handler:
         result = run(state.settings, file, database_url=database_url, clean=clean,
                      yes=yes, jobs=jobs, no_owner=no_owner, ignore_revision=ignore_revision,
                      on_event=handler)
@@ -269,7 +219,7 @@ def copy_cmd(state: State, source: str, target: str, tables: tuple[str, ...],
     """Copy a database into an empty one, anonymising columns on the source."""
     from umbau.backup.copy import copy
 
-    with progress(quiet or fmt == "json") as handler:
+    with render.progress(quiet=quiet or fmt == "json") as handler:
         result = copy(state.settings, source, target, tables=tables,
                       rules_file=rules, on_event=handler)
     if fmt == "json":

@@ -11,6 +11,7 @@ import click
 
 from umbau.cli import FORMAT, State, cli, pass_state, render
 from umbau.errors import ConfirmationRequired
+from umbau.events import Event
 
 
 def _emit(fmt: str, data: Any) -> bool:
@@ -342,17 +343,14 @@ def demo(state: State, keep: bool, orders: int, folder: Path | None, fmt: str) -
 
     settings = load_settings(environ={}, flags={})
 
-    def show(stage: str, value: Any) -> None:
-        if fmt == "json":
-            return
-        if stage == "stage":
-            render.line(f"\n== {value}")
-        elif stage == "rows":
+    def show(event: Event) -> None:  # the demo's partial results, as they come
+        value = event.data
+        if event.message == "rows":
             counts = ", ".join(f"{k}: {v:,}" for k, v in value.items())
             render.line(f"generated {counts}")
-        elif stage == "status":
+        elif event.message in ("before", "after"):
             _render_status(value)
-        elif stage == "runs":
+        elif event.message == "runs":
             render.line("")
             render.table("run history (newest first)",
                          ["finished", "direction", "revision", "outcome", "attempts", "ms"],
@@ -360,8 +358,14 @@ def demo(state: State, keep: bool, orders: int, folder: Path | None, fmt: str) -
                            r.attempts, f"{r.duration_ms:.0f}"] for r in value.runs or []])
 
     with render.progress(enabled=fmt == "text", quiet=fmt == "json") as handler:
-        result = run(settings, folder=folder, orders=orders, keep=keep, on_event=handler,
-                     show=show)
+        def on_event(event: Event) -> None:
+            if event.kind == "result":
+                if fmt == "text":
+                    show(event)
+            else:
+                handler(event)
+
+        result = run(settings, folder=folder, orders=orders, keep=keep, on_event=on_event)
     if _emit(fmt, result):
         return
     if result.upgrade:

@@ -5,14 +5,13 @@ from __future__ import annotations
 import importlib
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from umbau.commands import info, migrate, status
 from umbau.errors import UmbauError
-from umbau.events import EventHandler
+from umbau.events import Event, EventHandler, emit
 from umbau.postgres import embedded
 from umbau.postgres.scratch import recreate_database
 from umbau.runner import MigrateResult
@@ -72,14 +71,18 @@ def demo(
     orders: int = 100_000,
     keep: bool = False,
     on_event: EventHandler | None = None,
-    show: Callable[[str, Any], None] | None = None,
 ) -> DemoResult:
     """Start the embedded server, create the Etsy example at 1.0.0 with ``orders`` orders,
     show the status, upgrade to head, show the status and the run history.
 
+    ``on_event`` receives a ``stage`` event as each stage begins, a ``result`` event with
+    each part of the result as soon as it is known (``message`` names the part: ``rows``,
+    ``before``, ``after``, ``runs``; ``data`` holds it), and the upgrade's own events.
     Rerunning is safe: the demo database is created afresh each time.
     """
-    show = show or (lambda stage, value: None)
+    def show(kind: str, message: str, data: Any = None) -> None:
+        emit(on_event, Event(kind, message=message, data=data))
+
     folder = (folder or settings.root / ".umbau" / "demo").resolve()
     clock = time.monotonic()
     server = embedded.start(folder / "pg", keep_running=keep)
@@ -100,17 +103,17 @@ def demo(
         datagen = importlib.import_module("etsy_app.datagen")
         result.rows = datagen.generate(url, orders)
         result.seconds["data"] = time.monotonic() - clock
-        show("rows", result.rows)
+        show("result", "rows", result.rows)
         result.before = status.status(demo_settings)
-        show("status", result.before)
+        show("result", "before", result.before)
         show("stage", "upgrading to head")
         clock = time.monotonic()
         result.upgrade = migrate.upgrade(demo_settings, "head", on_event=on_event)
         result.seconds["upgrade"] = time.monotonic() - clock
         result.after = status.status(demo_settings)
-        show("status", result.after)
+        show("result", "after", result.after)
         result.runs = info.history(demo_settings, runs=True, limit=20)
-        show("runs", result.runs)
+        show("result", "runs", result.runs)
     finally:
         if not keep:
             server.stop()
