@@ -189,7 +189,8 @@ class _Bar:
         task = self.bar.tasks[0]
         speed = event.rate if event.rate is not None else task.speed
         if speed:
-            self.bar.update(self.task, rate=f"{speed:,.0f} {self.unit or 'per'}/s")
+            unit = f" {self.unit}" if self.unit else ""
+            self.bar.update(self.task, rate=f"{speed:,.0f}{unit}/s")
         eta = event.eta if event.eta is not None else task.time_remaining
         if eta is not None:
             self.bar.update(self.task, eta=f"ETA {_clock(eta)}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -87,23 +88,10 @@ def demo(
     clock = time.monotonic()
     server = embedded.start(folder / "pg", keep_running=keep)
     recreate_database(server.url("postgres"), DEMO_DATABASE)
-    url = server.url(DEMO_DATABASE)
-    result = DemoResult(url=url, kept=keep)
+    result = DemoResult(url=server.url(DEMO_DATABASE), kept=keep)
     result.seconds["server"] = time.monotonic() - clock
     try:
-        example, package = load_example("etsy_sevdesk", "etsy_app")
-        demo_settings = load_settings(cwd=example, environ={}, flags={"database_url": url})
-        # backups taken before the upgrade go beside the demo's server, not into the example
-        backup_section = {**demo_settings.section("backup"), "dir": str(folder / "backups")}
-        demo_settings = replace(demo_settings,
-                                sections={**demo_settings.sections, "backup": backup_section})
-        show("stage", "creating the Etsy example at release 1.0.0")
-        migrate.upgrade(demo_settings, package.RELEASES["1.0.0"])
-        clock = time.monotonic()
-        datagen = importlib.import_module("etsy_app.datagen")
-        result.rows = datagen.generate(url, orders)
-        result.seconds["data"] = time.monotonic() - clock
-        show("result", "rows", result.rows)
+        demo_settings = _example_at_first_release(result, folder, orders, show)
         result.before = status.status(demo_settings)
         show("result", "before", result.before)
         show("stage", "upgrading to head")
@@ -118,3 +106,23 @@ def demo(
         if not keep:
             server.stop()
     return result
+
+
+def _example_at_first_release(result: DemoResult, folder: Path, orders: int,
+                              show: Callable[..., None]) -> Settings:
+    """The Etsy example's settings on the demo database, upgraded to 1.0.0 and filled
+    with ``orders`` orders (counts in ``result.rows``)."""
+    example, package = load_example("etsy_sevdesk", "etsy_app")
+    demo_settings = load_settings(cwd=example, environ={}, flags={"database_url": result.url})
+    # backups taken before the upgrade go beside the demo's server, not into the example
+    backup_section = {**demo_settings.section("backup"), "dir": str(folder / "backups")}
+    demo_settings = replace(demo_settings,
+                            sections={**demo_settings.sections, "backup": backup_section})
+    show("stage", "creating the Etsy example at release 1.0.0")
+    migrate.upgrade(demo_settings, package.RELEASES["1.0.0"])
+    clock = time.monotonic()
+    datagen = importlib.import_module("etsy_app.datagen")
+    result.rows = datagen.generate(result.url, orders)
+    result.seconds["data"] = time.monotonic() - clock
+    show("result", "rows", result.rows)
+    return demo_settings
