@@ -11,10 +11,12 @@ from typing import Any
 
 import psycopg
 import pytest
-from helpers import add_revision, linear_project
+from helpers import add_revision, linear_project, settings_for
 
 from umbau import alembic_bridge
 from umbau.cli import main
+from umbau.commands import migrate
+from umbau.errors import UnsafeMigration
 
 pytestmark = pytest.mark.db
 
@@ -63,3 +65,25 @@ def test_default_upgrade_walks_the_project_once(tmp_path: Path, database_url: st
     assert counts["projects"] == 1, counts
     assert counts["env_runs"] <= 2, counts
     assert counts["sessions"] <= 3, counts
+
+
+def test_custom_version_table_is_read_through_env_py(tmp_path: Path, database_url: str,
+                                                     counts: Counter[str]) -> None:
+    """env.py names its own version table: the plan reads the heads through env.py, so
+    the gate lints only what is pending (r2's unsafe index was allowed when it ran)."""
+    project = linear_project(tmp_path, 1)
+    env = project / "migrations" / "env.py"
+    env.write_text(env.read_text().replace(
+        "        transaction_per_migration=True,",
+        '        transaction_per_migration=True,\n        version_table="app_versions",'))
+    add_revision(project, "r2", "r1", upgrade='op.create_index("ix_t1_v", "t1", ["v"])',
+                 downgrade='op.drop_index("ix_t1_v")')
+    add_revision(project, "r3", "r2", upgrade='op.create_table("t3", sa.Column("id", '
+                 'sa.BigInteger, primary_key=True))', downgrade='op.drop_table("t3")')
+    settings = settings_for(project, database_url)
+    with pytest.raises(UnsafeMigration, match="require-concurrent-index-creation"):
+        migrate.upgrade(settings, "r2")
+    migrate.upgrade(settings, "r2", allow_unsafe=True)
+    counts.clear()
+    assert migrate.upgrade(settings).after == ("r3",)
+    assert counts["projects"] == 1 and counts["sessions"] <= 3, counts
