@@ -11,7 +11,7 @@ from umbau import alembic_bridge as bridge
 from umbau.commands._common import NewRevisionResult, database, open_project
 from umbau.errors import ConfirmationRequired, UsageError
 from umbau.events import EventHandler
-from umbau.plan import UpgradePlan, read_plan
+from umbau.plan import read_plan
 from umbau.runner import MigrateResult, migrate
 from umbau.settings import Settings
 
@@ -35,11 +35,12 @@ def upgrade(settings: Settings, target: str = "head", *,
     def run() -> MigrateResult:
         return migrate(settings, project, "upgrade", target, on_event=on_event)
 
-    guarded = not (backup == "never" and rollback in (None, "none"))
+    policy = _backup_policy(settings, backup, rollback)
+    gate = _lint_gate_on(settings, allow_unsafe)
     decision = None
-    if allow_unsafe is not True or guarded:  # else nothing to judge: no plan to read
-        decision = _judge(settings, project, target, allow_unsafe, backup, rollback, guarded)
-    if not guarded:
+    if gate or policy not in (None, "never"):  # else nothing to judge: no plan to read
+        decision = _judge(settings, project, target, gate, policy)
+    if policy is None:
         return run()
     from umbau.backup.guard import guarded_upgrade
 
@@ -48,31 +49,43 @@ def upgrade(settings: Settings, target: str = "head", *,
         decision=decision)
 
 
-def _judge(settings: Settings, project: bridge.Project, target: str,
-           allow_unsafe: bool | None, backup: str | None, rollback: str | None,
-           guarded: bool) -> Any:
+def _backup_policy(settings: Settings, backup: str | None, rollback: str | None) -> str | None:
+    """The backup guard's policy, or None when no guard runs (``--backup never`` without
+    ``--rollback restore``): then not even the backup package is imported."""
+    if backup == "never" and rollback in (None, "none"):
+        return None
+    from umbau.backup.guard import policy_for
+
+    return policy_for(settings, backup, rollback)
+
+
+def _lint_gate_on(settings: Settings, allow_unsafe: bool | None) -> bool:
+    """Does the lint gate judge this upgrade (``allow_unsafe``, else the lint setting)?"""
+    if allow_unsafe is not None:
+        return not allow_unsafe
+    from umbau.commands.lint import allow_unsafe_default
+
+    return not allow_unsafe_default(settings)
+
+
+def _judge(settings: Settings, project: bridge.Project, target: str, gate: bool,
+           policy: str | None) -> Any:
     """Read the plan in one session, then the lint gate (raises UnsafeMigration) and the
-    backup decision (None without a guard, or when the policy is never)."""
+    backup decision (None when no backup is to be decided)."""
     with database(settings) as conn:  # the plan's one session, closed before the run
         plan = read_plan(project, target, conn)
         try:
-            if allow_unsafe is not True:  # the linter (and pglast) only when it has work
+            if gate:  # the linter (and pglast) only when it has work to do
                 from umbau.commands.lint import check_upgrade
 
-                check_upgrade(settings, target, allow_unsafe, plan)
-            return _decision(settings, plan, backup, rollback) if guarded else None
+                check_upgrade(settings, target, False, plan)
+            if policy in (None, "never"):
+                return None  # guarded_upgrade then opens no connection: never means never
+            from umbau.backup.guard import decide
+
+            return decide(settings, project, target, policy, plan)
         finally:
             plan.connection = None
-
-
-def _decision(settings: Settings, plan: UpgradePlan, backup: str | None,
-              rollback: str | None) -> Any:
-    from umbau.backup.guard import decide, policy_for
-
-    policy = policy_for(settings, backup, rollback)
-    if policy == "never":
-        return None  # guarded_upgrade then opens no connection: never means never
-    return decide(settings, plan.project, target=plan.target, policy=policy, plan=plan)
 
 
 @dataclass
