@@ -40,7 +40,7 @@ from benchmarks._common import (
 from benchmarks.synthetic import make_history
 from umbau._version import __version__ as umbau_version
 from umbau.postgres.connect import connect, normalize_url
-from umbau.postgres.embedded import recreate_database
+from umbau.postgres.scratch import recreate_database
 
 ROOT = Path(__file__).resolve().parents[1]
 DATABASE = "umbau_bench_core"

@@ -1,9 +1,17 @@
-"""Progress events: the library reports, the CLI renders."""
+"""Progress events: the library reports, the CLI renders (``umbau.cli.render.progress``).
+
+The one protocol of every long operation (migrations, backups, copies, backfills, the
+demo, ``umbau test``): a function takes ``on_event: EventHandler | None`` and calls
+:func:`emit`. A counted operation says how far it is with ``total`` (announced once per
+phase) and either one event per unit done (``step_done``, ``backup_table``,
+``copy_table``) or ``done`` (units so far, e.g. rows), with ``unit``, ``rate`` (units per
+second) and ``eta`` (seconds) when the producer knows them better than the renderer.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 
@@ -11,8 +19,13 @@ from typing import Any
 class Event:
     """Something worth telling the user while a command runs.
 
-    kinds: ``lock_wait``, ``lock_acquired``, ``step_start``, ``step_done``,
-    ``retry``, ``plan``.
+    kinds: ``lock_wait``, ``lock_acquired``, ``plan``, ``step_start``, ``step_done``,
+    ``retry`` (migrations); ``backup_start``, ``backup_table``, ``backup_done``,
+    ``verify_step``, ``restore_step``, ``copy_step``, ``copy_table``,
+    ``backup_before_upgrade``, ``backup_taken``, ``rollback_skipped``,
+    ``rollback_restore`` (backups); ``backfill_progress`` (backfills); ``stage``
+    (a named stage of a longer run, e.g. the demo) and ``result`` (a partial result to
+    show now, in ``data``: an object with ``as_dict()`` or plain data).
     """
 
     kind: str
@@ -26,9 +39,19 @@ class Event:
     holder: str | None = None
     error: str | None = None
     total: int | None = None
+    done: int | None = None
+    unit: str | None = None
+    rate: float | None = None
+    eta: float | None = None
+    data: Any = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        """The fields that are set; ``data`` through its own ``as_dict()`` when it has one."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)
+               if getattr(self, f.name) is not None and f.name != "data"}
+        if self.data is not None:
+            out["data"] = self.data.as_dict() if hasattr(self.data, "as_dict") else self.data
+        return out
 
 
 EventHandler = Callable[[Event], None]

@@ -84,6 +84,8 @@ def _parse_str(value: Any, *, key: str) -> str:
 
 _DURATION_KEYS = {"lock_timeout": False, "statement_timeout": True, "lock_wait": False,
                   "backoff_base": False, "backoff_max": False}
+# the keys whose values are durations (seconds), e.g. for display with format_duration
+DURATION_KEYS = frozenset(_DURATION_KEYS)
 _INT_KEYS = {"retries"}
 _PATH_KEYS = {"alembic_config", "script_location"}
 _STR_KEYS = {"database_url", "metadata", "history_table"}
@@ -208,21 +210,16 @@ def load_settings(
     flags: Mapping[str, Any] | None = None,
     config_file: Path | None = None,
 ) -> Settings:
-    """Merge defaults, the settings file, the environment and flags, flags winning per key."""
+    """Merge defaults, the settings file, the environment and flags, flags winning per key.
+
+    ``environ``: the environment to read (``UMBAU_*``, ``DATABASE_URL``, and for the
+    ``[backup]`` section ``UMBAU_PG_BIN`` and ``PATH``); never ``os.environ`` by itself.
+    Raises :class:`~umbau.errors.SettingsError` on an unknown key or a bad value.
+    """
     cwd = (cwd or Path.cwd()).resolve()
     environ = environ or {}
-    flags = {k: v for k, v in (flags or {}).items() if v is not None}
-    if config_file is not None:
-        config_file = config_file.resolve()
-        if not config_file.is_file():
-            raise SettingsError(f"settings file {config_file} does not exist")
-        data = _read_toml(config_file)
-        table = data.get("tool", {}).get("umbau", data)
-        path: Path | None = config_file
-    else:
-        path, table = find_settings_file(cwd)
+    path, table = _settings_table(cwd, config_file)
     root = path.parent if path else cwd
-
     values: dict[str, Any] = {}
     sources: dict[str, str] = {k: "default" for k in KEYS}
     sections: dict[str, Mapping[str, Any]] = {}
@@ -232,7 +229,27 @@ def load_settings(
             continue
         values[key] = _coerce(key, value, root)
         sources[key] = f"file {path}"
+    _find_alembic(values, sources, root)
+    _from_environment(values, sources, environ, cwd)
+    _from_flags(values, sources, flags or {}, cwd)
+    if "backup" in sections or _BACKUP_ENV.intersection(environ):
+        sections["backup"] = _backup_binaries(sections.get("backup", {}), environ)
+    return Settings(root=root, settings_file=path, sections=sections, sources=sources, **values)
 
+
+def _settings_table(cwd: Path, config_file: Path | None) -> tuple[Path | None, dict[str, Any]]:
+    """The settings file and its umbau table: ``config_file``, or found from ``cwd`` up."""
+    if config_file is None:
+        return find_settings_file(cwd)
+    config_file = config_file.resolve()
+    if not config_file.is_file():
+        raise SettingsError(f"settings file {config_file} does not exist")
+    data = _read_toml(config_file)
+    return config_file, data.get("tool", {}).get("umbau", data)
+
+
+def _find_alembic(values: dict[str, Any], sources: dict[str, str], root: Path) -> None:
+    """alembic.ini (or ``[tool.alembic]``) beside the settings, and its sqlalchemy.url."""
     if "alembic_config" not in values and "script_location" not in values:
         ini = root / ALEMBIC_INI
         pyproject = root / PYPROJECT
@@ -242,28 +259,54 @@ def load_settings(
         elif pyproject.is_file() and "alembic" in _read_toml(pyproject).get("tool", {}):
             values["alembic_config"] = pyproject  # Alembic >= 1.16: [tool.alembic] only
             sources["alembic_config"] = f"found [tool.alembic] in {pyproject}"
-
     if "database_url" not in values and values.get("alembic_config"):
         url = _ini_url(values["alembic_config"])
         if url:
             values["database_url"] = url
             sources["database_url"] = f"sqlalchemy.url in {values['alembic_config']}"
+
+
+def _from_environment(values: dict[str, Any], sources: dict[str, str],
+                      environ: Mapping[str, str], cwd: Path) -> None:
+    """DATABASE_URL, then UMBAU_<KEY> for every key (paths relative to ``cwd``)."""
     if environ.get("DATABASE_URL"):
         values["database_url"] = environ["DATABASE_URL"]
         sources["database_url"] = "env DATABASE_URL"
-
     for key in KEYS:
         env_key = f"UMBAU_{key.upper()}"
         if environ.get(env_key):
             values[key] = _coerce(key, environ[env_key], cwd)
             sources[key] = f"env {env_key}"
+
+
+def _from_flags(values: dict[str, Any], sources: dict[str, str], flags: Mapping[str, Any],
+                cwd: Path) -> None:
+    """Command-line flags (None: not given), which win over everything else."""
     for key, value in flags.items():
+        if value is None:
+            continue
         if key not in KEYS:
             raise SettingsError(_unknown_key_message(key))
         values[key] = _coerce(key, value, cwd)
         sources[key] = f"flag --{key.replace('_', '-')}"
 
-    return Settings(root=root, settings_file=path, sections=sections, sources=sources, **values)
+
+_BACKUP_ENV = {"UMBAU_PG_BIN", "PATH"}
+
+
+def _backup_binaries(section: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """``[backup]`` with where pg_dump and pg_restore are looked for, from the environment.
+
+    ``UMBAU_PG_BIN`` (a folder) wins over the file's ``pg_bin``; ``PATH`` is searched when
+    the file sets no ``search_path``. Resolved here, not in the CLI, so that a library
+    call with the same environment takes the same binaries as ``umbau backup``.
+    """
+    out = dict(section)
+    if environ.get("UMBAU_PG_BIN"):
+        out["pg_bin"] = environ["UMBAU_PG_BIN"]
+    if environ.get("PATH"):
+        out.setdefault("search_path", environ["PATH"])
+    return out
 
 
 def mask_url(url: str | None) -> str | None:

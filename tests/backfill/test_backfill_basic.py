@@ -32,11 +32,11 @@ def test_sql_backfill_changes_every_row_exactly_once(settings: Settings,
     bf = Backfill(name="upper", table="items", set={"v": "upper(v)", "n": "n + 1"},
                   verify="n = 1 AND v = upper(v)", batch_size=500)
     seen = []
-    result = run_backfill(settings, bf, on_progress=seen.append)
+    result = run_backfill(settings, bf, on_event=seen.append)
     assert result.status == "done" and result.rows == 12_000
     assert result.verification is not None and result.verification.ok
     assert scalar(database_url, "SELECT count(*) FROM items WHERE n <> 1") == 0
-    assert seen and seen[-1].rows_done == 12_000 and seen[-1].rows_total == 12_000
+    assert seen and seen[-1].done == 12_000 and seen[-1].total == 12_000
     state = backfill_status(settings, "upper")[0]
     assert state.status == "done" and state.rows_done == 12_000 and state.finished_at
     again = run_backfill(settings, bf)

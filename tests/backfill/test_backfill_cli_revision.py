@@ -67,7 +67,7 @@ def test_pause_then_resume_runs_the_stored_source(project: list[str], database_u
             assert main([*project, "pause", "bump"]) == 0
 
     result = run_backfill(settings, load_backfill("bf_cli:bump"), source="bf_cli:bump",
-                          on_progress=stop_at_once)
+                          on_event=stop_at_once)
     assert result.status == "paused" and 0 < result.rows < 2000
     capsys.readouterr()
     assert main([*project, "run", "bf_cli:bump"]) == 20

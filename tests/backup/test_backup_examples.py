@@ -15,7 +15,7 @@ from umbau.backup.dump import DumpOptions, backup
 from umbau.backup.restore import restore
 from umbau.backup.verify import verify
 from umbau.commands.migrate import upgrade
-from umbau.postgres.embedded import recreate_database
+from umbau.postgres.scratch import recreate_database
 from umbau.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -24,7 +24,6 @@ from umbau.backfill.revision import run_in_revision
 from umbau.backfill.runner import (
     BackfillResult,
     DryRunResult,
-    Progress,
     Verification,
     backfill_status,
     cancel,
@@ -40,7 +39,6 @@ __all__ = [
     "BackfillResult",
     "BackfillState",
     "DryRunResult",
-    "Progress",
     "Verification",
     "backfill_status",
     "cancel",

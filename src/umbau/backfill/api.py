@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from umbau.errors import UsageError
+from umbau.loader import load_object, split_spec
 
 Row = dict[str, Any]
 Transform = Callable[[list[Row]], "Sequence[Row] | None"]
@@ -84,21 +83,20 @@ def _qualname(fn: Callable[..., Any]) -> str:
 
 def load_backfill(spec: str, root: Path | None = None) -> Backfill:
     """Import ``module:attribute`` (the project root is put on sys.path first)."""
-    module_name, sep, attribute = spec.partition(":")
-    if not sep or not module_name or not attribute:
-        raise UsageError(f"{spec!r} is not module:attribute, e.g. myapp.backfills:ocr_v2")
-    if root is not None and str(root) not in sys.path:
-        sys.path.insert(0, str(root))
     try:
-        module = importlib.import_module(module_name)
+        module_name, attribute = split_spec(spec)
+    except ValueError:
+        raise UsageError(f"{spec!r} is not module:attribute, e.g. myapp.backfills:ocr_v2"
+                         ) from None
+    try:
+        value: Any = load_object(spec, root)
     except ImportError as exc:
         raise UsageError(f"cannot import {module_name!r} ({exc}): check the module path "
                          "and run from the project folder") from exc
-    value: Any = module
-    for part in attribute.split("."):
-        value = getattr(value, part, None)
-        if value is None:
-            raise UsageError(f"{module_name} has no attribute {attribute!r}: name a Backfill")
+    except AttributeError:
+        value = None
+    if value is None:
+        raise UsageError(f"{module_name} has no attribute {attribute!r}: name a Backfill")
     if callable(value) and not isinstance(value, Backfill):
         value = value()
     if not isinstance(value, Backfill):

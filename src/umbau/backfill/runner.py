@@ -10,7 +10,7 @@ import multiprocessing
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,38 +33,12 @@ from umbau.errors import (
     UsageError,
     VerificationFailed,
 )
+from umbau.events import Event, EventHandler, emit
 from umbau.settings import Settings
 
 PROGRESS_INTERVAL = 0.5
 SAMPLE_KEYS = 10
 SAMPLE_ROWS = 20_000
-
-
-@dataclass(frozen=True)
-class Progress:
-    """Where a running backfill stands; the CLI renders it as a bar or a log line."""
-
-    name: str
-    rows_done: int
-    rows_total: int | None
-    chunks_done: int
-    chunks_total: int
-    elapsed: float
-    rows_this_run: int
-    workers: int
-
-    @property
-    def rate(self) -> float:
-        return self.rows_this_run / self.elapsed if self.elapsed > 0 else 0.0
-
-    @property
-    def eta(self) -> float | None:
-        if not self.rows_total or self.rate <= 0:
-            return None
-        return max(0.0, (self.rows_total - self.rows_done) / self.rate)
-
-
-OnProgress = Callable[[Progress], None]
 
 
 @dataclass
@@ -140,13 +114,15 @@ def _connection(settings: Settings,
 
 def run_backfill(settings: Settings, backfill: Backfill, *, workers: int = 1,
                  source: str | None = None, restart: bool = False,
-                 on_progress: OnProgress | None = None,
+                 on_event: EventHandler | None = None,
                  connection: psycopg.Connection | None = None) -> BackfillResult:
     """Run (or join, or resume) a backfill until every row is done, then verify it.
 
     Raises BackfillFailed (resumable), BackfillDefinitionChanged, NoUsableKey,
     VerificationFailed. A paused or cancelled backfill returns with that status.
     ``connection``: an autocommit psycopg connection to run on (one worker only).
+    ``on_event``: receives ``backfill_progress`` events (rows done of the total, rows/s
+    of this run, ETA in seconds) after each batch, or each poll with several workers.
     """
     if workers < 1:
         raise UsageError("--workers must be 1 or more")
@@ -170,7 +146,7 @@ def run_backfill(settings: Settings, backfill: Backfill, *, workers: int = 1,
             return BackfillResult(backfill.name, "done", 0, current.rows_done, 0.0, 0, workers,
                                   verification, already_done=True)
         rows_before, retries_before = current.rows_done, current.retries
-    reporter = _Reporter(settings, backfill.name, current.rows_total, workers, on_progress,
+    reporter = _Reporter(settings, backfill.name, current.rows_total, workers, on_event,
                          rows_before)
     if workers == 1:
         Worker(settings, backfill.name, changer, options, on_batch=reporter.batch).run(connection)
@@ -261,15 +237,15 @@ def _scalar(conn: psycopg.Connection, query: sql.Composed) -> int:
 
 
 class _Reporter:
-    """Turns batches (one worker) or the state table (several) into Progress."""
+    """Turns batches (one worker) or the state table (several) into progress events."""
 
     def __init__(self, settings: Settings, name: str, rows_total: int | None, workers: int,
-                 on_progress: OnProgress | None, rows_before: int) -> None:
+                 on_event: EventHandler | None, rows_before: int) -> None:
         self.settings = settings
         self.name = name
         self.rows_total = rows_total
         self.workers = workers
-        self.on_progress = on_progress
+        self.on_event = on_event
         self.rows_before = rows_before
         self.rows_run = 0
         self.started = time.perf_counter()
@@ -279,10 +255,16 @@ class _Reporter:
         self.report(self.rows_before + self.rows_run, 0, 0)
 
     def report(self, rows_done: int, chunks_done: int, chunks: int) -> None:
-        if self.on_progress is not None:
-            self.on_progress(Progress(self.name, rows_done, self.rows_total, chunks_done, chunks,
-                                      time.perf_counter() - self.started,
-                                      rows_done - self.rows_before, self.workers))
+        if self.on_event is None:
+            return
+        elapsed = time.perf_counter() - self.started
+        rate = (rows_done - self.rows_before) / elapsed if elapsed > 0 else 0.0
+        eta = None
+        if self.rows_total and rate > 0:
+            eta = max(0.0, (self.rows_total - rows_done) / rate)
+        emit(self.on_event, Event("backfill_progress", message=f"backfill {self.name}",
+                                  done=rows_done, total=self.rows_total, unit="rows",
+                                  rate=rate, eta=eta, duration=elapsed))
 
 
 def _run_processes(settings: Settings, backfill: Backfill, changer: Changer, options: Options,

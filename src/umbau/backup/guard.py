@@ -32,6 +32,7 @@ from umbau.backup.dump import BackupResult, backup
 from umbau.backup.restore import RestoreResult, restore
 from umbau.errors import MigrationFailed, UsageError
 from umbau.events import Event, EventHandler, emit
+from umbau.plan import UpgradePlan
 from umbau.postgres import history
 from umbau.postgres.connect import connect
 from umbau.settings import Settings
@@ -50,11 +51,13 @@ class Decision:
 
 
 def decide(settings: Settings, project: bridge.Project, target: str, policy: str,
-           ) -> Decision:
-    # Through env.py (custom version tables), without creating anything.
-    with connect(settings.require_database_url()) as conn:
-        current = bridge.current_heads(project, conn)
-        empty = not current and not pg.user_table_names(conn)
+           plan: UpgradePlan | None = None) -> Decision:
+    """Whether to back up before upgrading to ``target`` under ``policy``.
+
+    ``plan``: the upgrade's plan (read once by ``umbau upgrade``): its current heads, its
+    open session and the SQL the lint gate rendered are used instead of reading them again.
+    """
+    current, empty = _where_it_stands(settings, project, plan)
     if policy == "never":
         return Decision(False, "before_upgrade = never", current)
     if empty and policy == "destructive":
@@ -67,11 +70,13 @@ def decide(settings: Settings, project: bridge.Project, target: str, policy: str
         return Decision(True, "several current revisions: the SQL cannot be rendered", current)
     from umbau import sql as sqlparse  # pglast only when it is needed
 
-    try:
-        rendered = bridge.render_sql(project, current[0] if current else None, target)
-    except Exception as exc:
-        return Decision(True, f"the SQL cannot be rendered offline ({type(exc).__name__})",
-                        current)
+    rendered = plan.pending_sql() if plan is not None else None
+    if rendered is None:
+        try:
+            rendered = bridge.render_sql(project, current[0] if current else None, target)
+        except Exception as exc:
+            return Decision(True, f"the SQL cannot be rendered offline ({type(exc).__name__})",
+                            current)
     drops, unparsed = sqlparse.destructive_objects(rendered)
     # Alembic's own bookkeeping (UPDATE alembic_version) is not user data.
     rewrites = [r for r in sqlparse.rewritten_objects(rendered) if "alembic_version" not in r]
@@ -79,6 +84,32 @@ def decide(settings: Settings, project: bridge.Project, target: str, policy: str
     if risky:
         return Decision(True, "pending revisions drop or rewrite data", current, risky)
     return Decision(False, "nothing pending drops or rewrites data", current)
+
+
+def _where_it_stands(settings: Settings, project: bridge.Project,
+                     plan: UpgradePlan | None) -> tuple[tuple[str, ...], bool]:
+    """The current heads, and whether the database holds no user table at all."""
+    if plan is not None and plan.connection is not None:
+        empty = not plan.current and not pg.user_table_names(plan.connection)
+        plan.connection.rollback()
+        return plan.current, empty
+    # Through env.py (custom version tables), without creating anything.
+    with connect(settings.require_database_url()) as conn:
+        current = bridge.current_heads(project, conn)
+        return current, not current and not pg.user_table_names(conn)
+
+
+def policy_for(settings: Settings, policy: str | None, rollback: str | None) -> str:
+    """The policy that decides (``always`` with ``--rollback restore``); UsageError on a
+    rollback mode that does not exist or a restore without a backup."""
+    rollback = rollback or "none"
+    if rollback not in ROLLBACKS:
+        raise UsageError(f"--rollback {rollback}: use one of {', '.join(ROLLBACKS)}")
+    policy = policy or backup_config(settings).before_upgrade
+    if rollback == "restore" and policy == "never":
+        raise UsageError("--rollback restore needs a backup: do not combine it with "
+                         "--backup never")
+    return "always" if rollback == "restore" and policy != "never" else policy
 
 
 def guarded_upgrade(
@@ -90,19 +121,18 @@ def guarded_upgrade(
     policy: str | None = None,
     rollback: str | None = None,
     on_event: EventHandler | None = None,
+    decision: Decision | None = None,
 ) -> Any:
-    """Back up if the policy says so, run the upgrade, restore on an unclean failure."""
+    """Back up if the policy says so, run the upgrade, restore on an unclean failure.
+
+    ``decision``: one already made with :func:`decide` on the upgrade's plan.
+    """
+    policy = policy_for(settings, policy, rollback)
     rollback = rollback or "none"
-    if rollback not in ROLLBACKS:
-        raise UsageError(f"--rollback {rollback}: use one of {', '.join(ROLLBACKS)}")
-    policy = policy or backup_config(settings).before_upgrade
-    if rollback == "restore" and policy == "never":
-        raise UsageError("--rollback restore needs a backup: do not combine it with "
-                         "--backup never")
     if policy == "never":
         return run()  # no connection, no catalog queries: never means never
-    decision = decide(settings, project, target,
-                      "always" if rollback == "restore" else policy)
+    if decision is None:
+        decision = decide(settings, project, target, policy)
     taken: BackupResult | None = None
     if decision.backup:
         emit(on_event, Event(kind="backup_before_upgrade", message=decision.reason))

@@ -2,62 +2,17 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import click
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from umbau.cli import FORMAT, State, cli, pass_state, render
 from umbau.errors import BackfillError, UsageError
-
-LOG_EVERY = 5.0
 
 
 @cli.group()
 def backfill() -> None:
     """Batched, resumable, parallel data migrations (exactly once per row)."""
-
-
-@contextmanager
-def _progress(name: str, enabled: bool) -> Iterator[Callable[[Any], None]]:
-    """A rich bar with rows/s and ETA on a terminal; a log line every few seconds otherwise."""
-    if not enabled:
-        yield lambda p: None
-        return
-    if not render.err.is_terminal:
-        last = [0.0]
-
-        def log(p: Any) -> None:
-            now = time.monotonic()
-            if now - last[0] >= LOG_EVERY:
-                last[0] = now
-                eta = "?" if p.eta is None else f"{p.eta:.0f}s"
-                total = "?" if p.rows_total is None else str(p.rows_total)
-                render.err.print(f"backfill {name}: {p.rows_done}/{total} rows, "
-                                 f"{p.rate:,.0f} rows/s, ETA {eta}", markup=False)
-
-        yield log
-        return
-    bar = Progress(TextColumn(f"backfill {name}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("{task.fields[rate]:>10} rows/s"), TimeElapsedColumn(),
-                   TextColumn("ETA"), TimeRemainingColumn(), console=render.err)
-    task = bar.add_task(name, total=None, rate="-")
-
-    def update(p: Any) -> None:
-        bar.update(task, completed=p.rows_done, total=p.rows_total, rate=f"{p.rate:,.0f}")
-
-    with bar:
-        yield update
 
 
 def _summary(result: Any) -> None:
@@ -82,9 +37,9 @@ def _run(state: State, spec: str, workers: int, restart: bool, fmt: str, quiet: 
 
     settings = state.settings
     definition = load_backfill(spec, settings.root)
-    with _progress(definition.name, fmt == "text" and not quiet) as on_progress:
+    with render.progress(quiet=quiet or fmt != "text") as on_event:
         result = run_backfill(settings, definition, workers=workers, source=spec,
-                              restart=restart, on_progress=on_progress)
+                              restart=restart, on_event=on_event)
     if fmt == "json":
         render.as_json(result.as_dict())
     else:

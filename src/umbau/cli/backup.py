@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,85 +9,6 @@ import click
 
 from umbau.cli import FORMAT, State, cli, pass_state, render
 from umbau.errors import EXIT_BACKUP_CORRUPT
-from umbau.events import Event, EventHandler
-from umbau.settings import Settings
-
-
-def backup_settings(state: State) -> Settings:
-    """The settings with UMBAU_PG_BIN and PATH put where the backup library looks."""
-    settings = state.settings
-    section = dict(settings.section("backup"))
-    if os.environ.get("UMBAU_PG_BIN"):
-        section["pg_bin"] = os.environ["UMBAU_PG_BIN"]
-    section.setdefault("search_path", os.environ.get("PATH", ""))
-    return replace(settings, sections={**settings.sections, "backup": section})
-
-
-def _line(event: Event) -> str | None:
-    if event.kind == "backup_start":
-        return f"backing up into {event.message} ({event.total} table(s) with data)"
-    if event.kind == "backup_table":
-        return f"  dumped {event.message}"
-    if event.kind in ("verify_step", "restore_step", "copy_step"):
-        return f"{event.message}…"
-    if event.kind == "copy_table":
-        return f"  copying {event.message}"
-    return None
-
-
-@contextmanager
-def progress(quiet: bool) -> Iterator[EventHandler]:
-    """A bar over the tables on a terminal, plain lines otherwise, nothing when quiet."""
-    if quiet:
-        yield lambda event: None
-        return
-    if not sys.stderr.isatty():
-        def plain(event: Event) -> None:
-            line = _line(event)
-            if line:
-                render.line(line, stderr=True)
-
-        yield plain
-        return
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    bar = Progress(TextColumn("{task.description}"), BarColumn(),
-                   TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
-                   console=render.err, transient=True)
-    task = bar.add_task("starting", total=None)
-
-    def handle(event: Event) -> None:
-        if event.total is not None:
-            bar.update(task, total=event.total)
-        if event.kind in ("backup_table", "copy_table"):
-            bar.update(task, description=event.message or "")
-            bar.advance(task)
-        elif event.message:
-            bar.update(task, description=event.message)
-
-    with bar:
-        yield handle
-
-
-_UPGRADE_KINDS = {
-    "backup_before_upgrade": "backing up before the upgrade ({message})",
-    "backup_taken": "backup taken: {message}",
-    "rollback_skipped": "not restoring: {message}",
-    "rollback_restore": "revision {revision} failed: restoring {message}",
-}
-
-
-def backup_events(handler: EventHandler, quiet: bool) -> EventHandler:
-    """The upgrade's handler, plus a line for each backup event around the upgrade."""
-    def handle(event: Event) -> None:
-        template = _UPGRADE_KINDS.get(event.kind)
-        if template is None:
-            handler(event)
-        elif not quiet:
-            render.line(template.format(message=event.message, revision=event.revision),
-                        stderr=True)
-
-    return handle
 
 
 def _size(n: Any) -> str:
@@ -132,14 +48,14 @@ def backup(ctx: click.Context, dump_format: str | None, jobs: int | None, schema
 
     state = ctx.find_object(State)
     assert state is not None  # the cli group sets it
-    settings = backup_settings(state)
+    settings = state.settings
     config = backup_config(settings)
     options = DumpOptions(format=dump_format or config.format,
                           jobs=jobs or (config.jobs if (dump_format or config.format)
                                         == "directory" else 1),
                           schema_only=schema_only, data_only=data_only, tables=tables,
                           exclude_tables=excludes)
-    with progress(quiet or as_json) as handler:
+    with render.progress(quiet=quiet or as_json) as handler:
         result = run(settings, options, directory=directory, on_event=handler)
     if as_json:
         render.as_json(result.as_dict())
@@ -167,8 +83,8 @@ def verify_cmd(state: State, file: Path, restore_test: bool, database_url: str |
     """Check a backup: checksum, a full read; with --restore-test, a real restore."""
     from umbau.backup.verify import verify
 
-    with progress(quiet or fmt == "json") as handler:
-        result = verify(backup_settings(state), file, restore_test=restore_test,
+    with render.progress(quiet=quiet or fmt == "json") as handler:
+        result = verify(state.settings, file, restore_test=restore_test,
                         database_url=database_url, on_event=handler)
     code = 0 if result.ok else EXIT_BACKUP_CORRUPT
     if fmt == "json":
@@ -208,7 +124,7 @@ def list_cmd(state: State, directory: Path | None, fmt: str) -> None:
     """Backups, newest first: when, revision, size, verified."""
     from umbau.backup.prune import list_backups
 
-    result = list_backups(backup_settings(state), directory)
+    result = list_backups(state.settings, directory)
     if fmt == "json":
         render.as_json(result.as_dict())
         return
@@ -239,7 +155,7 @@ def prune_cmd(state: State, keep_days: float, keep_last: int, dry_run: bool,
     """Delete old backups; never the newest verified one (safe for cron)."""
     from umbau.backup.prune import prune
 
-    result = prune(backup_settings(state), keep_days=keep_days, keep_last=keep_last,
+    result = prune(state.settings, keep_days=keep_days, keep_last=keep_last,
                    dry_run=dry_run, directory=directory)
     if fmt == "json":
         render.as_json(result.as_dict())
@@ -273,8 +189,8 @@ def restore(state: State, file: Path, database_url: str | None, clean: bool, yes
     """Restore a backup; refuses a database with tables unless --clean --yes."""
     from umbau.backup.restore import restore as run
 
-    with progress(quiet or fmt == "json") as handler:
-        result = run(backup_settings(state), file, database_url=database_url, clean=clean,
+    with render.progress(quiet=quiet or fmt == "json") as handler:
+        result = run(state.settings, file, database_url=database_url, clean=clean,
                      yes=yes, jobs=jobs, no_owner=no_owner, ignore_revision=ignore_revision,
                      on_event=handler)
     if fmt == "json":
@@ -303,8 +219,8 @@ def copy_cmd(state: State, source: str, target: str, tables: tuple[str, ...],
     """Copy a database into an empty one, anonymising columns on the source."""
     from umbau.backup.copy import copy
 
-    with progress(quiet or fmt == "json") as handler:
-        result = copy(backup_settings(state), source, target, tables=tables,
+    with render.progress(quiet=quiet or fmt == "json") as handler:
+        result = copy(state.settings, source, target, tables=tables,
                       rules_file=rules, on_event=handler)
     if fmt == "json":
         render.as_json(result.as_dict())

@@ -11,6 +11,7 @@ import click
 
 from umbau.cli import FORMAT, State, cli, pass_state, render
 from umbau.errors import ConfirmationRequired
+from umbau.events import Event
 
 
 def _emit(fmt: str, data: Any) -> bool:
@@ -236,11 +237,8 @@ def upgrade(state: State, target: str, sql: bool, quiet: bool, fmt: str,
         if not _emit(fmt, sql_result):
             click.echo(sql_result.sql, nl=False)
         return
-    from umbau.cli.backup import backup_events, backup_settings
-
     with render.progress(enabled=fmt == "text", quiet=quiet) as handler:
-        result = migrate.upgrade(backup_settings(state), target,
-                                 on_event=backup_events(handler, quiet),
+        result = migrate.upgrade(state.settings, target, on_event=handler,
                                  allow_unsafe=allow_unsafe, backup=backup_policy,
                                  rollback=rollback)
     if not _emit(fmt, result):
@@ -345,17 +343,14 @@ def demo(state: State, keep: bool, orders: int, folder: Path | None, fmt: str) -
 
     settings = load_settings(environ={}, flags={})
 
-    def show(stage: str, value: Any) -> None:
-        if fmt == "json":
-            return
-        if stage == "stage":
-            render.line(f"\n== {value}")
-        elif stage == "rows":
+    def show(event: Event) -> None:  # the demo's partial results, as they come
+        value = event.data
+        if event.message == "rows":
             counts = ", ".join(f"{k}: {v:,}" for k, v in value.items())
             render.line(f"generated {counts}")
-        elif stage == "status":
+        elif event.message in ("before", "after"):
             _render_status(value)
-        elif stage == "runs":
+        elif event.message == "runs":
             render.line("")
             render.table("run history (newest first)",
                          ["finished", "direction", "revision", "outcome", "attempts", "ms"],
@@ -363,8 +358,14 @@ def demo(state: State, keep: bool, orders: int, folder: Path | None, fmt: str) -
                            r.attempts, f"{r.duration_ms:.0f}"] for r in value.runs or []])
 
     with render.progress(enabled=fmt == "text", quiet=fmt == "json") as handler:
-        result = run(settings, folder=folder, orders=orders, keep=keep, on_event=handler,
-                     show=show)
+        def on_event(event: Event) -> None:
+            if event.kind == "result":
+                if fmt == "text":
+                    show(event)
+            else:
+                handler(event)
+
+        result = run(settings, folder=folder, orders=orders, keep=keep, on_event=on_event)
     if _emit(fmt, result):
         return
     if result.upgrade:

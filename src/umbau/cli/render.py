@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -88,56 +89,153 @@ def _plain_table(title: str | None, columns: list[str], rows: list[list[str]]) -
                    .rstrip())
 
 
-def _line(event: Event) -> str | None:
+# -- progress: the one renderer of umbau.events.Event ------------------------------------
+
+LOG_EVERY = 5.0  # seconds between two plain lines of a counted operation (rows so far)
+
+_TEMPLATES = {
+    "backup_before_upgrade": "backing up before the upgrade ({message})",
+    "backup_taken": "backup taken: {message}",
+    "rollback_skipped": "not restoring: {message}",
+    "rollback_restore": "revision {revision} failed: restoring {message}",
+    "backup_start": "backing up into {message} ({total} table(s) with data)",
+    "backup_table": "  dumped {message}",
+    "verify_step": "{message}…",
+    "restore_step": "{message}…",
+    "copy_step": "{message}…",
+    "copy_table": "  copying {message}",
+    "stage": "\n== {message}",
+}
+# drawn above the bar too (the others only change the bar's description)
+_ABOVE_THE_BAR = {"lock_wait", "retry", "step_done", "backup_before_upgrade", "backup_taken",
+                  "rollback_skipped", "rollback_restore", "stage"}
+_ONE_DONE = {"step_done", "backup_table", "copy_table"}  # each advances the bar by one
+
+
+def describe(event: Event) -> str | None:
+    """The event as one line of text, or None for events that only move a bar."""
+    template = _TEMPLATES.get(event.kind)
+    if template is not None:
+        return template.format(message=event.message, revision=event.revision,
+                               total=event.total)
     if event.kind == "lock_wait":
         who = event.holder or "another session"
         return f"waiting for the migrator lock, held by {who} ({event.waited or 0:.0f}s so far)"
     if event.kind == "retry":
         return (f"retry {event.revision} in {event.delay:.1f}s (attempt {event.attempt} "
                 f"failed: {event.error})")
-    if event.kind == "backup_before_upgrade":
-        return f"backing up before the upgrade: {event.message}"
-    if event.kind == "backup_taken":
-        return f"backup taken: {event.message} ({event.duration or 0:.1f}s)"
     if event.kind == "step_done":
         return (f"{event.direction:<9} {event.revision}  {event.message or ''}  "
                 f"[{(event.duration or 0) * 1000:.0f} ms]")
+    if event.done is not None:
+        return _counted(event)
     return None
 
 
+def _counted(event: Event) -> str:
+    """``backfill ocr_v2: 1200/5000 rows, 3,100 rows/s, ETA 2s``."""
+    total = "?" if event.total is None else str(event.total)
+    eta = "?" if event.eta is None else f"{event.eta:.0f}s"
+    unit = event.unit or "done"
+    return (f"{event.message}: {event.done}/{total} {unit}, {event.rate or 0:,.0f} {unit}/s, "
+            f"ETA {eta}")
+
+
+class _Lines:
+    """Plain lines on stderr; a counted operation's lines at most every LOG_EVERY seconds."""
+
+    def __init__(self) -> None:
+        self.last = float("-inf")
+
+    def __call__(self, event: Event) -> None:
+        if event.done is not None:
+            now = time.monotonic()
+            if now - self.last < LOG_EVERY:
+                return
+            self.last = now
+        text = describe(event)
+        if text:
+            click.echo(text, err=True)
+
+
+class _Bar:
+    """A rich progress bar with rate and ETA; each counted phase (a new kind announcing a
+    ``total``) starts it afresh, lines worth keeping are printed above it."""
+
+    def __init__(self, bar: Any) -> None:
+        self.bar = bar
+        self.task = bar.add_task("starting", total=None, rate="", eta="")
+        self.phase: str | None = None
+        self.unit = ""
+
+    def __call__(self, event: Event) -> None:
+        self._count(event)
+        label = self._label(event)
+        if label is not None:
+            self.bar.update(self.task, description=label)
+        text = describe(event) if event.kind in _ABOVE_THE_BAR else None
+        if text:
+            self.bar.console.print(text.lstrip("\n"), markup=False)
+
+    def _count(self, event: Event) -> None:
+        if event.total is not None and event.kind != self.phase:
+            self.bar.reset(self.task, total=event.total, rate="", eta="",
+                           description=event.message or event.direction or event.kind)
+            self.phase, self.unit = event.kind, event.unit or ""
+        if event.done is not None:
+            self.bar.update(self.task, completed=event.done, total=event.total)
+        elif event.kind in _ONE_DONE:
+            self.bar.advance(self.task)
+        task = self.bar.tasks[0]
+        speed = event.rate if event.rate is not None else task.speed
+        if speed:
+            unit = f" {self.unit}" if self.unit else ""
+            self.bar.update(self.task, rate=f"{speed:,.0f}{unit}/s")
+        eta = event.eta if event.eta is not None else task.time_remaining
+        if eta is not None:
+            self.bar.update(self.task, eta=f"ETA {_clock(eta)}")
+
+    @staticmethod
+    def _label(event: Event) -> str | None:
+        if event.kind == "step_start":
+            return f"{event.direction} {event.revision} {event.message or ''}"
+        if event.kind in ("backup_table", "copy_table", "backfill_progress", "stage") \
+                or (event.message and event.kind.endswith("_step")):
+            return event.message or ""
+        return None
+
+
+def _clock(seconds: float) -> str:
+    """``0:01:05`` (h:mm:ss), as rich draws elapsed time."""
+    whole = round(seconds)
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
+
+
 @contextmanager
-def progress(enabled: bool, quiet: bool = False) -> Iterator[EventHandler]:
-    """An event handler: a progress bar on a terminal, plain lines otherwise."""
+def progress(enabled: bool = True, quiet: bool = False) -> Iterator[EventHandler]:
+    """The event handler of a command: a rich bar with rate and ETA on a terminal (when
+    ``enabled``), plain lines on stderr otherwise, nothing when ``quiet``.
+
+    rich's progress module is imported here, when a bar is drawn: ``umbau --help`` and
+    commands in pipes do not pay for it.
+    """
     if quiet:
         yield lambda event: None
         return
     if not (enabled and sys.stderr.isatty()):
-        def plain(event: Event) -> None:
-            text = _line(event)
-            if text:
-                click.echo(text, err=True)
-
-        yield plain
+        yield _Lines()
         return
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/"
-                   "{task.total}"), TimeElapsedColumn(), console=__getattr__("err"),
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
+                   TextColumn("{task.fields[eta]}"), console=__getattr__("err"),
                    transient=False)
-    task = bar.add_task("migrating", total=None)
-
-    def handle(event: Event) -> None:
-        if event.kind == "plan":
-            bar.update(task, total=event.total)
-        elif event.kind == "step_start":
-            label = f"{event.direction} {event.revision} {event.message or ''}"
-            bar.update(task, description=label)
-        else:
-            if event.kind == "step_done":
-                bar.advance(task)
-            text = _line(event)
-            if text:
-                bar.console.print(text, markup=False)
-
     with bar:
-        yield handle
+        yield _Bar(bar)

@@ -5,9 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from umbau.settings import KEYS, Settings, format_duration, mask_url
-
-_DURATIONS = {"lock_timeout", "statement_timeout", "lock_wait", "backoff_base", "backoff_max"}
+from umbau.settings import DURATION_KEYS, KEYS, Settings, format_duration, mask_url
 
 
 @dataclass
@@ -28,7 +26,7 @@ def show_config(settings: Settings) -> ConfigResult:
         value = getattr(settings, key)
         if key == "database_url":
             shown = mask_url(value) or "(not set)"
-        elif key in _DURATIONS:
+        elif key in DURATION_KEYS:
             shown = format_duration(value)
         elif value is None:
             shown = "(not set)"

@@ -12,8 +12,9 @@ from typing import Any
 
 from umbau.commands import info, migrate, status
 from umbau.errors import UmbauError
-from umbau.events import EventHandler
+from umbau.events import Event, EventHandler, emit
 from umbau.postgres import embedded
+from umbau.postgres.scratch import recreate_database
 from umbau.runner import MigrateResult
 from umbau.settings import Settings, load_settings
 
@@ -71,46 +72,57 @@ def demo(
     orders: int = 100_000,
     keep: bool = False,
     on_event: EventHandler | None = None,
-    show: Callable[[str, Any], None] | None = None,
 ) -> DemoResult:
     """Start the embedded server, create the Etsy example at 1.0.0 with ``orders`` orders,
     show the status, upgrade to head, show the status and the run history.
 
+    ``on_event`` receives a ``stage`` event as each stage begins, a ``result`` event with
+    each part of the result as soon as it is known (``message`` names the part: ``rows``,
+    ``before``, ``after``, ``runs``; ``data`` holds it), and the upgrade's own events.
     Rerunning is safe: the demo database is created afresh each time.
     """
-    show = show or (lambda stage, value: None)
+    def show(kind: str, message: str, data: Any = None) -> None:
+        emit(on_event, Event(kind, message=message, data=data))
+
     folder = (folder or settings.root / ".umbau" / "demo").resolve()
     clock = time.monotonic()
     server = embedded.start(folder / "pg", keep_running=keep)
-    embedded.recreate_database(server.url("postgres"), DEMO_DATABASE)
-    url = server.url(DEMO_DATABASE)
-    result = DemoResult(url=url, kept=keep)
+    recreate_database(server.url("postgres"), DEMO_DATABASE)
+    result = DemoResult(url=server.url(DEMO_DATABASE), kept=keep)
     result.seconds["server"] = time.monotonic() - clock
     try:
-        example, package = load_example("etsy_sevdesk", "etsy_app")
-        demo_settings = load_settings(cwd=example, environ={}, flags={"database_url": url})
-        # backups taken before the upgrade go beside the demo's server, not into the example
-        backup_section = {**demo_settings.section("backup"), "dir": str(folder / "backups")}
-        demo_settings = replace(demo_settings,
-                                sections={**demo_settings.sections, "backup": backup_section})
-        show("stage", "creating the Etsy example at release 1.0.0")
-        migrate.upgrade(demo_settings, package.RELEASES["1.0.0"])
-        clock = time.monotonic()
-        datagen = importlib.import_module("etsy_app.datagen")
-        result.rows = datagen.generate(url, orders)
-        result.seconds["data"] = time.monotonic() - clock
-        show("rows", result.rows)
+        demo_settings = _example_at_first_release(result, folder, orders, show)
         result.before = status.status(demo_settings)
-        show("status", result.before)
+        show("result", "before", result.before)
         show("stage", "upgrading to head")
         clock = time.monotonic()
         result.upgrade = migrate.upgrade(demo_settings, "head", on_event=on_event)
         result.seconds["upgrade"] = time.monotonic() - clock
         result.after = status.status(demo_settings)
-        show("status", result.after)
+        show("result", "after", result.after)
         result.runs = info.history(demo_settings, runs=True, limit=20)
-        show("runs", result.runs)
+        show("result", "runs", result.runs)
     finally:
         if not keep:
             server.stop()
     return result
+
+
+def _example_at_first_release(result: DemoResult, folder: Path, orders: int,
+                              show: Callable[..., None]) -> Settings:
+    """The Etsy example's settings on the demo database, upgraded to 1.0.0 and filled
+    with ``orders`` orders (counts in ``result.rows``)."""
+    example, package = load_example("etsy_sevdesk", "etsy_app")
+    demo_settings = load_settings(cwd=example, environ={}, flags={"database_url": result.url})
+    # backups taken before the upgrade go beside the demo's server, not into the example
+    backup_section = {**demo_settings.section("backup"), "dir": str(folder / "backups")}
+    demo_settings = replace(demo_settings,
+                            sections={**demo_settings.sections, "backup": backup_section})
+    show("stage", "creating the Etsy example at release 1.0.0")
+    migrate.upgrade(demo_settings, package.RELEASES["1.0.0"])
+    clock = time.monotonic()
+    datagen = importlib.import_module("etsy_app.datagen")
+    result.rows = datagen.generate(result.url, orders)
+    result.seconds["data"] = time.monotonic() - clock
+    show("result", "rows", result.rows)
+    return demo_settings

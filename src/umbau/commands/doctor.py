@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import difflib
-import importlib
-import sys
 from dataclasses import dataclass, field
 from typing import Any
 
 from umbau import alembic_bridge as bridge
 from umbau.commands._common import database, open_project
 from umbau.errors import SettingsError
+from umbau.loader import load_object, split_spec
 from umbau.postgres import UMBAU_TABLES, catalog, history
 from umbau.settings import Settings
 
@@ -49,34 +48,16 @@ def doctor(settings: Settings) -> DoctorResult:
     result = DoctorResult()
     project = open_project(settings)
     heads = project.heads()
-    result.checked.append("heads")
-    if len(heads) > 1:
-        result.findings.append(Finding(
-            "multiple-heads", "error",
-            f"the scripts have {len(heads)} heads: {', '.join(heads)}",
-            f'umbau merge -m "merge heads" {" ".join(heads)}'))
-    result.checked.append("env.py")
-    if not bridge.env_shares_connection(project):
-        result.findings.append(Finding(
-            "env-not-shared", "error",
-            f"{project.script.env_py_location} does not use the connection umbau hands over",
-            "in run_migrations_online(), before creating an engine, add:\n"
-            + bridge.SHARING_RECIPE))
-        return result
+    _check_heads(heads, result)
+    if not _check_env(project, result):
+        return result  # without umbau's connection in env.py nothing below can run
     with database(settings) as conn:
         current = bridge.current_heads(project, conn)
         rows = history.read(conn, settings.history_table)
         _check_unknown(project, current, rows, result)
         _check_checksums(project, current, rows, result)
         _check_failed_runs(rows, result)
-        result.checked.append("invalid-indexes")
-        for index in catalog.invalid_indexes(conn):
-            result.findings.append(Finding(
-                "invalid-index", "error",
-                f"index {index.schema}.{index.name} on {index.table} is invalid (a failed "
-                "CREATE INDEX CONCURRENTLY)",
-                f"REINDEX INDEX CONCURRENTLY {index.schema}.{index.name}; or DROP INDEX "
-                f"CONCURRENTLY {index.schema}.{index.name} and create it again"))
+        _check_invalid_indexes(conn, result)
         if not any(f.code == "unknown-revision" for f in result.findings):
             pending = [] if len(heads) > 1 else project.upgrade_steps(current, "heads")
             if pending:
@@ -86,6 +67,39 @@ def doctor(settings: Settings) -> DoctorResult:
                 _check_drift(settings, conn, result)
         conn.rollback()
     return result
+
+
+def _check_heads(heads: tuple[str, ...], result: DoctorResult) -> None:
+    result.checked.append("heads")
+    if len(heads) > 1:
+        result.findings.append(Finding(
+            "multiple-heads", "error",
+            f"the scripts have {len(heads)} heads: {', '.join(heads)}",
+            f'umbau merge -m "merge heads" {" ".join(heads)}'))
+
+
+def _check_env(project: bridge.Project, result: DoctorResult) -> bool:
+    """Does env.py use the connection umbau hands over? A finding with the recipe if not."""
+    result.checked.append("env.py")
+    if bridge.env_shares_connection(project):
+        return True
+    result.findings.append(Finding(
+        "env-not-shared", "error",
+        f"{project.script.env_py_location} does not use the connection umbau hands over",
+        "in run_migrations_online(), before creating an engine, add:\n"
+        + bridge.SHARING_RECIPE))
+    return False
+
+
+def _check_invalid_indexes(conn: Any, result: DoctorResult) -> None:
+    result.checked.append("invalid-indexes")
+    for index in catalog.invalid_indexes(conn):
+        result.findings.append(Finding(
+            "invalid-index", "error",
+            f"index {index.schema}.{index.name} on {index.table} is invalid (a failed "
+            "CREATE INDEX CONCURRENTLY)",
+            f"REINDEX INDEX CONCURRENTLY {index.schema}.{index.name}; or DROP INDEX "
+            f"CONCURRENTLY {index.schema}.{index.name} and create it again"))
 
 
 def _check_unknown(project: bridge.Project, current: tuple[str, ...],
@@ -171,21 +185,17 @@ def _check_failed_runs(rows: list[history.HistoryRow], result: DoctorResult) -> 
 def load_metadata(settings: Settings) -> Any:
     """Import the models' MetaData named by the ``metadata`` setting (``module:attribute``)."""
     spec = settings.metadata or ""
-    module_name, _, attr = spec.partition(":")
-    if not module_name or not attr:
-        raise SettingsError(
-            f"metadata = {spec!r}: use module:attribute, e.g. app.models:Base.metadata")
-    root = str(settings.root)
-    if root not in sys.path:
-        sys.path.insert(0, root)
     try:
-        obj: Any = importlib.import_module(module_name)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
+        split_spec(spec)
+    except ValueError:
+        raise SettingsError(
+            f"metadata = {spec!r}: use module:attribute, e.g. app.models:Base.metadata"
+        ) from None
+    try:
+        return load_object(spec, settings.root)
     except (ImportError, AttributeError) as exc:
         raise SettingsError(
             f"metadata = {spec!r} cannot be loaded ({exc}): fix the setting") from exc
-    return obj
 
 
 def _check_drift(settings: Settings, conn: Any, result: DoctorResult) -> None:

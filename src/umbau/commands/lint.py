@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import text
+from sqlalchemy.engine import Connection
 
 from umbau import alembic_bridge as bridge
 from umbau.errors import UnsafeMigration, UsageError
@@ -18,6 +19,7 @@ from umbau.lint import sources
 from umbau.lint.context import Unit, created_table, touched_tables
 from umbau.lint.engine import lint_units
 from umbau.lint.model import ERROR, WARNING, Finding
+from umbau.plan import UpgradePlan, pending_steps, read_heads, read_plan
 from umbau.postgres.connect import LOCK_NOT_AVAILABLE, sqlstate
 from umbau.settings import Settings
 
@@ -100,13 +102,15 @@ def lint(
     disable: Sequence[str] = (),
     target_version: int | None = None,
     offline: bool = False,
+    plan: UpgradePlan | None = None,
 ) -> LintResult:
     """Lint revisions and/or SQL files.
 
     ``targets``: revision ids and ``.sql`` paths. With neither targets nor ``since``: the
     revisions not yet applied to the configured database, or all of them without one.
     ``offline=True`` never connects to the configured database (sizes and server
-    version are then unknown).
+    version are then unknown). ``plan``: an upgrade's plan (``umbau upgrade``'s gate),
+    whose project, server version and session are used instead of opening new ones.
     """
     cfg = lint_config.load(_with_switches(settings.section("lint"), enable, disable))
     files = [Path(t) for t in targets if _is_sql_file(t)]
@@ -118,6 +122,8 @@ def lint(
     version, version_from = cfg.target_version, "setting"
     if target_version:
         version, version_from = target_version, "option"
+    elif url and plan is not None:
+        version, version_from = plan.server_version // 10000, "server"
     elif url:
         version, version_from = _server_major(url), "server"
     cfg = replace(cfg, target_version=version)
@@ -126,13 +132,14 @@ def lint(
 
     units: list[Unit] = []
     if revisions or since or not files:
-        units += _revision_units(settings, cfg, revisions, since, url)
+        units += _revision_units(settings, cfg, revisions, since, url, plan)
     units += [sources.sql_file_unit(p, assume_in_transaction=cfg.assume_in_transaction)
               for p in files]
     findings = lint_units(units, cfg)
     result.units = [LintedUnit(u.id, u.path, u.via, len(u.statements)) for u in units if u.report]
     if url:
-        _add_table_stats(result, findings, _touched(units, findings), url, cfg.large_table)
+        _add_table_stats(result, findings, _touched(units, findings), url, cfg.large_table,
+                         plan.connection if plan else None)
     result.findings = findings
     return result
 
@@ -149,32 +156,37 @@ def _with_switches(section: Mapping[str, Any], enable: Sequence[str],
     return out
 
 
-def lint_upgrade(settings: Settings, target: str = "head") -> LintResult:
-    """The lint of the revisions an upgrade to ``target`` would run (``umbau upgrade``'s gate)."""
-    from umbau.postgres.connect import connect
+def lint_upgrade(settings: Settings, target: str = "head",
+                 plan: UpgradePlan | None = None) -> LintResult:
+    """The lint of the revisions an upgrade to ``target`` would run (``umbau upgrade``'s gate).
 
-    project = bridge.Project(settings, settings.require_database_url())
-    with connect(settings.require_database_url()) as conn:
-        current = bridge.current_heads(project, conn)  # reads without creating anything
-    steps = project.upgrade_steps(current, target)
-    revisions = [r for step in steps for r in step.revision.split(",")]
-    if not revisions:
+    ``plan``: the upgrade's plan (``umbau upgrade`` passes its own); read here without one.
+    """
+    if plan is None:
+        from umbau.postgres.connect import connect
+
+        project = bridge.Project(settings, settings.require_database_url())
+        with connect(settings.require_database_url()) as conn:
+            return lint_upgrade(settings, target, read_plan(project, target, conn))
+    if not plan.revisions:
         return LintResult()
-    return lint(settings, revisions)
+    return lint(settings, plan.revisions, plan=plan)
 
 
 def check_upgrade(settings: Settings, target: str = "head",
-                  allow_unsafe: bool | None = None) -> LintResult | None:
+                  allow_unsafe: bool | None = None,
+                  plan: UpgradePlan | None = None) -> LintResult | None:
     """Refuse (:class:`UnsafeMigration`) when the upgrade has error-level findings.
 
     ``allow_unsafe=None`` takes ``[tool.umbau.lint] allow_unsafe`` (default false); when
-    unsafe steps are allowed nothing is linted and None is returned.
+    unsafe steps are allowed nothing is linted and None is returned. ``plan``: the
+    upgrade's plan, read once by ``umbau upgrade`` (see :mod:`umbau.plan`).
     """
     if allow_unsafe is None:
         allow_unsafe = allow_unsafe_default(settings)
     if allow_unsafe:
         return None
-    result = lint_upgrade(settings, target)
+    result = lint_upgrade(settings, target, plan)
     if result.errors:
         first = result.errors[0]
         raise UnsafeMigration(
@@ -207,16 +219,18 @@ def _selected(project: bridge.Project, settings: Settings, revisions: Sequence[s
         start = project.get(since).revision
         return {r for s in project.upgrade_steps((start,), "heads") for r in s.revision.split(",")}
     if url:
-        from umbau.commands.status import status
+        from umbau.postgres.connect import connect
 
-        pending = status(settings).pending
-        return {r for s in pending for r in s.revision.split(",")}
+        with connect(url) as conn:
+            current = read_heads(project, conn)
+        return {r for s in pending_steps(project, current) for r in s.revision.split(",")}
     return {r.revision for r in project.revisions()}
 
 
 def _revision_units(settings: Settings, cfg: lint_config.LintConfig, revisions: Sequence[str],
-                    since: str | None, url: str | None) -> list[Unit]:
-    project = bridge.Project(settings, url or sources.OFFLINE_URL)
+                    since: str | None, url: str | None,
+                    plan: UpgradePlan | None = None) -> list[Unit]:
+    project = plan.project if plan else bridge.Project(settings, url or sources.OFFLINE_URL)
     wanted = _selected(project, settings, revisions, since, url)
     with ExitStack() as stack:
         server: list[str] = []
@@ -227,6 +241,8 @@ def _revision_units(settings: Settings, cfg: lint_config.LintConfig, revisions: 
             return sources.capture_on_database(settings, server[0], revision)
 
         rendered = sources.render_history(project, wanted, capture)
+    if plan is not None:  # the backup guard judges the same SQL
+        plan.sql.update(_offline_sql(rendered))
     units = []
     for info in project.revisions():
         source = Path(info.path).read_text(encoding="utf-8")
@@ -237,6 +253,14 @@ def _revision_units(settings: Settings, cfg: lint_config.LintConfig, revisions: 
             failure=rendered.failed.get(info.revision),
         ))
     return units
+
+
+def _offline_sql(rendered: sources.Rendered) -> dict[str, str]:
+    """The SQL text of each revision rendered offline (the ones run on a scratch database
+    are left out: their SQL is not what the upgrade will run, only what it ran there)."""
+    return {revision: "".join(f"{s.text};\n" for s in statements)
+            for revision, statements in rendered.statements.items()
+            if rendered.via.get(revision) == "offline"}
 
 
 _STATS_SQL = (
@@ -276,13 +300,13 @@ def _touched(units: Sequence[Unit], findings: Sequence[Finding]) -> list[str]:
 
 
 def _add_table_stats(result: LintResult, findings: list[Finding], names: list[str], url: str,
-                     large_table: int) -> None:
+                     large_table: int, session: Connection | None = None) -> None:
     from umbau.postgres.connect import connect
 
     if not names:
         return
     params = {"names": names, "quoted": [_quoted(n) for n in names]}
-    with connect(url) as conn:
+    with nullcontext(session) if session is not None else connect(url) as conn:
         try:
             # pg_total_relation_size waits for a table's lock: never behind the
             # application's ACCESS EXCLUSIVE for long

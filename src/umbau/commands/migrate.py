@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from umbau import alembic_bridge as bridge
-from umbau.commands._common import database, open_project
+from umbau.commands._common import NewRevisionResult, database, open_project
 from umbau.errors import ConfirmationRequired, UsageError
 from umbau.events import EventHandler
+from umbau.plan import read_plan
 from umbau.runner import MigrateResult, migrate
 from umbau.settings import Settings
 
@@ -30,18 +31,61 @@ def upgrade(settings: Settings, target: str = "head", *,
     """
     project = open_project(settings)
     project.resolve_target(target)
-    if allow_unsafe is not True:  # the linter (and pglast) only when it has work to do
-        from umbau.commands.lint import check_upgrade
 
-        check_upgrade(settings, target, allow_unsafe)
-    if backup == "never" and rollback in (None, "none"):
+    def run() -> MigrateResult:
         return migrate(settings, project, "upgrade", target, on_event=on_event)
+
+    policy = _backup_policy(settings, backup, rollback)
+    gate = _lint_gate_on(settings, allow_unsafe)
+    decision = None
+    if gate or policy not in (None, "never"):  # else nothing to judge: no plan to read
+        decision = _judge(settings, project, target, gate, policy)
+    if policy is None:
+        return run()
     from umbau.backup.guard import guarded_upgrade
 
     return guarded_upgrade(  # type: ignore[no-any-return]
-        settings, project, target,
-        lambda: migrate(settings, project, "upgrade", target, on_event=on_event),
-        policy=backup, rollback=rollback, on_event=on_event)
+        settings, project, target, run, policy=backup, rollback=rollback, on_event=on_event,
+        decision=decision)
+
+
+def _backup_policy(settings: Settings, backup: str | None, rollback: str | None) -> str | None:
+    """The backup guard's policy, or None when no guard runs (``--backup never`` without
+    ``--rollback restore``): then not even the backup package is imported."""
+    if backup == "never" and rollback in (None, "none"):
+        return None
+    from umbau.backup.guard import policy_for
+
+    return policy_for(settings, backup, rollback)
+
+
+def _lint_gate_on(settings: Settings, allow_unsafe: bool | None) -> bool:
+    """Does the lint gate judge this upgrade (``allow_unsafe``, else the lint setting)?"""
+    if allow_unsafe is not None:
+        return not allow_unsafe
+    from umbau.commands.lint import allow_unsafe_default
+
+    return not allow_unsafe_default(settings)
+
+
+def _judge(settings: Settings, project: bridge.Project, target: str, gate: bool,
+           policy: str | None) -> Any:
+    """Read the plan in one session, then the lint gate (raises UnsafeMigration) and the
+    backup decision (None when no backup is to be decided)."""
+    with database(settings) as conn:  # the plan's one session, closed before the run
+        plan = read_plan(project, target, conn)
+        try:
+            if gate:  # the linter (and pglast) only when it has work to do
+                from umbau.commands.lint import check_upgrade
+
+                check_upgrade(settings, target, False, plan)
+            if policy in (None, "never"):
+                return None  # guarded_upgrade then opens no connection: never means never
+            from umbau.backup.guard import decide
+
+            return decide(settings, project, target, policy, plan)
+        finally:
+            plan.connection = None
 
 
 @dataclass
@@ -196,18 +240,6 @@ def stamp(settings: Settings, revision: str, *, purge: bool = False,
     project = open_project(settings)
     project.resolve_target(revision)
     return migrate(settings, project, "stamp", revision, on_event=on_event, purge=purge)
-
-
-@dataclass
-class NewRevisionResult:
-    revision: str
-    path: str
-    message: str
-    down_revisions: tuple[str, ...]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"revision": self.revision, "path": self.path, "message": self.message,
-                "down_revisions": list(self.down_revisions)}
 
 
 def merge(settings: Settings, message: str, revisions: list[str] | None = None,

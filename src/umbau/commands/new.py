@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from umbau import alembic_bridge as bridge
-from umbau.commands._common import database, open_project
-from umbau.commands.migrate import NewRevisionResult
+from umbau.commands._common import NewRevisionResult, database, open_project
 from umbau.errors import UsageError
 from umbau.settings import Settings
 

@@ -1,4 +1,4 @@
-"""Catalog queries used by status, doctor and the runner."""
+"""Catalog queries used by status, doctor, the upgrade plan and the runner."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
+
+from umbau.postgres.quoting import quote_ident
 
 
 @dataclass(frozen=True)
@@ -38,3 +40,15 @@ def invalid_indexes(conn: Connection) -> list[InvalidIndex]:
 def server_version(conn: Connection) -> int:
     """server_version_num, e.g. 150004."""
     return int(conn.exec_driver_sql("SHOW server_version_num").scalar_one())
+
+
+def version_table_heads(conn: Connection, table: str = "alembic_version") -> tuple[str, ...]:
+    """The revisions in Alembic's version table (on the search_path); () when it is missing.
+
+    The rows in table order, as Alembic's ``MigrationContext.get_current_heads`` reads them.
+    """
+    found = conn.execute(text("SELECT to_regclass(:t) IS NOT NULL"), {"t": quote_ident(table)})
+    if not found.scalar():
+        return ()
+    rows = conn.execute(text(f"SELECT version_num FROM {quote_ident(table)}"))
+    return tuple(row[0] for row in rows)

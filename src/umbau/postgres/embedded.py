@@ -11,10 +11,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import text
-
 from umbau.errors import UmbauError
-from umbau.postgres.connect import connect
 
 
 @dataclass
@@ -48,14 +45,6 @@ def start(folder: Path, *, keep_running: bool = False) -> EmbeddedServer:
     cleanup = None if keep_running else "stop"
     handle = pgserver.get_server(folder, cleanup_mode=cleanup)  # type: ignore[attr-defined]
     return EmbeddedServer(folder=folder, handle=handle)
-
-
-def recreate_database(server_url: str, name: str) -> None:
-    """Drop (forcing out sessions) and create ``name`` on the server of ``server_url``."""
-    ident = '"' + name.replace('"', '""') + '"'
-    with connect(server_url, autocommit=True) as conn:
-        conn.execute(text(f"DROP DATABASE IF EXISTS {ident} WITH (FORCE)"))
-        conn.execute(text(f"CREATE DATABASE {ident}"))
 
 
 @contextmanager

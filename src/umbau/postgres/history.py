@@ -13,19 +13,16 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from umbau._version import __version__
+from umbau.postgres.quoting import quote_dotted
 
 HOST = socket.gethostname()
-
-
-def _quote(name: str) -> str:
-    return ".".join('"' + part.replace('"', '""') + '"' for part in name.split("."))
 
 
 def ensure_table(conn: Connection, table: str) -> None:
     """Create the history table if it is missing (call under the migrator lock)."""
     conn.exec_driver_sql(
         f"""
-        CREATE TABLE IF NOT EXISTS {_quote(table)} (
+        CREATE TABLE IF NOT EXISTS {quote_dotted(table)} (
             id bigserial PRIMARY KEY,
             revision text NOT NULL,
             down_revision text,
@@ -48,7 +45,7 @@ def ensure_table(conn: Connection, table: str) -> None:
 
 
 def table_exists(conn: Connection, table: str) -> bool:
-    found = conn.execute(text("SELECT to_regclass(:t) IS NOT NULL"), {"t": _quote(table)})
+    found = conn.execute(text("SELECT to_regclass(:t) IS NOT NULL"), {"t": quote_dotted(table)})
     return bool(found.scalar())
 
 
@@ -118,7 +115,7 @@ def record(
 
 @functools.lru_cache(maxsize=8)
 def _insert_sql(table: str) -> str:
-    name = _quote(table).replace("%", "%%")  # a literal % in pyformat SQL
+    name = quote_dotted(table).replace("%", "%%")  # a literal % in pyformat SQL
     return (
         f"INSERT INTO {name} (revision, down_revision, direction, message, "
         "started_at, finished_at, duration_ms, attempts, outcome, error, umbau_version, host, "
@@ -143,7 +140,7 @@ def read(conn: Connection, table: str, limit: int | None = None) -> list[History
     sql = (
         "SELECT id, revision, down_revision, direction, message, started_at, finished_at, "
         "duration_ms, attempts, outcome, error, umbau_version, host, os_user, db_user, "
-        f"checksum FROM {_quote(table)} ORDER BY id DESC"
+        f"checksum FROM {quote_dotted(table)} ORDER BY id DESC"
     )
     if limit is not None:
         sql += f" LIMIT {int(limit)}"

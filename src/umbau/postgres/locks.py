@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import text
+from sqlalchemy.engine import Connection
 
 from umbau.errors import LockWaitExceeded
 from umbau.postgres.connect import connect, watch_client
@@ -50,7 +51,7 @@ _HOLDER_SQL = text(
 )
 
 
-def lock_holder(conn, purpose: int = MIGRATE_LOCK) -> LockHolder | None:  # type: ignore[no-untyped-def]
+def lock_holder(conn: Connection, purpose: int = MIGRATE_LOCK) -> LockHolder | None:
     row = conn.execute(_HOLDER_SQL, {"classid": LOCK_CLASS, "objid": purpose}).first()
     if row is None:
         return None
@@ -64,33 +65,14 @@ def migrator_lock(
     on_wait: Callable[[LockHolder | None, float], None] | None = None,
     purpose: int = MIGRATE_LOCK,
 ) -> Iterator[None]:
-    """Hold the lock for the duration of the block, waiting at most ``wait`` seconds."""
+    """Hold the lock for the duration of the block, waiting at most ``wait`` seconds.
+
+    ``on_wait(holder, waited_s)`` is called every 30 s while another session holds it;
+    raises :class:`LockWaitExceeded` (naming the holder) when ``wait`` runs out.
+    """
     with connect(url, autocommit=True) as conn:
         watch_client(conn)
-        deadline = time.monotonic() + (wait or 0.0)
-        started = time.monotonic()
-        delay = 0.05
-        last_report = -1e9
-        while True:
-            got = conn.execute(
-                text("SELECT pg_try_advisory_lock(:c, :o)"), {"c": LOCK_CLASS, "o": purpose}
-            ).scalar()
-            if got:
-                break
-            holder = lock_holder(conn, purpose)
-            now = time.monotonic()
-            if now >= deadline:
-                who = holder.describe() if holder else "a session that has just let go"
-                raise LockWaitExceeded(
-                    f"another migrator held the lock for longer than the lock wait "
-                    f"({now - started:.0f}s): {who}; wait for it to finish, or stop it "
-                    "and rerun"
-                )
-            if on_wait is not None and now - last_report >= 30:
-                on_wait(holder, now - started)
-                last_report = now
-            time.sleep(min(delay, max(0.0, deadline - now)))
-            delay = min(delay * 2, 1.0)
+        _wait_for_lock(conn, wait, on_wait, purpose)
         try:
             yield
         finally:
@@ -98,3 +80,29 @@ def migrator_lock(
                 conn.execute(
                     text("SELECT pg_advisory_unlock(:c, :o)"), {"c": LOCK_CLASS, "o": purpose}
                 )
+
+
+def _wait_for_lock(conn: Connection, wait: float | None,
+                   on_wait: Callable[[LockHolder | None, float], None] | None,
+                   purpose: int) -> None:
+    """Poll pg_try_advisory_lock with backoff (50 ms doubling to 1 s) until it is ours."""
+    deadline = time.monotonic() + (wait or 0.0)
+    started = time.monotonic()
+    delay = 0.05
+    last_report = -1e9
+    while not conn.execute(text("SELECT pg_try_advisory_lock(:c, :o)"),
+                           {"c": LOCK_CLASS, "o": purpose}).scalar():
+        holder = lock_holder(conn, purpose)
+        now = time.monotonic()
+        if now >= deadline:
+            who = holder.describe() if holder else "a session that has just let go"
+            raise LockWaitExceeded(
+                f"another migrator held the lock for longer than the lock wait "
+                f"({now - started:.0f}s): {who}; wait for it to finish, or stop it "
+                "and rerun"
+            )
+        if on_wait is not None and now - last_report >= 30:
+            on_wait(holder, now - started)
+            last_report = now
+        time.sleep(min(delay, max(0.0, deadline - now)))
+        delay = min(delay * 2, 1.0)

@@ -21,6 +21,13 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def quote_dotted(name: str) -> str:
+    """A dotted name from a setting (``app.umbau_history``) as quoted parts, each kept as
+    written: ``"app"."umbau_history"``. Unlike :func:`parse_qualified` nothing is folded
+    to lower case, so the name means what it meant when the table was created."""
+    return ".".join(quote_ident(part) for part in name.split("."))
+
+
 @dataclass(frozen=True)
 class QualifiedName:
     """A table name as PostgreSQL resolves it: ``schema`` is None when not given."""

@@ -10,8 +10,6 @@ A failing step is thrown back into the generator, which decides whether to go on
 
 from __future__ import annotations
 
-import importlib
-import sys
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +23,7 @@ from sqlalchemy.engine import Connection
 from umbau import alembic_bridge as bridge
 from umbau.errors import IrreversibleRevision, MigrationFailed, SettingsError, UmbauError
 from umbau.events import Event, EventHandler, emit
+from umbau.loader import load_object
 from umbau.postgres import snapshot as snap
 from umbau.postgres.connect import sqlstate
 from umbau.settings import Settings
@@ -136,13 +135,10 @@ def _run_setup(settings: Settings, conn: Connection, setup: Setup) -> None:
             raise SettingsError(f"setup file {path} cannot be read ({exc}): fix --setup") from exc
         conn.exec_driver_sql(sql)
     else:
-        module_name, _, attr = str(setup).partition(":")
-        if not attr:
+        if not str(setup).partition(":")[2]:
             raise SettingsError(f"setup {setup!r}: use a .sql file or module:function")
-        if str(settings.root) not in sys.path:
-            sys.path.insert(0, str(settings.root))
         try:
-            func = getattr(importlib.import_module(module_name), attr)
+            func = load_object(str(setup), settings.root)
         except Exception as exc:  # ImportError, AttributeError, or the module's own
             raise SettingsError(f"setup {setup!r} cannot be loaded ({exc}): fix --setup") from exc
         func(conn)
