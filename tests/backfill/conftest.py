@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from umbau.backfill.worker import connect_raw
+from umbau.postgres.driver import connect_raw
 from umbau.settings import Settings
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from tests.backfill.conftest import fill, scalar
 from umbau.backfill import Backfill, backfill_status, dry_run, run_backfill
-from umbau.backfill.worker import connect_raw
+from umbau.postgres.driver import connect_raw
 from umbau.cli import main
 from umbau.errors import (
     EXIT_BACKFILL,

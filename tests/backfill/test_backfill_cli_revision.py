@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.backfill.conftest import fill, scalar
-from umbau.backfill.worker import connect_raw
+from umbau.postgres.driver import connect_raw
 from umbau.cli import main
 from umbau.settings import Settings
 

@@ -20,8 +20,7 @@ Run it with ``umbau backfill run myapp.backfills:ocr_v2`` or
 from __future__ import annotations
 
 from umbau.backfill.api import Backfill, load_backfill
-from umbau.backfill.revision import run_in_revision
-from umbau.backfill.runner import (
+from umbau.backfill.orchestrator import (
     BackfillResult,
     DryRunResult,
     Progress,
@@ -33,6 +32,7 @@ from umbau.backfill.runner import (
     resume,
     run_backfill,
 )
+from umbau.backfill.revision import run_in_revision
 from umbau.backfill.state import BackfillState
 
 __all__ = [

@@ -6,9 +6,7 @@ Also the small commands on the state table: status, pause, resume, cancel.
 from __future__ import annotations
 
 import math
-import multiprocessing
-import os
-import sys
+import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -23,19 +21,23 @@ from umbau.backfill import state
 from umbau.backfill.api import Backfill
 from umbau.backfill.batch import Changer, sample_batch
 from umbau.backfill.options import Options, resolve
+from umbau.backfill.processes import STOP_GRACE, StopRequest, run_processes
 from umbau.backfill.table import TableInfo, inspect_table, user_sql
-from umbau.backfill.worker import Worker, connect_raw, set_timeouts
+from umbau.backfill.worker import Worker, open_session
 from umbau.errors import (
     BackfillDefinitionChanged,
     BackfillError,
     BackfillFailed,
-    UmbauError,
+    BackfillInterrupted,
+    BackfillInUse,
+    BackfillStateLost,
     UsageError,
     VerificationFailed,
 )
+from umbau.postgres.driver import Fault, connect_raw, fault, translate
+from umbau.postgres.errors import describe_error
 from umbau.settings import Settings
 
-PROGRESS_INTERVAL = 0.5
 SAMPLE_KEYS = 10
 SAMPLE_ROWS = 20_000
 
@@ -52,6 +54,7 @@ class Progress:
     elapsed: float
     rows_this_run: int
     workers: int
+    held: str | None = None  # why batches wait, e.g. "replica lag 12.0 s > 10 s"
 
     @property
     def rate(self) -> float:
@@ -133,26 +136,31 @@ def _connection(settings: Settings,
     if given is not None:
         yield given
         return
-    with connect_raw(settings.require_database_url()) as conn:
-        set_timeouts(conn, settings)
+    with open_session(settings) as conn:
         yield conn
 
 
 def run_backfill(settings: Settings, backfill: Backfill, *, workers: int = 1,
                  source: str | None = None, restart: bool = False,
                  on_progress: OnProgress | None = None,
-                 connection: psycopg.Connection | None = None) -> BackfillResult:
+                 connection: psycopg.Connection | None = None,
+                 max_failed_batches: int | None = None,
+                 handle_signals: bool = False) -> BackfillResult:
     """Run (or join, or resume) a backfill until every row is done, then verify it.
 
-    Raises BackfillFailed (resumable), BackfillDefinitionChanged, NoUsableKey,
-    VerificationFailed. A paused or cancelled backfill returns with that status.
     ``connection``: an autocommit psycopg connection to run on (one worker only).
+    ``max_failed_batches``: the failure budget (overrides ``[tool.umbau.backfill]``).
+    ``handle_signals``: SIGINT/SIGTERM stop the run after the current batches (the CLI
+    sets it; main thread only). Raises BackfillFailed (resumable), BackfillInterrupted,
+    BackfillInUse (``restart`` while a live worker owns it), BackfillStateLost,
+    BackfillDefinitionChanged, NoUsableKey, UsageError, VerificationFailed. A paused or
+    cancelled backfill returns with that status.
     """
     if workers < 1:
         raise UsageError("--workers must be 1 or more")
     if connection is not None and workers != 1:
         raise UsageError("a backfill on a given connection runs with one worker")
-    options = resolve(settings, backfill)
+    options = resolve(settings, backfill, max_failed_batches=max_failed_batches)
     started = time.perf_counter()
     with _connection(settings, connection) as conn:
         state.ensure_tables(conn)
@@ -160,24 +168,67 @@ def run_backfill(settings: Settings, backfill: Backfill, *, workers: int = 1,
         changer = Changer(backfill, table)
         changer.check(conn)
         if restart:
-            with conn.transaction():
-                state.reset(conn, backfill.name)
+            _restart(conn, backfill.name)
         current = _prepare(conn, backfill, table, options, workers, source)
         if current.status == "done":
-            verification = _verify(conn, backfill, table)
-            if verification is not None and not verification.ok:
-                _raise_verification(backfill, verification)
-            return BackfillResult(backfill.name, "done", 0, current.rows_done, 0.0, 0, workers,
-                                  verification, already_done=True)
-        rows_before, retries_before = current.rows_done, current.retries
-    reporter = _Reporter(settings, backfill.name, current.rows_total, workers, on_progress,
-                         rows_before)
-    if workers == 1:
-        Worker(settings, backfill.name, changer, options, on_batch=reporter.batch).run(connection)
-    else:
-        _run_processes(settings, backfill, changer, options, workers, reporter)
+            return _already_done(conn, backfill, table, current, workers)
+        before = _Before(current.rows_done, current.retries, started)
+    reporter = _Reporter(backfill.name, current.rows_total, workers, on_progress,
+                         before.rows)
+    stop, killed = _work(settings, changer, options, workers, reporter, connection,
+                         handle_signals)
     with _connection(settings, connection) as conn:
-        return _finish(conn, backfill, table, workers, started, rows_before, retries_before)
+        return _finish(conn, backfill, table, workers, before, stop.signal, killed)
+
+
+@dataclass(frozen=True)
+class _Before:
+    """Where the backfill stood when this run began."""
+
+    rows: int
+    retries: int
+    started: float
+
+
+def _work(settings: Settings, changer: Changer, options: Options, workers: int,
+          reporter: _Reporter, connection: psycopg.Connection | None,
+          handle_signals: bool) -> tuple[StopRequest, int]:
+    """Run the workers; returns the stop request and how many workers were killed."""
+    if workers > 1:
+        return run_processes(settings, changer, options, workers, reporter.report,
+                             handle_signals)
+    stop = StopRequest()
+    with stop.on_signals(handle_signals):
+        Worker(settings, changer.backfill.name, changer, options, on_batch=reporter.batch,
+               should_stop=stop.is_set, on_hold=reporter.hold).run(connection)
+    return stop, 0
+
+
+def _restart(conn: psycopg.Connection, name: str) -> None:
+    """Forget the backfill's state, unless a live worker still owns part of it."""
+    try:
+        with conn.transaction():
+            live = state.reset(conn, name)
+    except psycopg.Error as exc:
+        if fault(exc, conn) is not Fault.RETRY:
+            raise translate(exc, f"backfill {name}: --restart", conn) from exc
+        # A batch held its chunk longer than lock_timeout: it is running right now.
+        live = state.live_owners(conn, name)
+    if live:
+        raise BackfillInUse(
+            f"backfill {name} is running: {live[0]}"
+            f"{f' (and {len(live) - 1} more)' if len(live) > 1 else ''}; "
+            f"stop it first (`umbau backfill pause {name}`, or wait for it), then --restart",
+            [str(owner) for owner in live])
+
+
+def _already_done(conn: psycopg.Connection, backfill: Backfill, table: TableInfo,
+                  current: state.BackfillState, workers: int) -> BackfillResult:
+    verification = _verify(conn, backfill, table)
+    if verification is not None and not verification.ok:
+        _raise_verification(backfill, verification)
+    return BackfillResult(backfill.name, "done", 0, current.rows_done, 0.0, 0, workers,
+                          verification, already_done=True)
 
 
 def _prepare(conn: psycopg.Connection, backfill: Backfill, table: TableInfo, options: Options,
@@ -186,13 +237,16 @@ def _prepare(conn: psycopg.Connection, backfill: Backfill, table: TableInfo, opt
     existing = state.load(conn, backfill.name)
     if existing is None:
         with conn.transaction():
-            rows_total, bounds, kmin, kmax = _plan_chunks(conn, backfill, table, options, workers)
+            with _scanning(conn, backfill.name, f"counting the rows of {table.name}"):
+                rows_total, bounds, kmin, kmax = _plan_chunks(conn, backfill, table, options,
+                                                              workers)
             state.create(conn, name=backfill.name, table=table.name, key=table.key,
                          kind=backfill.kind, fingerprint=backfill.fingerprint(),
                          definition=backfill.definition(), source=source, rows_total=rows_total,
                          bounds=bounds, key_min=kmin, key_max=kmax)
         existing = state.load(conn, backfill.name)
-        assert existing is not None
+        if existing is None:
+            raise _state_lost(backfill.name)
     if existing.fingerprint != backfill.fingerprint():
         raise BackfillDefinitionChanged(
             f"backfill {backfill.name} already exists ({existing.status}) with a different "
@@ -209,6 +263,20 @@ def _prepare(conn: psycopg.Connection, backfill: Backfill, table: TableInfo, opt
             state.set_status(conn, backfill.name, "running", only_from=["failed"])
         existing.status = "running"
     return existing
+
+
+@contextmanager
+def _scanning(conn: psycopg.Connection, name: str, what: str) -> Iterator[None]:
+    """A scan of the whole table (count, plan, verify): its errors in one line, a
+    statement_timeout with the way out."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        if fault(exc, conn) is Fault.TIMEOUT:
+            raise BackfillError(
+                f"backfill {name}: {what} hit statement_timeout ({describe_error(exc)}): give "
+                "the backfill a longer one (--statement-timeout 30min, or off) and rerun") from exc
+        raise translate(exc, f"backfill {name}: {what}", conn) from exc
 
 
 def _plan_chunks(conn: psycopg.Connection, backfill: Backfill, table: TableInfo,
@@ -261,86 +329,83 @@ def _scalar(conn: psycopg.Connection, query: sql.Composed) -> int:
 
 
 class _Reporter:
-    """Turns batches (one worker) or the state table (several) into Progress."""
+    """Turns batches and holds (one worker) or the state table (several) into Progress."""
 
-    def __init__(self, settings: Settings, name: str, rows_total: int | None, workers: int,
+    def __init__(self, name: str, rows_total: int | None, workers: int,
                  on_progress: OnProgress | None, rows_before: int) -> None:
-        self.settings = settings
         self.name = name
         self.rows_total = rows_total
         self.workers = workers
         self.on_progress = on_progress
         self.rows_before = rows_before
         self.rows_run = 0
+        self.held: str | None = None
         self.started = time.perf_counter()
 
     def batch(self, batch: Any) -> None:
         self.rows_run += batch.rows
-        self.report(self.rows_before + self.rows_run, 0, 0)
+        self.report(self.rows_before + self.rows_run, 0, 0, self.held)
 
-    def report(self, rows_done: int, chunks_done: int, chunks: int) -> None:
+    def hold(self, reason: str | None) -> None:
+        self.held = reason
+        self.report(self.rows_before + self.rows_run, 0, 0, reason)
+
+    def report(self, rows_done: int, chunks_done: int, chunks: int,
+               held: str | None = None) -> None:
         if self.on_progress is not None:
             self.on_progress(Progress(self.name, rows_done, self.rows_total, chunks_done, chunks,
                                       time.perf_counter() - self.started,
-                                      rows_done - self.rows_before, self.workers))
+                                      rows_done - self.rows_before, self.workers, held))
 
 
-def _run_processes(settings: Settings, backfill: Backfill, changer: Changer, options: Options,
-                   workers: int, reporter: _Reporter) -> None:
-    """N forked workers (they inherit the backfill, transform included); the parent
-    polls the state table for progress. Children stop when the parent dies."""
-    ctx = multiprocessing.get_context("fork")
-    parent = os.getpid()
-    procs = [ctx.Process(target=_child, args=(settings, backfill.name, changer, options, parent),
-                         daemon=True) for _ in range(workers)]
-    for proc in procs:
-        proc.start()
-    try:
-        with connect_raw(settings.require_database_url()) as conn:
-            while any(p.is_alive() for p in procs):
-                reporter.report(*state.progress(conn, backfill.name))
-                time.sleep(PROGRESS_INTERVAL)
-            reporter.report(*state.progress(conn, backfill.name))
-    finally:
-        for proc in procs:
-            proc.join(timeout=5)
-            if proc.is_alive():
-                proc.kill()
-
-
-def _child(settings: Settings, name: str, changer: Changer, options: Options,
-           parent: int) -> None:
-    try:
-        Worker(settings, name, changer, options,
-               should_stop=lambda: os.getppid() != parent).run()
-    except BackfillFailed:
-        os._exit(3)  # recorded in umbau_backfills; the parent reads it there
-    except UmbauError as exc:
-        # One line, not a child's traceback; the parent then reports the chunks left.
-        print(f"umbau: error: worker {os.getpid()}: {exc}", file=sys.stderr, flush=True)
-        os._exit(exc.exit_code)
+def _state_lost(name: str) -> BackfillStateLost:
+    return BackfillStateLost(
+        f"backfill {name}: its state vanished while this run worked on it (reset with "
+        "--restart elsewhere?); the rows changed so far stay changed: see `umbau backfill "
+        "status`, then rerun")
 
 
 def _finish(conn: psycopg.Connection, backfill: Backfill, table: TableInfo, workers: int,
-            started: float, rows_before: int, retries_before: int) -> BackfillResult:
+            before: _Before, stopped_by: int | None, killed: int) -> BackfillResult:
     """Read the outcome from the state table; verify and mark done when every chunk is."""
     current = state.load(conn, backfill.name)
-    assert current is not None
-    rows = current.rows_done - rows_before
-    retries = current.retries - retries_before
-    duration = time.perf_counter() - started
+    if current is None or current.fingerprint != backfill.fingerprint():
+        raise _state_lost(backfill.name)
+    rows = current.rows_done - before.rows
+    retries = current.retries - before.retries
+    duration = time.perf_counter() - before.started
     if current.status == "failed":
         raise BackfillFailed(
             f"backfill {backfill.name} failed in key range {current.last_error_range}: "
             f"{(current.last_error or '').splitlines()[0]}; fix the cause and rerun to "
             "resume from the checkpoint", current.last_error_range)
     left = state.open_chunks(conn, backfill.name)
+    if left and stopped_by is not None:
+        raise _interrupted(backfill.name, current, stopped_by, killed)
     if current.status != "running" or left:
         if current.status == "running":
             raise BackfillFailed(f"backfill {backfill.name}: a worker stopped with {left} "
                                  "chunk(s) left: rerun to resume from the checkpoint")
         return BackfillResult(backfill.name, current.status, rows, current.rows_done,
                               duration, retries, workers)
+    return _complete(conn, backfill, table, workers, current, rows, retries, duration)
+
+
+def _interrupted(name: str, current: state.BackfillState, number: int,
+                 killed: int) -> BackfillInterrupted:
+    total = "?" if current.rows_total is None else f"{current.rows_total:,}"
+    late = (f" ({killed} worker(s) still busy after {STOP_GRACE:g} s were killed: their open "
+            "batches rolled back)") if killed else ""
+    return BackfillInterrupted(
+        f"backfill {name} stopped by {signal.Signals(number).name} after the current batches: "
+        f"{current.rows_done:,} of {total} rows done{late}; rerun to resume",
+        number, current.rows_done, current.rows_total)
+
+
+def _complete(conn: psycopg.Connection, backfill: Backfill, table: TableInfo, workers: int,
+              current: state.BackfillState, rows: int, retries: int,
+              duration: float) -> BackfillResult:
+    """Every chunk is done: verify, then mark the backfill done (or failed)."""
     verification = _verify(conn, backfill, table)
     if verification is not None:
         conn.execute("UPDATE umbau_backfills SET verification = %s WHERE name = %s",
@@ -360,14 +425,19 @@ def _verify(conn: psycopg.Connection, backfill: Backfill, table: TableInfo) -> V
     """Count the rows for which ``verify`` is not true (false or NULL), with a sample."""
     if not backfill.verify:
         return None
-    failing = sql.SQL("{} IS NOT TRUE").format(user_sql(backfill.verify))
+    with _scanning(conn, backfill.name, f"verifying {table.name}"):
+        return _count_failing(conn, backfill.verify, table)
+
+
+def _count_failing(conn: psycopg.Connection, predicate: str, table: TableInfo) -> Verification:
+    failing = sql.SQL("{} IS NOT TRUE").format(user_sql(predicate))
     count = _scalar(conn, sql.SQL("SELECT count(*) FROM {} WHERE {}").format(table.ident,
                                                                                 failing))
     sample = [list(r) for r in conn.execute(sql.SQL(
         "SELECT {} FROM {} WHERE {} ORDER BY {} LIMIT {}").format(
         table.key_text(), table.ident, failing, table.key_cols(), sql.Literal(SAMPLE_KEYS)),
         [])]
-    return Verification(backfill.verify, count, sample)
+    return Verification(predicate, count, sample)
 
 
 def _raise_verification(backfill: Backfill, verification: Verification) -> None:
@@ -381,12 +451,12 @@ def _raise_verification(backfill: Backfill, verification: Verification) -> None:
 def dry_run(settings: Settings, backfill: Backfill) -> DryRunResult:
     """Count the rows and time one sample batch that is rolled back; no state is written."""
     options = resolve(settings, backfill)
-    with connect_raw(settings.require_database_url()) as conn:
-        set_timeouts(conn, settings)
+    with open_session(settings) as conn:
         table = inspect_table(conn, backfill.table, backfill.key)
         changer = Changer(backfill, table)
         changer.check(conn)
-        rows, all_rows = _count(conn, backfill, table)
+        with _scanning(conn, backfill.name, f"counting the rows of {table.name}"):
+            rows, all_rows = _count(conn, backfill, table)
         sample_rows, seconds = sample_batch(conn, changer, options.batch_size)
     # The run pages over every key, not only the rows `where` selects: the sample
     # batch covered `batch_size` keys of them.
