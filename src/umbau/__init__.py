@@ -103,8 +103,8 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from umbau.backfill.api import Backfill
-    from umbau.backfill.revision import run_in_revision
     from umbau.backfill.orchestrator import run_backfill
+    from umbau.backfill.revision import run_in_revision
     from umbau.backup.copy import copy
     from umbau.backup.dump import backup
     from umbau.backup.restore import restore

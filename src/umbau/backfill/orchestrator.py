@@ -163,10 +163,10 @@ def run_backfill(settings: Settings, backfill: Backfill, *, workers: int = 1,
     options = resolve(settings, backfill, max_failed_batches=max_failed_batches)
     started = time.perf_counter()
     with _connection(settings, connection) as conn:
-        state.ensure_tables(conn)
         table = inspect_table(conn, backfill.table, backfill.key)
         changer = Changer(backfill, table)
         changer.check(conn)
+        state.ensure_tables(conn)  # after the checks: bad input leaves the database as it was
         if restart:
             _restart(conn, backfill.name)
         current = _prepare(conn, backfill, table, options, workers, source)

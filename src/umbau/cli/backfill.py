@@ -77,14 +77,16 @@ def _summary(result: Any) -> None:
         render.out.print(f"stopped: the backfill is {result.status}", markup=False)
 
 
-def _run(state: State, spec: str, workers: int, restart: bool, fmt: str, quiet: bool) -> None:
+def _run(state: State, spec: str, workers: int, restart: bool, fmt: str, quiet: bool,
+         max_failed_batches: int | None = None) -> None:
     from umbau.backfill import load_backfill, run_backfill
 
     settings = state.settings
     definition = load_backfill(spec, settings.root)
     with _progress(definition.name, fmt == "text" and not quiet) as on_progress:
         result = run_backfill(settings, definition, workers=workers, source=spec,
-                              restart=restart, on_progress=on_progress)
+                              restart=restart, on_progress=on_progress,
+                              max_failed_batches=max_failed_batches, handle_signals=True)
     if fmt == "json":
         render.as_json(result.as_dict())
     else:
@@ -98,12 +100,16 @@ def _run(state: State, spec: str, workers: int, restart: bool, fmt: str, quiet: 
 @click.option("--dry-run", is_flag=True,
               help="Count the rows and time one sample batch that is rolled back.")
 @click.option("--restart", is_flag=True,
-              help="Forget the recorded state (cancelled, or a changed definition) first.")
+              help="Forget the recorded state (cancelled, or a changed definition) first; "
+                   "refused while a live worker runs it.")
+@click.option("--max-failed-batches", type=click.IntRange(min=0), default=None,
+              help="Failure budget: failed batches retried before the backfill fails "
+                   "[default: backfill.max_failed_batches, 0].")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @FORMAT
 @pass_state
-def run_cmd(state: State, spec: str, workers: int, dry_run: bool, restart: bool, quiet: bool,
-            fmt: str) -> None:
+def run_cmd(state: State, spec: str, workers: int, dry_run: bool, restart: bool,
+            max_failed_batches: int | None, quiet: bool, fmt: str) -> None:
     """Run the backfill SPEC (module:attribute), or join/resume it."""
     if dry_run:
         from umbau.backfill import dry_run as run_dry
@@ -120,7 +126,7 @@ def run_cmd(state: State, spec: str, workers: int, dry_run: bool, restart: bool,
             f"in {result.sample_s * 1000:.0f} ms (rolled back); estimate {estimate} "
             "with one worker", markup=False)
         return
-    _run(state, spec, workers, restart, fmt, quiet)
+    _run(state, spec, workers, restart, fmt, quiet, max_failed_batches)
 
 
 @backfill.command("status")
