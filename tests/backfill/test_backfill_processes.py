@@ -59,9 +59,10 @@ def _wait_for_rows(url: str, proc: subprocess.Popen[str], rows: int = 1000) -> N
 
 
 def _sessions(url: str) -> int:
-    """Other sessions on the test database (the workers' ones)."""
-    return int(scalar(url, "SELECT count(*) FROM pg_stat_activity WHERE datname = "  # type: ignore[arg-type]
-                      "current_database() AND pid <> pg_backend_pid()"))
+    """Other client sessions on the test database (the workers' ones; not autovacuum)."""
+    return int(scalar(url, "SELECT count(*) FROM pg_stat_activity "  # type: ignore[arg-type]
+                      "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                      "AND backend_type = 'client backend'"))
 
 
 def _no_sessions_within(url: str, seconds: float) -> bool:
