@@ -15,6 +15,7 @@ import pytest
 from tests.backfill.conftest import fill, scalar
 from umbau.backfill import Backfill, Progress, backfill_status, run_backfill
 from umbau.backfill.options import resolve
+from umbau.cli import main
 from umbau.errors import SettingsError
 from umbau.postgres import health
 from umbau.postgres.driver import connect_raw
@@ -42,7 +43,10 @@ def _until(check: Callable[[], bool], seconds: float, what: str) -> None:
         time.sleep(0.05)
 
 
-def test_old_transaction_holds_the_batches(settings: Settings, database_url: str) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_old_transaction_holds_the_batches(settings: Settings, database_url: str,
+                                           workers: int,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
     with connect_raw(database_url) as conn:
         fill(conn, rows=2000)
     seen: list[Progress] = []
@@ -53,12 +57,15 @@ def test_old_transaction_holds_the_batches(settings: Settings, database_url: str
         old.execute("BEGIN")
         old.execute("SELECT txid_current()")
         time.sleep(1.2)  # older than the limit before the backfill starts
-        thread, box = _in_thread(lambda: run_backfill(settings, bf, on_progress=seen.append))
+        thread, box = _in_thread(lambda: run_backfill(settings, bf, workers=workers,
+                                                      on_progress=seen.append))
         _until(lambda: any(p.held for p in seen), 10, "no held progress")
         held = next(p.held for p in seen if p.held)
         pid = old.info.backend_pid
         assert held is not None and f"transaction of pid {pid} (report-job) open for" in held
         assert backfill_status(settings, "held")[0].held == held
+        assert main(["--database-url", database_url, "backfill", "status", "held"]) == 0
+        assert f"batches held: {held}" in capsys.readouterr().out
         time.sleep(0.5)
         assert scalar(database_url, "SELECT count(*) FROM items WHERE n = 1") == 0
         assert thread.is_alive()

@@ -153,6 +153,8 @@ def status_cmd(state: State, name: str | None, fmt: str) -> None:
         s = found[0]
         if s.last_error_range:
             render.out.print(f"failed key range: {s.last_error_range}", markup=False)
+        if s.held:
+            render.out.print(f"batches held: {s.held}", markup=False)
         render.table(None, ["chunk", "from", "to", "checkpoint", "status", "rows", "owner"],
                      [[c.chunk, _key(c.lower_key), _key(c.upper_key), _key(c.checkpoint),
                        c.status, c.rows_done, c.owner or ""] for c in s.chunks])
