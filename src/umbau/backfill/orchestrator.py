@@ -1,14 +1,11 @@
-"""Running a backfill: plan its chunks once, run workers, verify, record the outcome.
-
-Also the small commands on the state table: status, pause, resume, cancel.
-"""
+"""Running a backfill: plan its chunks once, run workers, verify, record the outcome."""
 
 from __future__ import annotations
 
 import math
 import signal
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +16,7 @@ from psycopg.types.json import Jsonb
 
 from umbau.backfill import state
 from umbau.backfill.api import Backfill
-from umbau.backfill.batch import Changer, sample_batch
+from umbau.backfill.batch import Changer
 from umbau.backfill.options import Options, resolve
 from umbau.backfill.processes import STOP_GRACE, StopRequest, run_processes
 from umbau.backfill.table import TableInfo, inspect_table, user_sql
@@ -34,7 +31,7 @@ from umbau.errors import (
     UsageError,
     VerificationFailed,
 )
-from umbau.postgres.driver import Fault, connect_raw, fault, translate
+from umbau.postgres.driver import Fault, fault, translate
 from umbau.postgres.errors import describe_error
 from umbau.settings import Settings
 
@@ -111,22 +108,6 @@ class BackfillResult:
             "already_done": self.already_done,
             "verification": self.verification.as_dict() if self.verification else None,
         }
-
-
-@dataclass
-class DryRunResult:
-    name: str
-    table: str
-    key: list[str]
-    rows: int
-    sample_rows: int
-    sample_s: float
-    estimate_s: float | None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "table": self.table, "key": self.key, "rows": self.rows,
-                "sample_rows": self.sample_rows, "sample_s": round(self.sample_s, 4),
-                "estimate_s": None if self.estimate_s is None else round(self.estimate_s, 1)}
 
 
 @contextmanager
@@ -237,7 +218,7 @@ def _prepare(conn: psycopg.Connection, backfill: Backfill, table: TableInfo, opt
     existing = state.load(conn, backfill.name)
     if existing is None:
         with conn.transaction():
-            with _scanning(conn, backfill.name, f"counting the rows of {table.name}"):
+            with scanning(conn, backfill.name, f"counting the rows of {table.name}"):
                 rows_total, bounds, kmin, kmax = _plan_chunks(conn, backfill, table, options,
                                                               workers)
             state.create(conn, name=backfill.name, table=table.name, key=table.key,
@@ -266,7 +247,7 @@ def _prepare(conn: psycopg.Connection, backfill: Backfill, table: TableInfo, opt
 
 
 @contextmanager
-def _scanning(conn: psycopg.Connection, name: str, what: str) -> Iterator[None]:
+def scanning(conn: psycopg.Connection, name: str, what: str) -> Iterator[None]:
     """A scan of the whole table (count, plan, verify): its errors in one line, a
     statement_timeout with the way out."""
     try:
@@ -287,7 +268,7 @@ def _plan_chunks(conn: psycopg.Connection, backfill: Backfill, table: TableInfo,
     The first chunk starts below the smallest key and the last one ends above the
     largest, so rows inserted at either end while the backfill runs are covered too.
     """
-    rows_total, all_rows = _count(conn, backfill, table)
+    rows_total, all_rows = count_rows(conn, backfill, table)
     wanted = options.chunks or max(workers * 4 if workers > 1 else 1,
                                    math.ceil(all_rows / options.rows_per_chunk))
     wanted = max(1, min(wanted, all_rows or 1, 4096))
@@ -315,7 +296,7 @@ def _bounds(conn: psycopg.Connection, table: TableInfo, all_rows: int,
     return [keys[int(step * i)] for i in range(1, wanted)]
 
 
-def _count(conn: psycopg.Connection, backfill: Backfill, table: TableInfo) -> tuple[int, int]:
+def count_rows(conn: psycopg.Connection, backfill: Backfill, table: TableInfo) -> tuple[int, int]:
     """(rows ``where`` selects, all rows) of the table."""
     where = user_sql(backfill.where) if backfill.where else sql.SQL("TRUE")
     row = conn.execute(sql.SQL("SELECT count(*) FILTER (WHERE {}), count(*) FROM {}").format(
@@ -425,7 +406,7 @@ def _verify(conn: psycopg.Connection, backfill: Backfill, table: TableInfo) -> V
     """Count the rows for which ``verify`` is not true (false or NULL), with a sample."""
     if not backfill.verify:
         return None
-    with _scanning(conn, backfill.name, f"verifying {table.name}"):
+    with scanning(conn, backfill.name, f"verifying {table.name}"):
         return _count_failing(conn, backfill.verify, table)
 
 
@@ -446,65 +427,3 @@ def _raise_verification(backfill: Backfill, verification: Verification) -> None:
         f"backfill {backfill.name} is done but {verification.failing_rows} row(s) fail "
         f"`{verification.predicate}` (keys {keys}): fix the change or the data and check "
         "with `umbau backfill status`", verification.failing_rows, verification.sample)
-
-
-def dry_run(settings: Settings, backfill: Backfill) -> DryRunResult:
-    """Count the rows and time one sample batch that is rolled back; no state is written."""
-    options = resolve(settings, backfill)
-    with open_session(settings) as conn:
-        table = inspect_table(conn, backfill.table, backfill.key)
-        changer = Changer(backfill, table)
-        changer.check(conn)
-        with _scanning(conn, backfill.name, f"counting the rows of {table.name}"):
-            rows, all_rows = _count(conn, backfill, table)
-        sample_rows, seconds = sample_batch(conn, changer, options.batch_size)
-    # The run pages over every key, not only the rows `where` selects: the sample
-    # batch covered `batch_size` keys of them.
-    scanned = min(options.batch_size, max(all_rows, 1))
-    estimate = all_rows * seconds / scanned if seconds > 0 else None
-    return DryRunResult(backfill.name, table.name, list(table.key), rows, sample_rows, seconds,
-                        estimate)
-
-
-def backfill_status(settings: Settings, name: str | None = None) -> list[state.BackfillState]:
-    """The state of one backfill (BackfillError if unknown) or of all of them."""
-    with connect_raw(settings.require_database_url()) as conn:
-        names = [name] if name else state.list_names(conn)
-        found = [s for s in (state.load(conn, n) for n in names) if s is not None]
-    if name and not found:
-        raise BackfillError(f"no backfill named {name!r}: see `umbau backfill status` for the "
-                            "known ones")
-    return found
-
-
-def _transition(settings: Settings, name: str, to: str, only_from: Sequence[str]) -> str:
-    with connect_raw(settings.require_database_url()) as conn:
-        current = state.load(conn, name)
-        if current is None:
-            raise BackfillError(f"no backfill named {name!r}: see `umbau backfill status`")
-        if current.status == to:
-            return to
-        if not state.set_status(conn, name, to, only_from=only_from):
-            raise BackfillError(f"backfill {name} is {current.status}, it cannot become {to}: "
-                                "see `umbau backfill status`")
-    return to
-
-
-def pause(settings: Settings, name: str) -> str:
-    """Workers stop after their current batch; ``resume`` continues."""
-    return _transition(settings, name, "paused", ["running"])
-
-
-def resume(settings: Settings, name: str) -> str:
-    """Mark a paused (or failed) backfill running again; run it to continue."""
-    return _transition(settings, name, "running", ["paused", "failed"])
-
-
-def cancel(settings: Settings, name: str) -> str:
-    """Stop for good after the current batches; changed rows stay changed."""
-    return _transition(settings, name, "cancelled", ["running", "paused", "failed"])
-
-
-def stored_source(settings: Settings, name: str) -> str | None:
-    """The ``module:attribute`` a backfill was started from, if the CLI started it."""
-    return backfill_status(settings, name)[0].source
