@@ -11,7 +11,7 @@ import pytest
 from tests.backfill.conftest import fill, recorded, scalar
 from umbau.backfill import Backfill, backfill_status, run_backfill
 from umbau.cli import main
-from umbau.errors import EXIT_BACKFILL, BackfillError, BackfillFailed
+from umbau.errors import EXIT_BACKFILL, BackfillError, BackfillFailed, DatabaseError
 from umbau.postgres.driver import connect_raw
 from umbau.settings import Settings
 
@@ -110,3 +110,31 @@ def test_no_budget_by_default(settings: Settings, database_url: str) -> None:
     with pytest.raises(BackfillFailed, match="upstream service unavailable"):
         run_backfill(settings, Backfill(name="strict", table="items", transform=_flaky,
                                         columns=["n"]))
+
+
+def test_a_lost_connection_is_one_line_and_resumable(settings: Settings,
+                                                     database_url: str) -> None:
+    """psycopg's errors become umbau's in one place (postgres/driver.py): a worker whose
+    session is terminated stops with a DatabaseError, and a rerun resumes."""
+    with connect_raw(database_url) as conn:
+        fill(conn, rows=3000)
+    bf = Backfill(name="cut", table="items", set={"n": "n + 1"}, verify="n = 1",
+                  batch_size=100, max_batch_size=100, min_batch_size=100, pause=0.05)
+    done: dict[str, BaseException] = {}
+
+    def cut_when_started(progress: object) -> None:
+        if "cut" not in done:
+            done["cut"] = RuntimeError("terminated")
+            with connect_raw(database_url) as other:
+                other.execute("""SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                                 WHERE datname = current_database()
+                                   AND pid <> pg_backend_pid()
+                                   AND backend_type = 'client backend'""")
+
+    with pytest.raises(DatabaseError, match=r"lost the database connection during backfill "
+                                            r"cut .*rerun to resume") as info:
+        run_backfill(settings, bf, on_progress=cut_when_started)
+    assert "\n" not in str(info.value)
+    result = run_backfill(settings, bf)
+    assert result.status == "done"
+    assert scalar(database_url, "SELECT count(*) FROM items WHERE n <> 1") == 0
