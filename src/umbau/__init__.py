@@ -48,7 +48,7 @@ _EXPORTS = {
     "restore": "umbau.backup.restore",
     "copy": "umbau.backup.copy",
     "Backfill": "umbau.backfill.api",
-    "run_backfill": "umbau.backfill.runner",
+    "run_backfill": "umbau.backfill.orchestrator",
     "run_in_revision": "umbau.backfill.revision",
 }
 _RENAMED = {"verify_backup": "verify"}
@@ -103,8 +103,8 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from umbau.backfill.api import Backfill
+    from umbau.backfill.orchestrator import run_backfill
     from umbau.backfill.revision import run_in_revision
-    from umbau.backfill.runner import run_backfill
     from umbau.backup.copy import copy
     from umbau.backup.dump import backup
     from umbau.backup.restore import restore

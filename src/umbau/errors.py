@@ -32,7 +32,10 @@
     ├── BackfillError                  20  a backfill refused or failed (umbau.backfill)
     │   ├── NoUsableKey                20  table without a primary key / unique NOT NULL key
     │   ├── BackfillDefinitionChanged  20  same name, different definition
-    │   └── BackfillFailed             20  a batch failed (transform, SQL, retries); resumable
+    │   ├── BackfillFailed             20  a batch failed (transform, SQL, retries); resumable
+│   ├── BackfillInUse              24  --restart while a live worker owns the backfill
+│   ├── BackfillStateLost          25  the state vanished under a running backfill
+│   └── BackfillInterrupted   130/143  SIGINT/SIGTERM: stopped after the current batches
     └── VerificationFailed             21  rows that do not satisfy the backfill's verify
 
 Exit code 3 is not an error: ``umbau check`` returns it when revisions are pending.
@@ -61,6 +64,8 @@ EXIT_BACKUP_CORRUPT = 14
 EXIT_UNSAFE = 15
 EXIT_BACKFILL = 20
 EXIT_VERIFICATION = 21
+EXIT_BACKFILL_IN_USE = 24
+EXIT_BACKFILL_STATE_LOST = 25
 
 
 class UmbauError(Exception):
@@ -240,3 +245,35 @@ class UnsafeMigration(UmbauError):
     def __init__(self, message: str, findings: Sequence[object] = ()) -> None:
         super().__init__(message)
         self.findings = tuple(findings)
+
+
+class BackfillInUse(BackfillError):
+    """``backfill run --restart`` refused: a live worker still owns part of the backfill."""
+
+    exit_code = EXIT_BACKFILL_IN_USE
+
+    def __init__(self, message: str, owners: Sequence[str]) -> None:
+        super().__init__(message)
+        self.owners = tuple(owners)
+
+
+class BackfillStateLost(BackfillError):
+    """The backfill's state vanished (or was redeclared) while this run worked on it."""
+
+    exit_code = EXIT_BACKFILL_STATE_LOST
+
+
+class BackfillInterrupted(BackfillError):
+    """SIGINT or SIGTERM stopped a backfill run after the workers' current batches.
+
+    ``exit_code`` is 128 + the signal number, as shells report it: 130 for SIGINT, 143
+    for SIGTERM.
+    """
+
+    def __init__(self, message: str, signal_number: int, rows_done: int,
+                 rows_total: int | None) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + signal_number
+        self.signal_number = signal_number
+        self.rows_done = rows_done
+        self.rows_total = rows_total

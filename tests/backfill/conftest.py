@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from umbau.backfill.worker import connect_raw
+from umbau.postgres.driver import connect_raw
 from umbau.settings import Settings
 
 
@@ -29,3 +29,10 @@ def scalar(url: str, query: str, params: tuple | None = None) -> object:
     with connect_raw(url) as conn:
         row = conn.execute(query, params).fetchone()
         return row[0] if row else None
+
+
+def recorded(url: str) -> int:
+    """How many backfills are recorded; 0 also when the state tables do not exist."""
+    if scalar(url, "SELECT to_regclass('umbau_backfills')") is None:
+        return 0
+    return int(scalar(url, "SELECT count(*) FROM umbau_backfills"))  # type: ignore[arg-type]

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.backfill.conftest import fill, scalar
+from tests.backfill.conftest import fill, recorded, scalar
 from umbau.backfill import Backfill, backfill_status, dry_run, run_backfill
-from umbau.backfill.worker import connect_raw
 from umbau.cli import main
 from umbau.errors import (
     EXIT_BACKFILL,
@@ -21,6 +20,7 @@ from umbau.errors import (
     UsageError,
     VerificationFailed,
 )
+from umbau.postgres.driver import connect_raw
 from umbau.settings import Settings
 
 
@@ -37,7 +37,7 @@ def test_table_without_primary_key_is_refused(settings: Settings, database_url: 
         run_backfill(settings, Backfill(name="c", table="loose", set={"v": "v"}, key=["v"]))
     with pytest.raises(UsageError, match="does not exist"):
         run_backfill(settings, Backfill(name="d", table="nope", set={"v": "v"}))
-    assert scalar(database_url, "SELECT count(*) FROM umbau_backfills") == 0
+    assert recorded(database_url) == 0
 
 
 def test_unique_not_null_key_is_accepted(settings: Settings, database_url: str) -> None:
@@ -175,7 +175,7 @@ def test_bad_sql_is_refused_before_any_row_changes(settings: Settings, database_
             attempt(settings, bf)
         assert "\n" not in str(info.value)
     assert scalar(database_url, "SELECT max(n) FROM items") == 0
-    assert scalar(database_url, "SELECT count(*) FROM umbau_backfills") == 0
+    assert recorded(database_url) == 0
 
 
 def test_dry_run_whose_sample_batch_fails(settings: Settings, database_url: str) -> None:

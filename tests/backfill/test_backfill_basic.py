@@ -19,9 +19,9 @@ from umbau.backfill import (
     resume,
     run_backfill,
 )
-from umbau.backfill.worker import connect_raw
 from umbau.errors import BackfillError
 from umbau.postgres.connect import normalize_url
+from umbau.postgres.driver import connect_raw
 from umbau.settings import Settings
 
 

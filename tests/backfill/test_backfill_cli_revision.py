@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.backfill.conftest import fill, scalar
-from umbau.backfill.worker import connect_raw
 from umbau.cli import main
+from umbau.postgres.driver import connect_raw
 from umbau.settings import Settings
 
 DEFS = """

@@ -15,7 +15,7 @@ import pytest
 
 from tests.backfill.conftest import fill, scalar
 from umbau.backfill import Backfill, backfill_status, run_backfill
-from umbau.backfill.worker import connect_raw
+from umbau.postgres.driver import connect_raw
 from umbau.settings import Settings
 
 CHECKSUM = "SELECT md5(string_agg(t::text, '|' ORDER BY id)) FROM {} t"

@@ -20,18 +20,16 @@ Run it with ``umbau backfill run myapp.backfills:ocr_v2`` or
 from __future__ import annotations
 
 from umbau.backfill.api import Backfill, load_backfill
-from umbau.backfill.revision import run_in_revision
-from umbau.backfill.runner import (
-    BackfillResult,
+from umbau.backfill.control import (
     DryRunResult,
-    Verification,
     backfill_status,
     cancel,
     dry_run,
     pause,
     resume,
-    run_backfill,
 )
+from umbau.backfill.orchestrator import BackfillResult, Verification, run_backfill
+from umbau.backfill.revision import run_in_revision
 from umbau.backfill.state import BackfillState
 
 __all__ = [

@@ -36,7 +36,8 @@ from psycopg.types.json import Json, Jsonb
 from umbau.backfill.api import Backfill, Row
 from umbau.backfill.table import TableInfo, user_sql
 from umbau.errors import BackfillError, UsageError
-from umbau.postgres.connect import RETRYABLE_SQLSTATES
+from umbau.postgres.driver import Fault, fault, translate
+from umbau.postgres.errors import describe_error
 
 _JSON_TYPES = {"json", "jsonb"}
 
@@ -55,12 +56,14 @@ class Batch:
 
 
 class BatchError(Exception):
-    """A batch failed for a reason a retry will not fix; carries the key range."""
+    """A batch failed and was rolled back; carries the key range and, for a database
+    error, what kind of fault it was (None: the transform's own error)."""
 
-    def __init__(self, cause: BaseException, key_range: str) -> None:
-        super().__init__(f"{type(cause).__name__}: {cause}")
+    def __init__(self, cause: BaseException, key_range: str, kind: Fault | None = None) -> None:
+        super().__init__(describe_error(cause))
         self.cause = cause
         self.key_range = key_range
+        self.kind = kind
 
 
 def describe_range(after: Sequence[str] | None, upto: Sequence[str] | None) -> str:
@@ -126,10 +129,11 @@ class Changer:
                 with conn.transaction(force_rollback=True):
                     conn.execute(query, [])  # a list: see table.user_sql
             except psycopg.Error as exc:
-                if conn.broken:
-                    raise
-                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
-                if (exc.sqlstate or "")[:2] in {"42", "22"}:
+                kind = fault(exc, conn)
+                if kind is Fault.LOST:
+                    raise translate(exc, f"backfill {backfill.name}", conn) from exc
+                reason = describe_error(exc)
+                if kind is Fault.INVALID:
                     raise UsageError(f"backfill {backfill.name}: {what} is not valid SQL on "
                                      f"{self.table.name} ({reason}): fix the definition") from exc
                 raise BackfillError(f"backfill {backfill.name}: could not check its SQL on "
@@ -267,11 +271,8 @@ def run_batch(conn: psycopg.Connection, changer: Changer, name: str, chunk: int,
                    WHERE backfill = %s AND chunk = %s""",
                 (upto, rows, last, last, lease, name, chunk))
     except psycopg.Error as exc:
-        # Lock timeouts and deadlocks are retried, a lost connection ends the worker;
-        # anything else is the backfill's own error.
-        if exc.sqlstate in RETRYABLE_SQLSTATES or conn.broken:
-            raise
-        raise BatchError(exc, key_range) from exc
+        # The worker decides by the kind: retry, split, reconnect or fail.
+        raise BatchError(exc, key_range, fault(exc, conn)) from exc
     except Exception as exc:
         raise BatchError(exc, key_range) from exc
     return Batch("ok", rows, scanned, last, time.perf_counter() - started, key_range)
@@ -286,8 +287,8 @@ def sample_batch(conn: psycopg.Connection, changer: Changer, size: int) -> tuple
             upper = changer.upper_bound(conn, None, None, size)
             rows, _ = changer.apply(conn, None, upper)
     except psycopg.Error as exc:
-        if conn.broken:
-            raise
+        if fault(exc, conn) is Fault.LOST:
+            raise translate(exc, f"backfill {changer.backfill.name}", conn) from exc
         _sample_failed(changer, exc, upper)
     except Exception as exc:  # the transform's own error
         _sample_failed(changer, exc, upper)
@@ -295,8 +296,7 @@ def sample_batch(conn: psycopg.Connection, changer: Changer, size: int) -> tuple
 
 
 def _sample_failed(changer: Changer, exc: BaseException, upper: list[str] | None) -> None:
-    reason = (str(exc).strip().splitlines() or [""])[0]
     raise BackfillError(
         f"backfill {changer.backfill.name}: the sample batch in key range "
-        f"{describe_range(None, upper)} failed ({type(exc).__name__}: {reason}) and was rolled "
+        f"{describe_range(None, upper)} failed ({describe_error(exc)}) and was rolled "
         "back: fix the change before running it") from exc

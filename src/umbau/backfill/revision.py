@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from umbau.backfill.api import Backfill
-from umbau.backfill.runner import BackfillResult, run_backfill
+from umbau.backfill.orchestrator import BackfillResult, run_backfill
 from umbau.settings import Settings, load_settings
 
 

@@ -42,7 +42,9 @@ CREATE TABLE IF NOT EXISTS umbau_backfills (
     verification     jsonb,
     created_at       timestamptz NOT NULL DEFAULT now(),
     updated_at       timestamptz NOT NULL DEFAULT now(),
-    finished_at      timestamptz
+    finished_at      timestamptz,
+    failed_batches   bigint NOT NULL DEFAULT 0,
+    held             text
 );
 CREATE TABLE IF NOT EXISTS umbau_backfill_chunks (
     backfill         text NOT NULL REFERENCES umbau_backfills (name) ON DELETE CASCADE,
@@ -64,6 +66,13 @@ CREATE TABLE IF NOT EXISTS umbau_backfill_chunks (
 );
 """
 
+# Columns added after the first release: state tables created before get them on the
+# next run.
+_ADDED_COLUMNS = """
+ALTER TABLE umbau_backfills ADD COLUMN IF NOT EXISTS failed_batches bigint NOT NULL DEFAULT 0;
+ALTER TABLE umbau_backfills ADD COLUMN IF NOT EXISTS held text;
+"""
+
 # Two int4 keys for pg_advisory_xact_lock: 'umba' and "create the state tables".
 _DDL_LOCK = (0x756D6261, 2)
 
@@ -71,11 +80,19 @@ _DDL_LOCK = (0x756D6261, 2)
 def ensure_tables(conn: psycopg.Connection) -> None:
     """Create the state tables once; concurrent first runs serialize on an advisory lock."""
     with conn.transaction():
-        exists = conn.execute("SELECT to_regclass('umbau_backfill_chunks')").fetchone()
-        if exists and exists[0] is not None:
+        if _current(conn):
             return
         conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", _DDL_LOCK)
         conn.execute(DDL)
+        conn.execute(_ADDED_COLUMNS)
+
+
+def _current(conn: psycopg.Connection) -> bool:
+    """Both tables exist, with the newest column."""
+    row = conn.execute("""SELECT to_regclass('umbau_backfill_chunks') IS NOT NULL AND EXISTS (
+                              SELECT 1 FROM pg_attribute WHERE attname = 'held'
+                              AND attrelid = to_regclass('umbau_backfills'))""").fetchone()
+    return bool(row and row[0])
 
 
 @dataclass
@@ -123,6 +140,8 @@ class BackfillState:
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
+    failed_batches: int = 0
+    held: str | None = None
     chunks: list[ChunkState] = field(default_factory=list)
 
     @property
@@ -144,13 +163,14 @@ class BackfillState:
             "last_error_range": self.last_error_range, "verification": self.verification,
             "created_at": self.created_at.isoformat(), "updated_at": self.updated_at.isoformat(),
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "failed_batches": self.failed_batches, "held": self.held,
             "chunks": [c.as_dict() for c in self.chunks],
         }
 
 
 _STATE_COLUMNS = """name, table_name, key_columns, kind, fingerprint, definition, source, status,
     rows_total, key_min, key_max, retries, last_error, last_error_range, verification,
-    created_at, updated_at, finished_at"""
+    created_at, updated_at, finished_at, failed_batches, held"""
 
 
 def load(conn: psycopg.Connection, name: str) -> BackfillState | None:
@@ -211,6 +231,8 @@ def set_status(conn: psycopg.Connection, name: str, status: str,
     params: list[Any] = [status]
     if status == "done":
         query += ", finished_at = now()"
+    if status == "running":  # the failure budget counts from each (re)start
+        query += ", failed_batches = 0"
     query += " WHERE name = %s"
     params.append(name)
     if only_from:
@@ -233,16 +255,19 @@ def add_retries(conn: psycopg.Connection, name: str, retries: int) -> None:
                      (retries, name))
 
 
-def claim(conn: psycopg.Connection, name: str, owner: str, lease: float) -> ChunkState | None:
-    """Take a free chunk (see the module docstring); None when none is free right now."""
+def claim(conn: psycopg.Connection, name: str, owner: str, lease: float,
+          fingerprint: str) -> ChunkState | None:
+    """Take a free chunk (see the module docstring); None when none is free right now,
+    or when the backfill of that name now has another definition (reset and redeclared)."""
     row = conn.execute(
         """SELECT c.chunk FROM umbau_backfill_chunks c
+           JOIN umbau_backfills b ON b.name = c.backfill AND b.fingerprint = %s
            WHERE c.backfill = %s AND c.status <> 'done'
              AND (c.owner IS NULL OR c.owner = %s OR c.lease_expires < now()
                   OR NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = c.owner_pid
                       AND (a.backend_start IS NULL OR a.backend_start = c.owner_started)))
            ORDER BY c.chunk
-           LIMIT 1 FOR UPDATE OF c SKIP LOCKED""", (name, owner)).fetchone()
+           LIMIT 1 FOR UPDATE OF c SKIP LOCKED""", (fingerprint, name, owner)).fetchone()
     if row is None:
         return None
     got = conn.execute(
@@ -269,15 +294,93 @@ def release(conn: psycopg.Connection, name: str, chunk: int, owner: str) -> None
                     WHERE backfill = %s AND chunk = %s AND owner = %s""", (name, chunk, owner))
 
 
-def progress(conn: psycopg.Connection, name: str) -> tuple[int, int, int]:
-    """(rows done, chunks done, chunks) of a backfill."""
+def progress(conn: psycopg.Connection, name: str) -> tuple[int, int, int, str | None]:
+    """(rows done, chunks done, chunks, why batches are held or None) of a backfill."""
     row = conn.execute(
-        """SELECT coalesce(sum(rows_done), 0), count(*) FILTER (WHERE status = 'done'), count(*)
-           FROM umbau_backfill_chunks WHERE backfill = %s""", (name,)).fetchone()
-    assert row is not None
-    return int(row[0]), int(row[1]), int(row[2])
+        """SELECT coalesce(sum(c.rows_done), 0), count(*) FILTER (WHERE c.status = 'done'),
+                  count(c.chunk), (SELECT held FROM umbau_backfills WHERE name = %s)
+           FROM umbau_backfill_chunks c WHERE c.backfill = %s""", (name, name)).fetchone()
+    if row is None:  # an aggregate always returns a row; for mypy
+        return 0, 0, 0, None
+    return int(row[0]), int(row[1]), int(row[2]), row[3]
 
 
-def reset(conn: psycopg.Connection, name: str) -> None:
-    """Forget a backfill (``run --restart``): its chunks go with it."""
-    conn.execute("DELETE FROM umbau_backfills WHERE name = %s", (name,))
+def status_of(conn: psycopg.Connection, name: str, fingerprint: str) -> str | None:
+    """The status of the backfill, None if it vanished or was redeclared differently."""
+    row = conn.execute("SELECT status FROM umbau_backfills WHERE name = %s AND fingerprint = %s",
+                       (name, fingerprint)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def set_held(conn: psycopg.Connection, name: str, reason: str | None) -> None:
+    """Record why batches are held (None: they are not), for progress and status."""
+    conn.execute("UPDATE umbau_backfills SET held = %s WHERE name = %s "
+                 "AND held IS DISTINCT FROM %s", (reason, name, reason))
+
+
+def extend_lease(conn: psycopg.Connection, name: str, chunk: int, owner: str,
+                 lease: float) -> None:
+    """Keep a chunk while its owner waits (held batches), so that no one takes it over."""
+    conn.execute("""UPDATE umbau_backfill_chunks
+                    SET lease_expires = now() + make_interval(secs => %s)
+                    WHERE backfill = %s AND chunk = %s AND owner = %s""",
+                 (lease, name, chunk, owner))
+
+
+def count_failed_batch(conn: psycopg.Connection, name: str) -> int:
+    """Count one more failed batch; returns the count since the run (re)started."""
+    row = conn.execute("UPDATE umbau_backfills SET failed_batches = failed_batches + 1 "
+                       "WHERE name = %s RETURNING failed_batches", (name,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+@dataclass(frozen=True)
+class LiveOwner:
+    """A worker that owns a chunk and can still write: its server session is alive."""
+
+    owner: str
+    pid: int | None
+    chunk: int
+    lease_left: float | None
+
+    def __str__(self) -> str:
+        left = self.lease_left
+        lease = "" if left is None else f", lease ends in {max(0.0, left):.0f} s"
+        pid = "" if self.pid is None else f" (server pid {self.pid})"
+        return f"worker {self.owner}{pid} owns chunk {self.chunk}{lease}"
+
+
+# An owner is live while its session is (the same pid and backend start): a batch commits
+# on the session that claimed the chunk, so an owner whose session ended can never write
+# again, whatever its lease says. Only an owner recorded without a session counts by its
+# lease.
+_LIVE_OWNERS = """
+SELECT c.owner, c.owner_pid, c.chunk, extract(epoch FROM c.lease_expires - now())::float8
+FROM umbau_backfill_chunks c
+WHERE c.backfill = %s AND c.owner IS NOT NULL AND c.status <> 'done'
+  AND (EXISTS (SELECT 1 FROM pg_stat_activity a
+               WHERE a.pid = c.owner_pid AND a.backend_start = c.owner_started)
+       OR (c.owner_pid IS NULL AND c.lease_expires > now()))
+ORDER BY c.chunk
+"""
+
+
+def reset(conn: psycopg.Connection, name: str) -> list[LiveOwner]:
+    """Forget a backfill (``run --restart``) unless a live worker owns one of its chunks.
+
+    Returns those owners and changes nothing when there are any. Runs in the caller's
+    transaction: the backfill's row and chunk rows are locked first (waiting, within
+    lock_timeout, for a batch in flight to commit), so no worker can claim a chunk or
+    commit a batch between the check and the delete.
+    """
+    conn.execute("SELECT 1 FROM umbau_backfills WHERE name = %s FOR UPDATE", (name,))
+    conn.execute("SELECT 1 FROM umbau_backfill_chunks WHERE backfill = %s FOR UPDATE", (name,))
+    live = live_owners(conn, name)
+    if not live:
+        conn.execute("DELETE FROM umbau_backfills WHERE name = %s", (name,))
+    return live
+
+
+def live_owners(conn: psycopg.Connection, name: str) -> list[LiveOwner]:
+    """The workers that own a chunk of the backfill and can still write to it."""
+    return [LiveOwner(*r) for r in conn.execute(_LIVE_OWNERS, (name,))]

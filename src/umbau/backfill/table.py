@@ -13,33 +13,8 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-from umbau.errors import NoUsableKey, UsageError
-
-_PRIMARY_KEY = """
-SELECT a.attname, format_type(a.atttypid, a.atttypmod)
-FROM pg_index i
-CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
-JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-WHERE i.indrelid = %s AND i.indisprimary
-ORDER BY k.ord
-"""
-
-# Unique, valid, non-partial indexes on plain columns that are all NOT NULL.
-_UNIQUE_KEYS = """
-SELECT array_agg(a.attname ORDER BY k.ord)
-FROM pg_index i
-CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
-JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-WHERE i.indrelid = %s AND i.indisunique AND i.indisvalid AND i.indpred IS NULL
-  AND i.indexprs IS NULL
-GROUP BY i.indexrelid
-HAVING bool_and(a.attnotnull)
-"""
-
-_COLUMNS = """
-SELECT attname, format_type(atttypid, atttypmod)
-FROM pg_attribute WHERE attrelid = %s AND attnum > 0 AND NOT attisdropped ORDER BY attnum
-"""
+from umbau.errors import NoUsableKey
+from umbau.postgres import tables
 
 
 @dataclass(frozen=True)
@@ -93,26 +68,24 @@ def user_sql(text: str) -> sql.Composable:
 
 def inspect_table(conn: psycopg.Connection, table: str,
                   key: Sequence[str] | None = None) -> TableInfo:
-    """Resolve the table and its key, or refuse with :class:`NoUsableKey`."""
-    row = conn.execute("SELECT to_regclass(%s)::oid, to_regclass(%s)::text",
-                       (table, table)).fetchone()
-    if row is None or row[0] is None:
-        raise UsageError(f"table {table!r} does not exist: check the name (schema.table) and "
-                         "the database URL")
-    oid, name = int(row[0]), str(row[1])
-    types = {r[0]: r[1] for r in conn.execute(_COLUMNS, (oid,))}
+    """Resolve the table (SQL identifier syntax) and its key.
+
+    Raises UsageError (bad name, no such table) or :class:`NoUsableKey`.
+    """
+    found = tables.find_table(conn, table)
+    oid, name = found.oid, found.sql_name
+    types = tables.column_types(conn, oid)
     if key:
         missing = [k for k in key if k not in types]
         if missing:
             raise NoUsableKey(f"{name} has no column {', '.join(missing)}: "
                               "fix key= of the backfill")
-        uniques = [tuple(r[0]) for r in conn.execute(_UNIQUE_KEYS, (oid,))]
-        if tuple(key) not in uniques:
+        if tuple(key) not in tables.unique_keys(conn, oid):
             raise NoUsableKey(
                 f"key ({', '.join(key)}) of {name} is not a unique, NOT NULL, non-partial index: "
                 "use the primary key or create such a unique index first")
         return TableInfo(oid, name, tuple(key), types)
-    pk = [r[0] for r in conn.execute(_PRIMARY_KEY, (oid,))]
+    pk = tables.primary_key(conn, oid)
     if not pk:
         raise NoUsableKey(
             f"{name} has no primary key: add one, or name a unique NOT NULL key with key=")

@@ -13,62 +13,31 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import NoReturn
 
 import psycopg
 
 from umbau.backfill import state
 from umbau.backfill.batch import Batch, BatchError, Changer, run_batch
 from umbau.backfill.options import Options
-from umbau.errors import BackfillFailed, DatabaseError
-from umbau.postgres.connect import APPLICATION_NAME, normalize_url, translate_connect_error
+from umbau.backfill.throttle import Throttle
+from umbau.errors import BackfillFailed
+from umbau.postgres.driver import Fault, connect_raw, set_timeouts, translate
 from umbau.retry import backoff_delay
 from umbau.settings import Settings
 
 OnBatch = Callable[[Batch], None]
+OnHold = Callable[[str | None], None]
 # How often a worker without a free chunk looks again (another worker may die).
 IDLE_POLL = 0.25
 
 
 @contextmanager
-def connect_raw(url: str) -> Iterator[psycopg.Connection]:
-    """A psycopg connection (not SQLAlchemy: batches need explicit transaction control)."""
-    parsed = normalize_url(url)
-    conninfo = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
-    try:
-        # autocommit: every transaction is an explicit conn.transaction() block, and a read
-        # outside one never leaves an implicit transaction open.
-        # keepalives: a machine that vanishes (power loss) without closing its connection
-        # is noticed within about a minute, and its batch's row locks released
-        conn = psycopg.connect(conninfo, application_name=APPLICATION_NAME, connect_timeout=10,
-                               autocommit=True, keepalives=1, keepalives_idle=30,
-                               keepalives_interval=10, keepalives_count=3)
-    except psycopg.OperationalError as exc:
-        raise translate_connect_error(exc, parsed) from exc
-    try:
-        # The settings that shape ``key::text``: checkpoints written by one session are read
-        # back by others (other machines, with their own PGDATESTYLE or database default),
-        # and a key that does not survive the round trip would be skipped or changed twice.
-        # ISO dates are also the only ones psycopg can load (created_at and the like).
-        conn.execute("SELECT set_config('DateStyle', 'ISO, YMD', false), "
-                     "set_config('IntervalStyle', 'postgres', false), "
-                     "set_config('extra_float_digits', '3', false), "
-                     # a batch is short (~200 ms): a session idle inside one is stuck
-                     "set_config('idle_in_transaction_session_timeout', '60s', false)")
+def open_session(settings: Settings) -> Iterator[psycopg.Connection]:
+    """A batch connection: umbau's session settings plus the run's timeouts."""
+    with connect_raw(settings.require_database_url()) as conn:
+        set_timeouts(conn, settings.lock_timeout, settings.statement_timeout)
         yield conn
-    finally:
-        conn.close()
-
-
-def set_timeouts(conn: psycopg.Connection, settings: Settings) -> None:
-    """lock_timeout and statement_timeout for every batch of this session."""
-    with conn.transaction():
-        conn.execute("SELECT set_config('lock_timeout', %s, false), "
-                     "set_config('statement_timeout', %s, false)",
-                     (_ms(settings.lock_timeout), _ms(settings.statement_timeout)))
-
-
-def _ms(seconds: float | None) -> str:
-    return "0" if seconds is None else f"{max(1, round(seconds * 1000))}ms"
 
 
 def new_owner() -> str:
@@ -84,59 +53,69 @@ class WorkerStats:
 
 
 class Worker:
-    """Runs batches for one backfill on one connection."""
+    """Runs batches for one backfill on one connection.
+
+    ``fingerprint``: the definition this worker applies; it stops when the backfill of
+    its name vanishes or is redeclared with another one. ``on_hold`` hears why batches
+    are held (None when they go on again).
+    """
 
     def __init__(self, settings: Settings, name: str, changer: Changer, options: Options,
                  on_batch: OnBatch | None = None,
-                 should_stop: Callable[[], bool] | None = None) -> None:
+                 should_stop: Callable[[], bool] | None = None,
+                 on_hold: OnHold | None = None) -> None:
         self.settings = settings
         self.name = name
         self.changer = changer
+        self.fingerprint = changer.backfill.fingerprint()
         self.options = options
         self.on_batch = on_batch
+        self.on_hold = on_hold
         self.should_stop = should_stop or (lambda: False)
         self.owner = new_owner()
         self.stats = WorkerStats()
         self.size = options.batch_size
+        self.throttle = (Throttle(options, changer.table.oid) if options.watches_health
+                         else None)
 
     def run(self, conn: psycopg.Connection | None = None) -> WorkerStats:
-        """Work until every chunk is done or the backfill stops; raises BackfillFailed.
+        """Work until every chunk is done or the backfill stops.
 
         ``conn``: an autocommit connection to use (a revision's); default a new one.
+        Raises BackfillFailed, or DatabaseError when the connection is lost.
         """
         if conn is not None:
             return self._guarded(conn)
-        with connect_raw(self.settings.require_database_url()) as own:
-            set_timeouts(own, self.settings)
+        with open_session(self.settings) as own:
             return self._guarded(own)
 
     def _guarded(self, conn: psycopg.Connection) -> WorkerStats:
         try:
             self._loop(conn)
-        except psycopg.OperationalError as exc:
-            raise DatabaseError(f"lost the database connection during backfill {self.name} "
-                                f"({exc}); rerun to resume from the checkpoint") from exc
+        except psycopg.Error as exc:
+            raise translate(exc, f"backfill {self.name}", conn,
+                            "rerun to resume from the checkpoint") from exc
         return self.stats
 
     def _loop(self, conn: psycopg.Connection) -> None:
         while not self.should_stop():
             with conn.transaction():
-                chunk = state.claim(conn, self.name, self.owner, self.options.lease)
+                chunk = state.claim(conn, self.name, self.owner, self.options.lease,
+                                    self.fingerprint)
             if chunk is not None:
                 self.stats.chunks += 1
                 if self._work_chunk(conn, chunk.chunk) == "stopped":
-                    # Paused or cancelled: free the chunk now, not when this session ends
-                    # (a revision's session lives on) or the lease expires.
+                    # Paused, cancelled or interrupted: free the chunk now, not when this
+                    # session ends (a revision's session lives on) or the lease expires.
                     with conn.transaction():
                         state.release(conn, self.name, chunk.chunk, self.owner)
                     return
                 continue
             with conn.transaction():
-                row = conn.execute("SELECT status FROM umbau_backfills WHERE name = %s",
-                                   (self.name,)).fetchone()
+                status = state.status_of(conn, self.name, self.fingerprint)
                 left = state.open_chunks(conn, self.name)
-            if left == 0 or row is None or row[0] != "running":
-                return
+            if left == 0 or status != "running":
+                return  # the orchestrator tells done, stopped and vanished apart
             # Chunks are left but others hold them: stay to take over if one dies.
             time.sleep(IDLE_POLL)
 
@@ -145,47 +124,101 @@ class Worker:
         stopped ('stopped')."""
         attempt = 0
         while True:
-            if self.should_stop():
+            if self.should_stop() or not self._wait_while_held(conn, chunk):
                 return "stopped"
             try:
                 batch = run_batch(conn, self.changer, self.name, chunk, self.owner, self.size,
                                   self.options.lease)
             except BatchError as exc:
-                self._fail(conn, chunk, exc)
-            except psycopg.Error as exc:
-                if conn.broken:
-                    raise
                 attempt += 1
-                self._retry(conn, chunk, attempt, exc)
+                self._after_error(conn, chunk, attempt, exc)
                 continue
             attempt = 0
             if batch.outcome != "ok":
                 return batch.outcome
-            self.stats.rows += batch.rows
-            self.stats.batches += 1
-            if self.on_batch is not None:
-                self.on_batch(batch)
+            self._count(batch)
             if batch.chunk_done:
                 return "done"
             self.size = self.options.next_size(self.size, batch.duration)
             if self.options.pause:
                 time.sleep(self.options.pause)
 
-    def _retry(self, conn: psycopg.Connection, chunk: int, attempt: int,
-               exc: psycopg.Error) -> None:
-        """A lock timeout or deadlock: back off, retry with a smaller batch, or give up."""
+    def _count(self, batch: Batch) -> None:
+        self.stats.rows += batch.rows
+        self.stats.batches += 1
+        if self.on_batch is not None:
+            self.on_batch(batch)
+
+    def _wait_while_held(self, conn: psycopg.Connection, chunk: int) -> bool:
+        """Hold while the throttle says so, keeping the chunk; False if told to stop."""
+        if self.throttle is None or self.throttle.check(conn) is None:
+            return True
+        while (reason := self.throttle.check(conn)) is not None:
+            self._held(conn, reason)
+            if self.should_stop():
+                return False
+            with conn.transaction():
+                state.extend_lease(conn, self.name, chunk, self.owner, self.options.lease)
+            time.sleep(self.options.health_interval)
+        self._held(conn, None)
+        return True
+
+    def _held(self, conn: psycopg.Connection, reason: str | None) -> None:
+        with conn.transaction():
+            state.set_held(conn, self.name, reason)
+        if self.on_hold is not None:
+            self.on_hold(reason)
+
+    def _after_error(self, conn: psycopg.Connection, chunk: int, attempt: int,
+                     exc: BatchError) -> None:
+        """Retry, split or fail a batch that was rolled back."""
+        if exc.kind is Fault.LOST:
+            raise translate(exc.cause, f"backfill {self.name}", conn,
+                            "rerun to resume from the checkpoint") from exc.cause
+        if exc.kind is Fault.RETRY:
+            self._retry(conn, chunk, attempt, exc)
+        elif exc.kind is Fault.TIMEOUT and self.size > self.options.min_batch_size:
+            # Less work per statement: split the batch until it fits or reaches the floor.
+            self.size = max(self.options.min_batch_size, self.size // 2)
+            self._add_retry(conn)
+        else:
+            self._spend_budget(conn, chunk, exc)
+
+    def _add_retry(self, conn: psycopg.Connection) -> None:
         self.stats.retries += 1
         with conn.transaction():
             state.add_retries(conn, self.name, 1)
+
+    def _retry(self, conn: psycopg.Connection, chunk: int, attempt: int,
+               exc: BatchError) -> None:
+        """A lock timeout or deadlock: back off, retry with a smaller batch, or give up."""
+        self._add_retry(conn)
         if attempt > self.settings.retries:
-            error = (f"lock timeouts/deadlocks {attempt} times in a row (last: "
-                     f"{exc.sqlstate} {str(exc).strip()})")
-            self._fail(conn, chunk, BatchError(exc, ""), error)
+            self._fail(conn, chunk, exc, f"lock timeouts/deadlocks {attempt} times in a row "
+                       f"(last: {exc})")
         self.size = max(self.options.min_batch_size, self.size // 2)
         time.sleep(backoff_delay(attempt, self.settings))
 
+    def _spend_budget(self, conn: psycopg.Connection, chunk: int, exc: BatchError) -> None:
+        """A failed batch: retried (smaller, after a pause) while the failure budget
+        (``max_failed_batches``, shared by all workers) lasts, else the backfill fails."""
+        with conn.transaction():
+            failed = state.count_failed_batch(conn, self.name)
+        budget = self.options.max_failed_batches
+        if exc.kind is Fault.TIMEOUT:
+            message = (f"statement_timeout on a batch of {self.size} row(s), the smallest "
+                       f"(min_batch_size) ({exc})")
+        else:
+            message = str(exc)
+        if failed > budget:
+            spent = f" ({failed} failed batches, budget {budget})" if budget else ""
+            self._fail(conn, chunk, exc, message + spent)
+        self._add_retry(conn)
+        self.size = max(self.options.min_batch_size, self.size // 2)
+        time.sleep(backoff_delay(failed, self.settings))
+
     def _fail(self, conn: psycopg.Connection, chunk: int, exc: BatchError,
-              message: str | None = None) -> None:
+              message: str | None = None) -> NoReturn:
         """Record the error and key range, release the chunk, stop as failed."""
         error = message or str(exc)
         with conn.transaction():

@@ -32,14 +32,16 @@ def _summary(result: Any) -> None:
         render.out.print(f"stopped: the backfill is {result.status}", markup=False)
 
 
-def _run(state: State, spec: str, workers: int, restart: bool, fmt: str, quiet: bool) -> None:
+def _run(state: State, spec: str, workers: int, restart: bool, fmt: str, quiet: bool,
+         max_failed_batches: int | None = None) -> None:
     from umbau.backfill import load_backfill, run_backfill
 
     settings = state.settings
     definition = load_backfill(spec, settings.root)
     with render.progress(quiet=quiet or fmt != "text") as on_event:
         result = run_backfill(settings, definition, workers=workers, source=spec,
-                              restart=restart, on_event=on_event)
+                              restart=restart, on_event=on_event,
+                              max_failed_batches=max_failed_batches, handle_signals=True)
     if fmt == "json":
         render.as_json(result.as_dict())
     else:
@@ -53,12 +55,16 @@ def _run(state: State, spec: str, workers: int, restart: bool, fmt: str, quiet: 
 @click.option("--dry-run", is_flag=True,
               help="Count the rows and time one sample batch that is rolled back.")
 @click.option("--restart", is_flag=True,
-              help="Forget the recorded state (cancelled, or a changed definition) first.")
+              help="Forget the recorded state (cancelled, or a changed definition) first; "
+                   "refused while a live worker runs it.")
+@click.option("--max-failed-batches", type=click.IntRange(min=0), default=None,
+              help="Failure budget: failed batches retried before the backfill fails "
+                   "[default: backfill.max_failed_batches, 0].")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @FORMAT
 @pass_state
-def run_cmd(state: State, spec: str, workers: int, dry_run: bool, restart: bool, quiet: bool,
-            fmt: str) -> None:
+def run_cmd(state: State, spec: str, workers: int, dry_run: bool, restart: bool,
+            max_failed_batches: int | None, quiet: bool, fmt: str) -> None:
     """Run the backfill SPEC (module:attribute), or join/resume it."""
     if dry_run:
         from umbau.backfill import dry_run as run_dry
@@ -75,7 +81,7 @@ def run_cmd(state: State, spec: str, workers: int, dry_run: bool, restart: bool,
             f"in {result.sample_s * 1000:.0f} ms (rolled back); estimate {estimate} "
             "with one worker", markup=False)
         return
-    _run(state, spec, workers, restart, fmt, quiet)
+    _run(state, spec, workers, restart, fmt, quiet, max_failed_batches)
 
 
 @backfill.command("status")
@@ -102,6 +108,8 @@ def status_cmd(state: State, name: str | None, fmt: str) -> None:
         s = found[0]
         if s.last_error_range:
             render.out.print(f"failed key range: {s.last_error_range}", markup=False)
+        if s.held:
+            render.out.print(f"batches held: {s.held}", markup=False)
         render.table(None, ["chunk", "from", "to", "checkpoint", "status", "rows", "owner"],
                      [[c.chunk, _key(c.lower_key), _key(c.upper_key), _key(c.checkpoint),
                        c.status, c.rows_done, c.owner or ""] for c in s.chunks])

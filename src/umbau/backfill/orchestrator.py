@@ -1,16 +1,11 @@
-"""Running a backfill: plan its chunks once, run workers, verify, record the outcome.
-
-Also the small commands on the state table: status, pause, resume, cancel.
-"""
+"""Running a backfill: plan its chunks once, run workers, verify, record the outcome."""
 
 from __future__ import annotations
 
 import math
-import multiprocessing
-import os
-import sys
+import signal
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,22 +16,26 @@ from psycopg.types.json import Jsonb
 
 from umbau.backfill import state
 from umbau.backfill.api import Backfill
-from umbau.backfill.batch import Changer, sample_batch
+from umbau.backfill.batch import Changer
 from umbau.backfill.options import Options, resolve
+from umbau.backfill.processes import STOP_GRACE, StopRequest, run_processes
 from umbau.backfill.table import TableInfo, inspect_table, user_sql
-from umbau.backfill.worker import Worker, connect_raw, set_timeouts
+from umbau.backfill.worker import Worker, open_session
 from umbau.errors import (
     BackfillDefinitionChanged,
     BackfillError,
     BackfillFailed,
-    UmbauError,
+    BackfillInterrupted,
+    BackfillInUse,
+    BackfillStateLost,
     UsageError,
     VerificationFailed,
 )
 from umbau.events import Event, EventHandler, emit
+from umbau.postgres.driver import Fault, fault, translate
+from umbau.postgres.errors import describe_error
 from umbau.settings import Settings
 
-PROGRESS_INTERVAL = 0.5
 SAMPLE_KEYS = 10
 SAMPLE_ROWS = 20_000
 
@@ -84,22 +83,6 @@ class BackfillResult:
         }
 
 
-@dataclass
-class DryRunResult:
-    name: str
-    table: str
-    key: list[str]
-    rows: int
-    sample_rows: int
-    sample_s: float
-    estimate_s: float | None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "table": self.table, "key": self.key, "rows": self.rows,
-                "sample_rows": self.sample_rows, "sample_s": round(self.sample_s, 4),
-                "estimate_s": None if self.estimate_s is None else round(self.estimate_s, 1)}
-
-
 @contextmanager
 def _connection(settings: Settings,
                 given: psycopg.Connection | None) -> Iterator[psycopg.Connection]:
@@ -107,53 +90,102 @@ def _connection(settings: Settings,
     if given is not None:
         yield given
         return
-    with connect_raw(settings.require_database_url()) as conn:
-        set_timeouts(conn, settings)
+    with open_session(settings) as conn:
         yield conn
 
 
 def run_backfill(settings: Settings, backfill: Backfill, *, workers: int = 1,
                  source: str | None = None, restart: bool = False,
                  on_event: EventHandler | None = None,
-                 connection: psycopg.Connection | None = None) -> BackfillResult:
+                 connection: psycopg.Connection | None = None,
+                 max_failed_batches: int | None = None,
+                 handle_signals: bool = False) -> BackfillResult:
     """Run (or join, or resume) a backfill until every row is done, then verify it.
 
-    Raises BackfillFailed (resumable), BackfillDefinitionChanged, NoUsableKey,
-    VerificationFailed. A paused or cancelled backfill returns with that status.
     ``connection``: an autocommit psycopg connection to run on (one worker only).
     ``on_event``: receives ``backfill_progress`` events (rows done of the total, rows/s
-    of this run, ETA in seconds) after each batch, or each poll with several workers.
+    of this run, ETA in seconds; ``data["held"]`` says why batches wait) after each
+    batch, or each poll with several workers.
+    ``max_failed_batches``: the failure budget (overrides ``[tool.umbau.backfill]``).
+    ``handle_signals``: SIGINT/SIGTERM stop the run after the current batches (the CLI
+    sets it; main thread only). Raises BackfillFailed (resumable), BackfillInterrupted,
+    BackfillInUse (``restart`` while a live worker owns it), BackfillStateLost,
+    BackfillDefinitionChanged, NoUsableKey, UsageError, VerificationFailed. A paused or
+    cancelled backfill returns with that status.
     """
     if workers < 1:
         raise UsageError("--workers must be 1 or more")
     if connection is not None and workers != 1:
         raise UsageError("a backfill on a given connection runs with one worker")
-    options = resolve(settings, backfill)
+    options = resolve(settings, backfill, max_failed_batches=max_failed_batches)
     started = time.perf_counter()
     with _connection(settings, connection) as conn:
-        state.ensure_tables(conn)
         table = inspect_table(conn, backfill.table, backfill.key)
         changer = Changer(backfill, table)
         changer.check(conn)
+        state.ensure_tables(conn)  # after the checks: bad input leaves the database as it was
         if restart:
-            with conn.transaction():
-                state.reset(conn, backfill.name)
+            _restart(conn, backfill.name)
         current = _prepare(conn, backfill, table, options, workers, source)
         if current.status == "done":
-            verification = _verify(conn, backfill, table)
-            if verification is not None and not verification.ok:
-                _raise_verification(backfill, verification)
-            return BackfillResult(backfill.name, "done", 0, current.rows_done, 0.0, 0, workers,
-                                  verification, already_done=True)
-        rows_before, retries_before = current.rows_done, current.retries
-    reporter = _Reporter(settings, backfill.name, current.rows_total, workers, on_event,
-                         rows_before)
-    if workers == 1:
-        Worker(settings, backfill.name, changer, options, on_batch=reporter.batch).run(connection)
-    else:
-        _run_processes(settings, backfill, changer, options, workers, reporter)
+            return _already_done(conn, backfill, table, current, workers)
+        before = _Before(current.rows_done, current.retries, started)
+    reporter = _Reporter(backfill.name, current.rows_total, workers, on_event,
+                         before.rows)
+    stop, killed = _work(settings, changer, options, workers, reporter, connection,
+                         handle_signals)
     with _connection(settings, connection) as conn:
-        return _finish(conn, backfill, table, workers, started, rows_before, retries_before)
+        return _finish(conn, backfill, table, workers, before, stop.signal, killed)
+
+
+@dataclass(frozen=True)
+class _Before:
+    """Where the backfill stood when this run began."""
+
+    rows: int
+    retries: int
+    started: float
+
+
+def _work(settings: Settings, changer: Changer, options: Options, workers: int,
+          reporter: _Reporter, connection: psycopg.Connection | None,
+          handle_signals: bool) -> tuple[StopRequest, int]:
+    """Run the workers; returns the stop request and how many workers were killed."""
+    if workers > 1:
+        return run_processes(settings, changer, options, workers, reporter.report,
+                             handle_signals)
+    stop = StopRequest()
+    with stop.on_signals(handle_signals):
+        Worker(settings, changer.backfill.name, changer, options, on_batch=reporter.batch,
+               should_stop=stop.is_set, on_hold=reporter.hold).run(connection)
+    return stop, 0
+
+
+def _restart(conn: psycopg.Connection, name: str) -> None:
+    """Forget the backfill's state, unless a live worker still owns part of it."""
+    try:
+        with conn.transaction():
+            live = state.reset(conn, name)
+    except psycopg.Error as exc:
+        if fault(exc, conn) is not Fault.RETRY:
+            raise translate(exc, f"backfill {name}: --restart", conn) from exc
+        # A batch held its chunk longer than lock_timeout: it is running right now.
+        live = state.live_owners(conn, name)
+    if live:
+        raise BackfillInUse(
+            f"backfill {name} is running: {live[0]}"
+            f"{f' (and {len(live) - 1} more)' if len(live) > 1 else ''}; "
+            f"stop it first (`umbau backfill pause {name}`, or wait for it), then --restart",
+            [str(owner) for owner in live])
+
+
+def _already_done(conn: psycopg.Connection, backfill: Backfill, table: TableInfo,
+                  current: state.BackfillState, workers: int) -> BackfillResult:
+    verification = _verify(conn, backfill, table)
+    if verification is not None and not verification.ok:
+        _raise_verification(backfill, verification)
+    return BackfillResult(backfill.name, "done", 0, current.rows_done, 0.0, 0, workers,
+                          verification, already_done=True)
 
 
 def _prepare(conn: psycopg.Connection, backfill: Backfill, table: TableInfo, options: Options,
@@ -162,13 +194,16 @@ def _prepare(conn: psycopg.Connection, backfill: Backfill, table: TableInfo, opt
     existing = state.load(conn, backfill.name)
     if existing is None:
         with conn.transaction():
-            rows_total, bounds, kmin, kmax = _plan_chunks(conn, backfill, table, options, workers)
+            with scanning(conn, backfill.name, f"counting the rows of {table.name}"):
+                rows_total, bounds, kmin, kmax = _plan_chunks(conn, backfill, table, options,
+                                                              workers)
             state.create(conn, name=backfill.name, table=table.name, key=table.key,
                          kind=backfill.kind, fingerprint=backfill.fingerprint(),
                          definition=backfill.definition(), source=source, rows_total=rows_total,
                          bounds=bounds, key_min=kmin, key_max=kmax)
         existing = state.load(conn, backfill.name)
-        assert existing is not None
+        if existing is None:
+            raise _state_lost(backfill.name)
     if existing.fingerprint != backfill.fingerprint():
         raise BackfillDefinitionChanged(
             f"backfill {backfill.name} already exists ({existing.status}) with a different "
@@ -187,6 +222,20 @@ def _prepare(conn: psycopg.Connection, backfill: Backfill, table: TableInfo, opt
     return existing
 
 
+@contextmanager
+def scanning(conn: psycopg.Connection, name: str, what: str) -> Iterator[None]:
+    """A scan of the whole table (count, plan, verify): its errors in one line, a
+    statement_timeout with the way out."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        if fault(exc, conn) is Fault.TIMEOUT:
+            raise BackfillError(
+                f"backfill {name}: {what} hit statement_timeout ({describe_error(exc)}): give "
+                "the backfill a longer one (--statement-timeout 30min, or off) and rerun") from exc
+        raise translate(exc, f"backfill {name}: {what}", conn) from exc
+
+
 def _plan_chunks(conn: psycopg.Connection, backfill: Backfill, table: TableInfo,
                  options: Options, workers: int) -> tuple[int, list[list[str]],
                                                           list[str] | None, list[str] | None]:
@@ -195,7 +244,7 @@ def _plan_chunks(conn: psycopg.Connection, backfill: Backfill, table: TableInfo,
     The first chunk starts below the smallest key and the last one ends above the
     largest, so rows inserted at either end while the backfill runs are covered too.
     """
-    rows_total, all_rows = _count(conn, backfill, table)
+    rows_total, all_rows = count_rows(conn, backfill, table)
     wanted = options.chunks or max(workers * 4 if workers > 1 else 1,
                                    math.ceil(all_rows / options.rows_per_chunk))
     wanted = max(1, min(wanted, all_rows or 1, 4096))
@@ -223,7 +272,7 @@ def _bounds(conn: psycopg.Connection, table: TableInfo, all_rows: int,
     return [keys[int(step * i)] for i in range(1, wanted)]
 
 
-def _count(conn: psycopg.Connection, backfill: Backfill, table: TableInfo) -> tuple[int, int]:
+def count_rows(conn: psycopg.Connection, backfill: Backfill, table: TableInfo) -> tuple[int, int]:
     """(rows ``where`` selects, all rows) of the table."""
     where = user_sql(backfill.where) if backfill.where else sql.SQL("TRUE")
     row = conn.execute(sql.SQL("SELECT count(*) FILTER (WHERE {}), count(*) FROM {}").format(
@@ -237,24 +286,30 @@ def _scalar(conn: psycopg.Connection, query: sql.Composed) -> int:
 
 
 class _Reporter:
-    """Turns batches (one worker) or the state table (several) into progress events."""
+    """Turns batches and holds (one worker) or the state table (several) into
+    ``backfill_progress`` events."""
 
-    def __init__(self, settings: Settings, name: str, rows_total: int | None, workers: int,
+    def __init__(self, name: str, rows_total: int | None, workers: int,
                  on_event: EventHandler | None, rows_before: int) -> None:
-        self.settings = settings
         self.name = name
         self.rows_total = rows_total
         self.workers = workers
         self.on_event = on_event
         self.rows_before = rows_before
         self.rows_run = 0
+        self.held: str | None = None
         self.started = time.perf_counter()
 
     def batch(self, batch: Any) -> None:
         self.rows_run += batch.rows
-        self.report(self.rows_before + self.rows_run, 0, 0)
+        self.report(self.rows_before + self.rows_run, 0, 0, self.held)
 
-    def report(self, rows_done: int, chunks_done: int, chunks: int) -> None:
+    def hold(self, reason: str | None) -> None:
+        self.held = reason
+        self.report(self.rows_before + self.rows_run, 0, 0, reason)
+
+    def report(self, rows_done: int, chunks_done: int, chunks: int,
+               held: str | None = None) -> None:
         if self.on_event is None:
             return
         elapsed = time.perf_counter() - self.started
@@ -262,67 +317,62 @@ class _Reporter:
         eta = None
         if self.rows_total and rate > 0:
             eta = max(0.0, (self.rows_total - rows_done) / rate)
-        emit(self.on_event, Event("backfill_progress", message=f"backfill {self.name}",
-                                  done=rows_done, total=self.rows_total, unit="rows",
-                                  rate=rate, eta=eta, duration=elapsed))
+        message = f"backfill {self.name}" + (f" (held: {held})" if held else "")
+        emit(self.on_event, Event("backfill_progress", message=message, done=rows_done,
+                                  total=self.rows_total, unit="rows", rate=rate, eta=eta,
+                                  duration=elapsed,
+                                  data={"held": held, "chunks_done": chunks_done,
+                                        "chunks": chunks, "workers": self.workers}))
 
 
-def _run_processes(settings: Settings, backfill: Backfill, changer: Changer, options: Options,
-                   workers: int, reporter: _Reporter) -> None:
-    """N forked workers (they inherit the backfill, transform included); the parent
-    polls the state table for progress. Children stop when the parent dies."""
-    ctx = multiprocessing.get_context("fork")
-    parent = os.getpid()
-    procs = [ctx.Process(target=_child, args=(settings, backfill.name, changer, options, parent),
-                         daemon=True) for _ in range(workers)]
-    for proc in procs:
-        proc.start()
-    try:
-        with connect_raw(settings.require_database_url()) as conn:
-            while any(p.is_alive() for p in procs):
-                reporter.report(*state.progress(conn, backfill.name))
-                time.sleep(PROGRESS_INTERVAL)
-            reporter.report(*state.progress(conn, backfill.name))
-    finally:
-        for proc in procs:
-            proc.join(timeout=5)
-            if proc.is_alive():
-                proc.kill()
-
-
-def _child(settings: Settings, name: str, changer: Changer, options: Options,
-           parent: int) -> None:
-    try:
-        Worker(settings, name, changer, options,
-               should_stop=lambda: os.getppid() != parent).run()
-    except BackfillFailed:
-        os._exit(3)  # recorded in umbau_backfills; the parent reads it there
-    except UmbauError as exc:
-        # One line, not a child's traceback; the parent then reports the chunks left.
-        print(f"umbau: error: worker {os.getpid()}: {exc}", file=sys.stderr, flush=True)
-        os._exit(exc.exit_code)
+def _state_lost(name: str) -> BackfillStateLost:
+    return BackfillStateLost(
+        f"backfill {name}: its state vanished while this run worked on it (reset with "
+        "--restart elsewhere?); the rows changed so far stay changed: see `umbau backfill "
+        "status`, then rerun")
 
 
 def _finish(conn: psycopg.Connection, backfill: Backfill, table: TableInfo, workers: int,
-            started: float, rows_before: int, retries_before: int) -> BackfillResult:
+            before: _Before, stopped_by: int | None, killed: int) -> BackfillResult:
     """Read the outcome from the state table; verify and mark done when every chunk is."""
     current = state.load(conn, backfill.name)
-    assert current is not None
-    rows = current.rows_done - rows_before
-    retries = current.retries - retries_before
-    duration = time.perf_counter() - started
+    if current is None or current.fingerprint != backfill.fingerprint():
+        raise _state_lost(backfill.name)
+    rows = current.rows_done - before.rows
+    retries = current.retries - before.retries
+    duration = time.perf_counter() - before.started
     if current.status == "failed":
         raise BackfillFailed(
             f"backfill {backfill.name} failed in key range {current.last_error_range}: "
             f"{(current.last_error or '').splitlines()[0]}; fix the cause and rerun to "
             "resume from the checkpoint", current.last_error_range)
     left = state.open_chunks(conn, backfill.name)
+    if left and stopped_by is not None:
+        raise _interrupted(backfill.name, current, stopped_by, killed)
     if current.status != "running" or left:
         if current.status == "running":
             raise BackfillFailed(f"backfill {backfill.name}: a worker stopped with {left} "
                                  "chunk(s) left: rerun to resume from the checkpoint")
         return BackfillResult(backfill.name, current.status, rows, current.rows_done,
                               duration, retries, workers)
+    return _complete(conn, backfill, table, workers, current, rows, retries, duration)
+
+
+def _interrupted(name: str, current: state.BackfillState, number: int,
+                 killed: int) -> BackfillInterrupted:
+    total = "?" if current.rows_total is None else f"{current.rows_total:,}"
+    late = (f" ({killed} worker(s) still busy after {STOP_GRACE:g} s were killed: their open "
+            "batches rolled back)") if killed else ""
+    return BackfillInterrupted(
+        f"backfill {name} stopped by {signal.Signals(number).name} after the current batches: "
+        f"{current.rows_done:,} of {total} rows done{late}; rerun to resume",
+        number, current.rows_done, current.rows_total)
+
+
+def _complete(conn: psycopg.Connection, backfill: Backfill, table: TableInfo, workers: int,
+              current: state.BackfillState, rows: int, retries: int,
+              duration: float) -> BackfillResult:
+    """Every chunk is done: verify, then mark the backfill done (or failed)."""
     verification = _verify(conn, backfill, table)
     if verification is not None:
         conn.execute("UPDATE umbau_backfills SET verification = %s WHERE name = %s",
@@ -342,14 +392,19 @@ def _verify(conn: psycopg.Connection, backfill: Backfill, table: TableInfo) -> V
     """Count the rows for which ``verify`` is not true (false or NULL), with a sample."""
     if not backfill.verify:
         return None
-    failing = sql.SQL("{} IS NOT TRUE").format(user_sql(backfill.verify))
+    with scanning(conn, backfill.name, f"verifying {table.name}"):
+        return _count_failing(conn, backfill.verify, table)
+
+
+def _count_failing(conn: psycopg.Connection, predicate: str, table: TableInfo) -> Verification:
+    failing = sql.SQL("{} IS NOT TRUE").format(user_sql(predicate))
     count = _scalar(conn, sql.SQL("SELECT count(*) FROM {} WHERE {}").format(table.ident,
                                                                                 failing))
     sample = [list(r) for r in conn.execute(sql.SQL(
         "SELECT {} FROM {} WHERE {} ORDER BY {} LIMIT {}").format(
         table.key_text(), table.ident, failing, table.key_cols(), sql.Literal(SAMPLE_KEYS)),
         [])]
-    return Verification(backfill.verify, count, sample)
+    return Verification(predicate, count, sample)
 
 
 def _raise_verification(backfill: Backfill, verification: Verification) -> None:
@@ -358,65 +413,3 @@ def _raise_verification(backfill: Backfill, verification: Verification) -> None:
         f"backfill {backfill.name} is done but {verification.failing_rows} row(s) fail "
         f"`{verification.predicate}` (keys {keys}): fix the change or the data and check "
         "with `umbau backfill status`", verification.failing_rows, verification.sample)
-
-
-def dry_run(settings: Settings, backfill: Backfill) -> DryRunResult:
-    """Count the rows and time one sample batch that is rolled back; no state is written."""
-    options = resolve(settings, backfill)
-    with connect_raw(settings.require_database_url()) as conn:
-        set_timeouts(conn, settings)
-        table = inspect_table(conn, backfill.table, backfill.key)
-        changer = Changer(backfill, table)
-        changer.check(conn)
-        rows, all_rows = _count(conn, backfill, table)
-        sample_rows, seconds = sample_batch(conn, changer, options.batch_size)
-    # The run pages over every key, not only the rows `where` selects: the sample
-    # batch covered `batch_size` keys of them.
-    scanned = min(options.batch_size, max(all_rows, 1))
-    estimate = all_rows * seconds / scanned if seconds > 0 else None
-    return DryRunResult(backfill.name, table.name, list(table.key), rows, sample_rows, seconds,
-                        estimate)
-
-
-def backfill_status(settings: Settings, name: str | None = None) -> list[state.BackfillState]:
-    """The state of one backfill (BackfillError if unknown) or of all of them."""
-    with connect_raw(settings.require_database_url()) as conn:
-        names = [name] if name else state.list_names(conn)
-        found = [s for s in (state.load(conn, n) for n in names) if s is not None]
-    if name and not found:
-        raise BackfillError(f"no backfill named {name!r}: see `umbau backfill status` for the "
-                            "known ones")
-    return found
-
-
-def _transition(settings: Settings, name: str, to: str, only_from: Sequence[str]) -> str:
-    with connect_raw(settings.require_database_url()) as conn:
-        current = state.load(conn, name)
-        if current is None:
-            raise BackfillError(f"no backfill named {name!r}: see `umbau backfill status`")
-        if current.status == to:
-            return to
-        if not state.set_status(conn, name, to, only_from=only_from):
-            raise BackfillError(f"backfill {name} is {current.status}, it cannot become {to}: "
-                                "see `umbau backfill status`")
-    return to
-
-
-def pause(settings: Settings, name: str) -> str:
-    """Workers stop after their current batch; ``resume`` continues."""
-    return _transition(settings, name, "paused", ["running"])
-
-
-def resume(settings: Settings, name: str) -> str:
-    """Mark a paused (or failed) backfill running again; run it to continue."""
-    return _transition(settings, name, "running", ["paused", "failed"])
-
-
-def cancel(settings: Settings, name: str) -> str:
-    """Stop for good after the current batches; changed rows stay changed."""
-    return _transition(settings, name, "cancelled", ["running", "paused", "failed"])
-
-
-def stored_source(settings: Settings, name: str) -> str | None:
-    """The ``module:attribute`` a backfill was started from, if the CLI started it."""
-    return backfill_status(settings, name)[0].source
