@@ -33,7 +33,8 @@
     │   ├── NoUsableKey                20  table without a primary key / unique NOT NULL key
     │   ├── BackfillDefinitionChanged  20  same name, different definition
     │   └── BackfillFailed             20  a batch failed (transform, SQL, retries); resumable
-    └── VerificationFailed             21  rows that do not satisfy the backfill's verify
+    ├── VerificationFailed             21  rows that do not satisfy the backfill's verify
+    └── PayloadError                   34  a payload chain or document umbau cannot walk
 
 Exit code 3 is not an error: ``umbau check`` returns it when revisions are pending.
 Every message is one line that says what to do next.
@@ -61,6 +62,7 @@ EXIT_BACKUP_CORRUPT = 14
 EXIT_UNSAFE = 15
 EXIT_BACKFILL = 20
 EXIT_VERIFICATION = 21
+EXIT_PAYLOAD = 34
 
 
 class UmbauError(Exception):
@@ -240,3 +242,10 @@ class UnsafeMigration(UmbauError):
     def __init__(self, message: str, findings: Sequence[object] = ()) -> None:
         super().__init__(message)
         self.findings = tuple(findings)
+
+
+class PayloadError(UmbauError):
+    """A versioned payload that cannot be upgraded: unknown kind or version, a gap or a
+    cycle in the chain, a duplicate upgrader, or a step that failed (umbau.payload)."""
+
+    exit_code = EXIT_PAYLOAD
