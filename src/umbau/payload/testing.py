@@ -17,7 +17,7 @@ compares them with the Python upgraders.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,8 +124,9 @@ def check_never_crashes(kind: str, samples: Samples, *, registry: Registry | Non
     reg = _registry(registry)
     for version, docs in samples.items():
         for doc in docs:
-            check = settings(max_examples=max_examples, deadline=None, database=None)(
-                given(like(doc))(_upgrades_from(reg, kind, version)))
+            check: Callable[[], None] = settings(
+                max_examples=max_examples, deadline=None, database=None)(
+                given(like(doc))(_upgrades_from(reg, kind, version)))  # type: ignore[no-untyped-call]
             check()
 
 
