@@ -97,14 +97,14 @@ _SQL_1_0_TO_2_0 = """jsonb_set({doc}, '{metadata}',
      ELSE '{}' END) - 'processing_time'
     || jsonb_build_object('processing_ms', round(coalesce(
         CASE jsonb_typeof({doc} #> '{metadata,processing_time}') WHEN 'number'
-        THEN ({doc} #>> '{metadata,processing_time}')::numeric END, 0) * 1000)::bigint))
+        THEN ({doc} #>> '{metadata,processing_time}')::numeric END, 0) * 1000)))
     || '{"version": "2.0"}'"""
 
 
 def _milliseconds(seconds: Any) -> int:
     if isinstance(seconds, bool) or not isinstance(seconds, int | float):
         return 0
-    return int((Decimal(repr(seconds)) * 1000).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    return int(Decimal(repr(seconds)).scaleb(3).to_integral_value(rounding=ROUND_HALF_UP))
 
 
 @payload.upgrader(KIND, from_="1.0", to="2.0", sql=_SQL_1_0_TO_2_0)
