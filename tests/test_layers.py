@@ -23,12 +23,17 @@ LEVELS: dict[str, int] = {
     "umbau": 0, "umbau.__main__": 0, "umbau._version": 99,
     "umbau.cli": 10,
     "umbau.commands": 20,
+    # the dashboard shows what the commands answer
+    "umbau.dashboard": 15,
     **{f"umbau.{room}": 30 for room in ("testing", "lint", "backup", "backfill", "ops",
-                                        "fleet", "release", "payload", "dashboard")},
+                                        "fleet", "release", "web")},
     "umbau.runner": 40,
     "umbau.plan": 41,
     "umbau.retry": 42,
     "umbau.loader": 69,
+    # versioned payloads: pure chains of document upgraders (and their SQL forms), used by
+    # backfills, the web helpers and applications' models
+    "umbau.payload": 65,
     "umbau.alembic_bridge": 50,
     "umbau.sql": 60,
     "umbau.postgres": 60,

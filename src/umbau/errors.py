@@ -33,10 +33,11 @@
     │   ├── NoUsableKey                20  table without a primary key / unique NOT NULL key
     │   ├── BackfillDefinitionChanged  20  same name, different definition
     │   ├── BackfillFailed             20  a batch failed (transform, SQL, retries); resumable
-│   ├── BackfillInUse              24  --restart while a live worker owns the backfill
-│   ├── BackfillStateLost          25  the state vanished under a running backfill
-│   └── BackfillInterrupted   130/143  SIGINT/SIGTERM: stopped after the current batches
-    └── VerificationFailed             21  rows that do not satisfy the backfill's verify
+    │   ├── BackfillInUse              24  --restart while a live worker owns the backfill
+    │   ├── BackfillStateLost          25  the state vanished under a running backfill
+    │   └── BackfillInterrupted   130/143  SIGINT/SIGTERM: stopped after the current batches
+    ├── VerificationFailed             21  rows that do not satisfy the backfill's verify
+    └── PayloadError                   34  a payload chain or document umbau cannot walk
 
 Exit code 3 is not an error: ``umbau check`` returns it when revisions are pending.
 Every message is one line that says what to do next.
@@ -66,6 +67,8 @@ EXIT_BACKFILL = 20
 EXIT_VERIFICATION = 21
 EXIT_BACKFILL_IN_USE = 24
 EXIT_BACKFILL_STATE_LOST = 25
+
+EXIT_PAYLOAD = 34
 
 
 class UmbauError(Exception):
@@ -277,3 +280,9 @@ class BackfillInterrupted(BackfillError):
         self.signal_number = signal_number
         self.rows_done = rows_done
         self.rows_total = rows_total
+
+class PayloadError(UmbauError):
+    """A versioned payload that cannot be upgraded: unknown kind or version, a gap or a
+    cycle in the chain, a duplicate upgrader, or a step that failed (umbau.payload)."""
+
+    exit_code = EXIT_PAYLOAD

@@ -27,6 +27,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from ablage_app import ocr_formats
+from umbau.payload.types import VersionedJSON
+
 
 def _now() -> Any:
     return text("now()")
@@ -89,7 +92,11 @@ class UserRole(Base):
 
 
 class Document(Base):
-    """An uploaded document and its OCR result (``ocr_result`` in the 1.0 format)."""
+    """An uploaded document and its OCR result.
+
+    ``ocr_result`` is stored in the 1.0 format by release 1.0.0 and in the 2.0 format once
+    the ``ocr_result_2_0`` backfill has run; it is always read in the 2.0 format.
+    """
 
     __tablename__ = "documents"
     __table_args__ = (
@@ -106,7 +113,7 @@ class Document(Base):
     content_type: Mapped[str] = mapped_column(String(100))
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(String(20), server_default="pending")
-    ocr_result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    ocr_result: Mapped[dict[str, Any] | None] = mapped_column(VersionedJSON(ocr_formats.KIND))
     created_at: Mapped[dt.datetime] = _timestamp()
     updated_at: Mapped[dt.datetime] = _timestamp()
     confidence_score: Mapped[Decimal | None] = mapped_column(

@@ -7,10 +7,13 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from umbau.errors import UsageError
 from umbau.loader import load_object, split_spec
+
+if TYPE_CHECKING:
+    from umbau.payload.registry import Registry
 
 Row = dict[str, Any]
 Transform = Callable[[list[Row]], "Sequence[Row] | None"]
@@ -54,6 +57,18 @@ class Backfill:
             raise UsageError(f"backfill {self.name}: set= is empty: name at least one column")
         if self.transform is not None and not callable(self.transform):
             raise UsageError(f"backfill {self.name}: transform= must be a function")
+
+    @classmethod
+    def from_payload(cls, table: str, column: str, kind: str, *,
+                     registry: Registry | None = None, **options: Any) -> Backfill:
+        """Upgrade every document of payload ``kind`` in ``table.column`` to its latest
+        version (rows already there are not touched); see
+        :func:`umbau.backfill.payload.payload_backfill` for the options."""
+        from umbau import payload
+        from umbau.backfill.payload import payload_backfill
+
+        return cls(**payload_backfill(table, column, kind,
+                                      registry=registry or payload.registry, **options))
 
     @property
     def kind(self) -> str:

@@ -133,8 +133,9 @@ def _os_user() -> str | None:
         return None
 
 
-def read(conn: Connection, table: str, limit: int | None = None) -> list[HistoryRow]:
-    """The newest rows first; empty when the table does not exist yet."""
+def read(conn: Connection, table: str, limit: int | None = None,
+         offset: int = 0) -> list[HistoryRow]:
+    """The newest rows first, skipping ``offset``; empty when the table does not exist."""
     if not table_exists(conn, table):
         return []
     sql = (
@@ -144,4 +145,13 @@ def read(conn: Connection, table: str, limit: int | None = None) -> list[History
     )
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
+    if offset:
+        sql += f" OFFSET {int(offset)}"
     return [HistoryRow(*row) for row in conn.exec_driver_sql(sql)]
+
+
+def count(conn: Connection, table: str) -> int:
+    """How many rows the history table holds (0 when it does not exist)."""
+    if not table_exists(conn, table):
+        return 0
+    return int(conn.exec_driver_sql(f"SELECT count(*) FROM {quote_dotted(table)}").scalar_one())
