@@ -26,6 +26,7 @@
     │   ├── PgToolMissing              13  pg_dump/pg_restore not found
     │   ├── PgToolTooOld               13  client major version older than the server's
     │   └── InsufficientDiskSpace      13  less free space than the database needs
+    │   └── OwnerRoleMissing           26  restore: the backup's owner roles are missing
     ├── BackupCorrupt                  14  checksum, archive or restore-test check failed
     ├── UnsafeMigration                15  upgrade refused: error-level lint findings
     ├── TargetNotEmpty (Confirmation…) 10  restore/copy into a database that has tables
@@ -34,6 +35,9 @@
     │   ├── BackfillDefinitionChanged  20  same name, different definition
     │   └── BackfillFailed             20  a batch failed (transform, SQL, retries); resumable
     └── VerificationFailed             21  rows that do not satisfy the backfill's verify
+
+    KeyboardInterrupt (not an UmbauError: it unwinds like Ctrl-C, through every cleanup)
+    └── Terminated                    143  SIGTERM during backup, restore, copy or verify
 
 Exit code 3 is not an error: ``umbau check`` returns it when revisions are pending.
 Every message is one line that says what to do next.
@@ -61,6 +65,8 @@ EXIT_BACKUP_CORRUPT = 14
 EXIT_UNSAFE = 15
 EXIT_BACKFILL = 20
 EXIT_VERIFICATION = 21
+EXIT_OWNER_ROLE_MISSING = 26
+EXIT_TERMINATED = 143  # 128 + SIGTERM, as shells report it
 
 
 class UmbauError(Exception):
@@ -240,3 +246,28 @@ class UnsafeMigration(UmbauError):
     def __init__(self, message: str, findings: Sequence[object] = ()) -> None:
         super().__init__(message)
         self.findings = tuple(findings)
+
+
+class OwnerRoleMissing(BackupFailed):
+    """A restore would fail on ``ALTER … OWNER TO``: roles that own objects in the backup
+    do not exist on the target (``--no-owner`` restores without ownership)."""
+
+    exit_code = EXIT_OWNER_ROLE_MISSING
+
+    def __init__(self, message: str, roles: Sequence[str]) -> None:
+        super().__init__(message)
+        self.roles = tuple(roles)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived while umbau ran a client program (``postgres.clients``): raised
+    like Ctrl-C's KeyboardInterrupt, so the same cleanup runs; the CLI exits 143."""
+
+    exit_code = EXIT_TERMINATED
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message

@@ -10,7 +10,7 @@ import pytest
 from backup_support import fill
 from sqlalchemy import text
 
-from umbau.backup import pg
+from umbau.postgres import scratch
 from umbau.postgres.connect import connect
 from umbau.settings import Settings
 
@@ -25,7 +25,7 @@ def make_database(server_url: str) -> Iterator[Callable[[], str]]:
         with connect(server_url, autocommit=True) as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
         names.append(name)
-        return pg.with_database(server_url, name)
+        return scratch.database_url(server_url, name)
 
     yield make
     with connect(server_url, autocommit=True) as conn:

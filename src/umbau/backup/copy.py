@@ -32,28 +32,14 @@ from umbau.backup.config import backup_config
 from umbau.backup.restore import check_target
 from umbau.errors import BackupFailed, UsageError
 from umbau.events import Event, EventHandler, emit
+from umbau.postgres import clients
+from umbau.postgres import dumpcatalog as catalog
 from umbau.postgres.connect import connect, describe, normalize_url
+from umbau.postgres.errors import describe_error
+from umbau.postgres.quoting import quote_ident
 from umbau.settings import Settings
 
-COLUMNS_SQL = """
-    SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull
-    FROM pg_attribute a
-    WHERE a.attrelid = CAST(:rel AS regclass) AND a.attnum > 0 AND NOT a.attisdropped
-      AND a.attgenerated = ''
-    ORDER BY a.attnum
-"""
-# Top-level foreign keys only (the copies PostgreSQL keeps on partitions have a
-# conparentid), with partitions folded into their root, as pg.tables() lists them.
-FOREIGN_KEYS_SQL = """
-    SELECT cn.nspname || '.' || c.relname, rn.nspname || '.' || r.relname
-    FROM pg_constraint k
-    JOIN pg_class c ON c.oid = coalesce(pg_partition_root(k.conrelid), k.conrelid)
-    JOIN pg_namespace cn ON cn.oid = c.relnamespace
-    JOIN pg_class r ON r.oid = coalesce(pg_partition_root(k.confrelid), k.confrelid)
-    JOIN pg_namespace rn ON rn.oid = r.relnamespace
-    WHERE k.contype = 'f' AND k.conparentid = 0
-"""
-SEQUENCES_SQL = "SELECT schemaname, sequencename FROM pg_sequences"
+_STOPPED = "copy stopped; the target was left as it was (its transaction rolled back)"
 # pg_dump 17.6/16.10/… wrap plain scripts in psql's \restrict … \unrestrict <key>;
 # only those lines are dropped (a function body may hold lines starting with "\").
 _PSQL_RESTRICT = re.compile(r"^\\(un)?restrict( \S+)?$")
@@ -101,20 +87,16 @@ def foreign_key_order(names: Sequence[str], edges: Sequence[tuple[str, str]]) ->
     return order
 
 
-def _resolve(infos: Sequence[pg.TableInfo], requested: Sequence[str]) -> list[pg.TableInfo]:
+def _resolve(infos: Sequence[catalog.TableInfo],
+             requested: Sequence[str]) -> list[catalog.TableInfo]:
+    """The tables named by ``--table`` (SQL identifier syntax), or all of them."""
     if not requested:
         return list(infos)
-    by_key = {i.key: i for i in infos}
-    chosen = []
-    for name in requested:
-        key = name if "." in name else f"public.{name}"
-        if key not in by_key:
-            raise UsageError(f"table {name} does not exist in the source: check --table")
-        chosen.append(by_key[key])
-    return chosen
+    chosen = [catalog.resolve(infos, name, where="the source") for name in requested]
+    return list(dict.fromkeys(chosen))
 
 
-def _check_closed(chosen: Sequence[pg.TableInfo], edges: Sequence[tuple[str, str]]) -> None:
+def _check_closed(chosen: Sequence[catalog.TableInfo], edges: Sequence[tuple[str, str]]) -> None:
     keys = {i.key for i in chosen}
     missing = sorted({(c, r) for c, r in edges if c in keys and r not in keys})
     if missing:
@@ -142,17 +124,18 @@ def copy(
     started = time.monotonic()
     step = "reading the source"
     try:
-        with connect(source_url) as src, connect(target_url) as dst:
-            check_target(pg.user_table_names(dst), clean=False, yes=False,
+        with clients.sigterm_as_interrupt(_STOPPED), connect(source_url) as src, \
+                connect(target_url) as dst:
+            check_target(catalog.user_table_names(dst), clean=False, yes=False,
                          where=describe(normalize_url(target_url)))
-            majors = max(pg.server_major(src), pg.server_major(dst))
+            majors = max(catalog.server_major(src), catalog.server_major(dst))
             dump_tool = pg.tool(config, "pg_dump", majors)
             src.rollback()  # the isolation level can change only between transactions
             src = src.execution_options(isolation_level="REPEATABLE READ")
             src.exec_driver_sql("SET TRANSACTION READ ONLY")
             snapshot = src.execute(text("SELECT pg_export_snapshot()")).scalar_one()
-            edges = [(str(c), str(r)) for c, r in src.execute(text(FOREIGN_KEYS_SQL))]
-            everything = pg.tables(src)
+            edges = catalog.foreign_keys(src)
+            everything = catalog.tables(src)
             chosen = _resolve(everything, tables)
             _check_closed(chosen, edges)
             columns = {i.key: _columns(src, i) for i in chosen}
@@ -166,6 +149,7 @@ def copy(
 
             emit(on_event, Event(kind="copy_step", message="schema", total=len(order)))
             step = "creating the schema (pre-data)"
+            _create_schemas(dst, chosen if tables else [])
             _run_script(dst, schema("pre-data"))
             for key in order:
                 info = by_key[key]
@@ -183,38 +167,38 @@ def copy(
             src.rollback()
     except (psycopg.Error, sa.exc.DBAPIError) as exc:
         # The target's transaction was rolled back with the connection: nothing is left.
-        orig = getattr(exc, "orig", None) or exc
-        first = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
-        raise BackupFailed(f"copy failed while {step}: {first}; the target was left as "
+        raise BackupFailed(f"copy failed while {step}: {describe_error(exc)}; the target "
+                           "was left as "
                            "it was: fix that (or the rules) and run it again") from exc
     result.duration_s = time.monotonic() - started
     return result
 
 
-def _selection(conn: Connection, chosen: Sequence[pg.TableInfo]) -> list[str]:
+def _selection(conn: Connection, chosen: Sequence[catalog.TableInfo]) -> list[str]:
     """pg_dump ``--table`` options for ``chosen`` and every partition of a partitioned
     one (``--table`` alone leaves partitions out before pg_dump 16)."""
     args: list[str] = []
     for info in chosen:
-        names = [info.qualified]
-        if info.partitioned:
-            names = [pg.qualified(s, n) for s, n in conn.execute(text(
-                "SELECT n.nspname, c.relname FROM pg_partition_tree(CAST(:rel AS regclass)) t "
-                "JOIN pg_class c ON c.oid = t.relid "
-                "JOIN pg_namespace n ON n.oid = c.relnamespace"), {"rel": info.qualified})]
-        for name in names:
+        for name in catalog.partitions(conn, info) if info.partitioned else [info.qualified]:
             args += ["--table", name]
     return args
 
 
-def _columns(conn: Connection, info: pg.TableInfo) -> list[anon.Column]:
-    rows = conn.execute(text(COLUMNS_SQL), {"rel": info.qualified})
-    return [anon.Column(name, type_, bool(not_null)) for name, type_, not_null in rows]
+def _create_schemas(conn: Connection, chosen: Sequence[catalog.TableInfo]) -> None:
+    """The schemas of the chosen tables: pg_dump ``--table`` leaves out the ``CREATE
+    SCHEMA`` of the schemas they live in (pg_dump docs, ``-t``)."""
+    for schema in sorted({i.schema for i in chosen} - {"public"}):
+        conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}"))
+
+
+def _columns(conn: Connection, info: catalog.TableInfo) -> list[anon.Column]:
+    return [anon.Column(name, type_, not_null)
+            for name, type_, not_null in catalog.columns(conn, info)]
 
 
 def _schema_sql(tool: Any, url: str, snapshot: str, section: str,
                 selection: Sequence[str]) -> str:
-    conninfo, env = pg.libpq(url)
+    conninfo, env = clients.conninfo(url)
     args = ["--schema-only", f"--section={section}", "--no-owner", "--no-privileges",
             "--snapshot", snapshot, *selection, "--dbname", conninfo]
     code, out, err = pg.capture(tool, args, env=env)
@@ -235,13 +219,13 @@ def _run_script(conn: Connection, sql: str) -> None:
         conn.exec_driver_sql("RESET ALL")
 
 
-def _copy_table(src: Connection, dst: Connection, info: pg.TableInfo,
+def _copy_table(src: Connection, dst: Connection, info: catalog.TableInfo,
                 columns: Sequence[anon.Column], rules: Any, salt: str) -> TableCopy:
     started = time.monotonic()
     anonymised = {name: rule.kind for name, rule in rules.items() if rule.kind != "keep"}
     if not columns:  # nothing to write (COPY t () is not valid SQL)
         return TableCopy(info.key, 0, time.monotonic() - started, anonymised)
-    names = ", ".join(pg.quote_ident(c.name) for c in columns)
+    names = ", ".join(quote_ident(c.name) for c in columns)
     select = anon.select_sql(info.rows_from, columns, rules, salt)
     raw_src = src.connection.driver_connection
     raw_dst = dst.connection.driver_connection
@@ -258,11 +242,10 @@ def _copy_table(src: Connection, dst: Connection, info: pg.TableInfo,
 def _set_sequences(src: Connection, dst: Connection) -> int:
     """Each sequence the target has, set as on the source: read from the sequence itself
     (``pg_sequences.last_value`` is NULL after ``setval(…, false)`` and hides is_called)."""
-    present = {(str(sch), str(n)) for sch, n in dst.execute(text(SEQUENCES_SQL))}
-    present &= {(str(sch), str(n)) for sch, n in src.execute(text(SEQUENCES_SQL))}
+    present = catalog.sequences(dst) & catalog.sequences(src)
     count = 0
     for schema, name in sorted(present):
-        name_sql = pg.qualified(schema, name)
+        name_sql = catalog.qualified(schema, name)
         value, called = src.execute(text(f"SELECT last_value, is_called FROM {name_sql}")).one()
         dst.execute(text("SELECT setval(CAST(:s AS regclass), :v, :c)"),
                     {"s": name_sql, "v": value, "c": called})

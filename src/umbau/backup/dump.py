@@ -8,7 +8,7 @@ import re
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,10 @@ from umbau.backup import pg
 from umbau.backup.config import BackupConfig, backup_config
 from umbau.errors import InsufficientDiskSpace, UmbauError, UsageError
 from umbau.events import Event, EventHandler, emit
+from umbau.postgres import clients
+from umbau.postgres import dumpcatalog as catalog
 from umbau.postgres.connect import connect
+from umbau.postgres.quoting import QualifiedName, parse_qualified
 from umbau.settings import Settings
 
 DiskFree = Callable[[Path], int]
@@ -35,15 +38,17 @@ def disk_free(path: Path) -> int:
 
 @dataclass
 class BackupResult:
-    """A finished backup: where it is and its manifest."""
+    """A finished backup: where it is, its manifest, and the leftovers of killed backups
+    it removed from the folder first."""
 
     path: Path
     manifest_file: Path
     manifest: dict[str, Any] = field(default_factory=dict)
+    cleaned: list[Path] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"path": str(self.path), "manifest_file": str(self.manifest_file),
-                "manifest": self.manifest}
+                "manifest": self.manifest, "cleaned": [str(p) for p in self.cleaned]}
 
 
 @dataclass(frozen=True)
@@ -88,7 +93,7 @@ class DumpOptions:
                 "exclude_tables": list(self.exclude_tables)}
 
 
-def _pattern_matches(pattern: str, info: pg.TableInfo) -> bool:
+def _pattern_matches(pattern: str, info: catalog.TableInfo) -> bool:
     """pg_dump's pattern rules, for the row counts: ``*`` and ``?`` are wildcards, a dot
     separates schema and table (no schema: the table in any schema), unquoted letters
     are folded to lower case, double quotes keep case and special characters."""
@@ -117,11 +122,43 @@ def _pattern_matches(pattern: str, info: pg.TableInfo) -> bool:
             and re.fullmatch(table, info.name) is not None)
 
 
-def _matches(info: pg.TableInfo, patterns: Sequence[str]) -> bool:
+def _matches(info: catalog.TableInfo, patterns: Sequence[str]) -> bool:
     return any(_pattern_matches(p, info) for p in patterns)
 
 
-def selected_tables(infos: Sequence[pg.TableInfo], options: DumpOptions) -> list[pg.TableInfo]:
+def _is_pattern(name: str) -> bool:
+    """A pg_dump pattern: ``*`` or ``?`` outside double quotes."""
+    return bool(re.search(r'[*?]', re.sub(r'"(?:[^"]|"")*"', "", name)))
+
+
+def exact_names(infos: Sequence[catalog.TableInfo], names: Sequence[str], *,
+                option: str, must_exist: bool) -> tuple[str, ...]:
+    """``names`` in SQL identifier syntax resolved to quoted exact names for pg_dump (a
+    missing one raises UsageError with "did you mean", when ``must_exist``); pg_dump
+    patterns (``*``, ``?``) are passed on as they are."""
+    out: list[str] = []
+    for name in names:
+        if _is_pattern(name):
+            out.append(name)
+        elif must_exist:
+            out.append(catalog.resolve(infos, name, option=option).qualified)
+        else:
+            parsed = parse_qualified(name)
+            out.append(QualifiedName(parsed.schema or "public", parsed.name).sql)
+    return tuple(out)
+
+
+def resolve_names(infos: Sequence[catalog.TableInfo], options: DumpOptions) -> DumpOptions:
+    """``options`` with ``--table`` and ``--exclude-table`` names made exact."""
+    return replace(options,
+                   tables=exact_names(infos, options.tables, option="--table",
+                                      must_exist=True),
+                   exclude_tables=exact_names(infos, options.exclude_tables,
+                                              option="--exclude-table", must_exist=False))
+
+
+def selected_tables(infos: Sequence[catalog.TableInfo],
+                    options: DumpOptions) -> list[catalog.TableInfo]:
     """The tables whose data the dump holds, matched as pg_dump matches ``--table`` and
     ``--exclude-table`` patterns."""
     if options.schema_only:
@@ -130,7 +167,7 @@ def selected_tables(infos: Sequence[pg.TableInfo], options: DumpOptions) -> list
     return [i for i in chosen if not _matches(i, options.exclude_tables)]
 
 
-def space_needed(config: BackupConfig, db_size: int, chosen: Sequence[pg.TableInfo],
+def space_needed(config: BackupConfig, db_size: int, chosen: Sequence[catalog.TableInfo],
                  options: DumpOptions) -> int:
     """Bytes to insist on: the database (or chosen tables) times the factor, plus a margin."""
     if options.schema_only:
@@ -157,7 +194,7 @@ def _mb(n: int) -> str:
 def read_revision(settings: Settings, conn: Connection, url: str) -> tuple[str, ...]:
     """The database's revision: the version table read directly, or through env.py when
     the project keeps it elsewhere."""
-    found = pg.version_table_revisions(conn)
+    found = catalog.version_table_revisions(conn)
     if found or (settings.alembic_config is None and settings.script_location is None):
         return found
     try:
@@ -179,20 +216,46 @@ def backup(
     reason: str = "manual",
     on_event: EventHandler | None = None,
 ) -> BackupResult:
-    """Dump the database into the backup folder and write the manifest beside it."""
+    """Dump the database into the backup folder and write the manifest beside it.
+
+    Interrupted (Ctrl-C, SIGTERM: :class:`~umbau.errors.Terminated`), nothing is left;
+    killed (``kill -9``), pg_dump dies with umbau and the ``.partial`` it leaves is
+    removed by the next backup into the folder (:func:`manifest.abandoned_partials`)."""
+    with clients.sigterm_as_interrupt(_STOPPED):
+        return _backup(settings, options, directory, database_url, free_space, reason,
+                       on_event)
+
+
+_STOPPED = "backup stopped; pg_dump was stopped and the partial backup removed"
+
+
+def _clean_abandoned(folder: Path, on_event: EventHandler | None) -> list[Path]:
+    """Remove the ``.partial`` leftovers of backups that were killed."""
+    found = mf.abandoned_partials(folder)
+    for path in found:
+        _remove(path)
+        emit(on_event, Event(kind="backup_cleaned", message=str(path)))
+    return found
+
+
+def _backup(settings: Settings, options: DumpOptions | None, directory: Path | None,
+            database_url: str | None, free_space: DiskFree, reason: str,
+            on_event: EventHandler | None) -> BackupResult:
     config = backup_config(settings)
     options = options or DumpOptions(format=config.format, jobs=config.jobs)
     options.check()
     url = database_url or settings.require_database_url()
     folder = mf.secure_dir((directory or config.dir).resolve())
+    cleaned = _clean_abandoned(folder, on_event)
     started = time.monotonic()
     created = datetime.now(UTC)
     with connect(url) as conn:
-        major = pg.server_major(conn)
-        version = pg.server_version(conn)
-        infos = pg.tables(conn)
+        major = catalog.server_major(conn)
+        version = catalog.server_version(conn)
+        infos = catalog.tables(conn)
+        options = resolve_names(infos, options)
         chosen = selected_tables(infos, options)
-        check_space(folder, space_needed(config, pg.database_size(conn), chosen, options),
+        check_space(folder, space_needed(config, catalog.database_size(conn), chosen, options),
                     free_space)
         revision = read_revision(settings, conn, url)
         conn.rollback()
@@ -200,6 +263,7 @@ def backup(
     database = pg.database_name(url)
     name = mf.backup_name(database, created, revision)
     final, partial = _reserve(folder, name, options.format)
+    lock = mf.hold(partial)
     mfile = mf.manifest_path(final)
     renamed = False
     try:
@@ -243,17 +307,19 @@ def backup(
         if renamed:
             _remove(final)
         raise
+    finally:
+        os.close(lock)
     emit(on_event, Event(kind="backup_done", message=str(final), duration=duration))
-    return BackupResult(final, mfile, manifest)
+    return BackupResult(final, mfile, manifest, cleaned)
 
 
 def _dump(url: str, tool: Any, options: DumpOptions, target: Path,
-          chosen: Sequence[pg.TableInfo], config: BackupConfig,
+          chosen: Sequence[catalog.TableInfo], config: BackupConfig,
           on_event: EventHandler | None,
           ) -> tuple[dict[str, dict[str, Any]], dict[str, float]]:
     """Run pg_dump on an exported snapshot while counting rows in that same snapshot, so
     the counts are exactly what the dump holds. Returns (counts, timings)."""
-    conninfo, env = pg.libpq(url)
+    conninfo, env = clients.conninfo(url)
 
     def on_line(line: str) -> None:
         match = _DUMPING.search(line)
@@ -268,7 +334,7 @@ def _dump(url: str, tool: Any, options: DumpOptions, target: Path,
         clock = time.monotonic()
         proc = pg.run(tool, args, env=env, on_line=on_line)
         try:
-            counts = pg.row_counts(snap, chosen, config.exact_count_below)
+            counts = catalog.row_counts(snap, chosen, config.exact_count_below)
             counted = time.monotonic() - clock
             pg.wait(proc, "pg_dump")
         except BaseException:

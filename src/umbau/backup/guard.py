@@ -26,12 +26,12 @@ from typing import Any
 from sqlalchemy import text
 
 from umbau import alembic_bridge as bridge
-from umbau.backup import pg
 from umbau.backup.config import backup_config
 from umbau.backup.dump import BackupResult, backup
 from umbau.backup.restore import RestoreResult, restore
 from umbau.errors import MigrationFailed, UsageError
 from umbau.events import Event, EventHandler, emit
+from umbau.postgres import dumpcatalog as catalog
 from umbau.postgres import history
 from umbau.postgres.connect import connect
 from umbau.settings import Settings
@@ -54,7 +54,7 @@ def decide(settings: Settings, project: bridge.Project, target: str, policy: str
     # Through env.py (custom version tables), without creating anything.
     with connect(settings.require_database_url()) as conn:
         current = bridge.current_heads(project, conn)
-        empty = not current and not pg.user_table_names(conn)
+        empty = not current and not catalog.user_table_names(conn)
     if policy == "never":
         return Decision(False, "before_upgrade = never", current)
     if empty and policy == "destructive":
@@ -155,7 +155,7 @@ def restore_for_rollback(settings: Settings, path: Path, created: str) -> Restor
     with connect(url) as conn:
         for key in result.leftover_tables:
             schema, _, name = key.partition(".")
-            conn.execute(text(f"DROP TABLE IF EXISTS {pg.qualified(schema, name)} CASCADE"))
+            conn.execute(text(f"DROP TABLE IF EXISTS {catalog.qualified(schema, name)} CASCADE"))
         for row in reversed(newer):
             history.record(conn, settings.history_table, revision=row.revision,
                            down_revision=row.down_revision, direction=row.direction,

@@ -107,22 +107,27 @@ def _size(n: Any) -> str:
 
 
 @cli.group(invoke_without_command=True)
-@click.option("--format", "dump_format", type=click.Choice(["custom", "directory"]),
+@click.option("--dump-format", type=click.Choice(["custom", "directory"]),
               help="pg_dump format (default: backup.format, custom).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "custom", "directory"]),
+              default="text", show_default=True,
+              help="Output format (custom/directory: the old spelling of --dump-format).")
 @click.option("--jobs", "-j", type=int, help="Parallel jobs (directory format).")
 @click.option("--schema-only", is_flag=True, help="Only the schema.")
 @click.option("--data-only", is_flag=True, help="Only the data.")
-@click.option("--table", "-t", "tables", multiple=True, help="Only this table (repeatable).")
+@click.option("--table", "-t", "tables", multiple=True,
+              help="Only this table, SQL syntax: app.orders, app.\"Orders\" (repeatable).")
 @click.option("--exclude-table", "-T", "excludes", multiple=True,
               help="Leave out this table (repeatable).")
 @click.option("--dir", "directory", type=click.Path(path_type=Path),
               help="Backup folder (default: backup.dir, ./backups).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--json", "as_json", is_flag=True, hidden=True, help="Same as --format json.")
 @click.pass_context
-def backup(ctx: click.Context, dump_format: str | None, jobs: int | None, schema_only: bool,
-           data_only: bool, tables: tuple[str, ...], excludes: tuple[str, ...],
-           directory: Path | None, quiet: bool, as_json: bool) -> None:
+def backup(ctx: click.Context, dump_format: str | None, fmt: str, jobs: int | None,
+           schema_only: bool, data_only: bool, tables: tuple[str, ...],
+           excludes: tuple[str, ...], directory: Path | None, quiet: bool,
+           as_json: bool) -> None:
     """Back up the database: pg_dump plus a manifest (checksum, revision, row counts)."""
     if ctx.invoked_subcommand is not None:
         return
@@ -130,13 +135,16 @@ def backup(ctx: click.Context, dump_format: str | None, jobs: int | None, schema
     from umbau.backup.dump import DumpOptions
     from umbau.backup.dump import backup as run
 
+    if fmt in ("custom", "directory"):  # before --dump-format, --format named the dump's
+        dump_format, fmt = dump_format or fmt, "text"
+    as_json = as_json or fmt == "json"
     state = ctx.find_object(State)
     assert state is not None  # the cli group sets it
     settings = backup_settings(state)
     config = backup_config(settings)
-    options = DumpOptions(format=dump_format or config.format,
-                          jobs=jobs or (config.jobs if (dump_format or config.format)
-                                        == "directory" else 1),
+    chosen = dump_format or config.format
+    options = DumpOptions(format=chosen,
+                          jobs=jobs or (config.jobs if chosen == "directory" else 1),
                           schema_only=schema_only, data_only=data_only, tables=tables,
                           exclude_tables=excludes)
     with progress(quiet or as_json) as handler:
@@ -144,8 +152,14 @@ def backup(ctx: click.Context, dump_format: str | None, jobs: int | None, schema
     if as_json:
         render.as_json(result.as_dict())
         return
+    _print_backup(result)
+
+
+def _print_backup(result: Any) -> None:
     m = result.manifest
     estimated = sum(1 for t in m["tables"].values() if not t["exact"])
+    for path in result.cleaned:
+        render.out.print(f"removed {path.name}: left by a backup that was killed", markup=False)
     render.out.print(f"backup {result.path}\n  revision {', '.join(m['revision']) or 'base'}, "
                      f"{_size(m['size'])}, {len(m['tables'])} table(s)"
                      f"{f' ({estimated} counts estimated)' if estimated else ''}, "
@@ -159,17 +173,19 @@ def backup(ctx: click.Context, dump_format: str | None, jobs: int | None, schema
 @click.option("--restore-test", is_flag=True,
               help="Restore into a scratch database and compare row counts and revision.")
 @click.option("--database", "database_url", help="Server for the scratch database (URL).")
+@click.option("--no-owner", is_flag=True,
+              help="Restore-test without ownership, as restore --no-owner does.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @FORMAT
 @pass_state
 def verify_cmd(state: State, file: Path, restore_test: bool, database_url: str | None,
-               quiet: bool, fmt: str) -> int:
+               no_owner: bool, quiet: bool, fmt: str) -> int:
     """Check a backup: checksum, a full read; with --restore-test, a real restore."""
     from umbau.backup.verify import verify
 
     with progress(quiet or fmt == "json") as handler:
         result = verify(backup_settings(state), file, restore_test=restore_test,
-                        database_url=database_url, on_event=handler)
+                        database_url=database_url, no_owner=no_owner, on_event=handler)
     code = 0 if result.ok else EXIT_BACKUP_CORRUPT
     if fmt == "json":
         render.as_json(result.as_dict())
@@ -227,6 +243,7 @@ def list_cmd(state: State, directory: Path | None, fmt: str) -> None:
 
 @backups.command("prune")
 @click.option("--keep-days", type=float, default=30, show_default=True,
+              metavar="DAYS",
               help="Delete backups older than this.")
 @click.option("--keep-last", type=int, default=0, show_default=True,
               help="Always keep the newest N.")
@@ -272,11 +289,25 @@ def restore(state: State, file: Path, database_url: str | None, clean: bool, yes
             fmt: str) -> None:
     """Restore a backup; refuses a database with tables unless --clean --yes."""
     from umbau.backup.restore import restore as run
+    from umbau.errors import OwnerRoleMissing
 
-    with progress(quiet or fmt == "json") as handler:
-        result = run(backup_settings(state), file, database_url=database_url, clean=clean,
-                     yes=yes, jobs=jobs, no_owner=no_owner, ignore_revision=ignore_revision,
-                     on_event=handler)
+    def attempt(without_owner: bool) -> Any:
+        with progress(quiet or fmt == "json") as handler:
+            return run(backup_settings(state), file, database_url=database_url, clean=clean,
+                       yes=yes, jobs=jobs, no_owner=without_owner,
+                       ignore_revision=ignore_revision, on_event=handler)
+
+    try:
+        result = attempt(no_owner)
+    except OwnerRoleMissing as exc:
+        # Refused before anything was touched: on a terminal, offer --no-owner right away.
+        if fmt == "json" or not (sys.stdin.isatty() and sys.stderr.isatty()):
+            raise
+        render.line(str(exc), stderr=True)
+        if not click.confirm("restore with --no-owner instead?", default=False,
+                             err=True):
+            raise
+        result = attempt(True)
     if fmt == "json":
         render.as_json(result.as_dict())
         return
