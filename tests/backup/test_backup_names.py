@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import pytest
@@ -65,7 +66,7 @@ def test_copy_says_did_you_mean_when_only_the_case_differs(
 def test_copy_refuses_bad_syntax(app_settings: Settings, make_database: Callable[[], str],
                                  name: str) -> None:
     target = make_database()
-    with pytest.raises(UsageError, match="SQL name|parts"):
+    with pytest.raises(UsageError, match=r"SQL name|parts"):
         copy(app_settings, app_settings.require_database_url(), target, tables=[name])
     assert table_checksums(target) == {}
 
@@ -78,6 +79,6 @@ def test_backup_table_in_identifier_syntax(app_settings: Settings) -> None:
 
 def test_backup_missing_table_says_did_you_mean(app_settings: Settings) -> None:
     folder = app_settings.root / "backups"
-    with pytest.raises(UsageError, match="did you mean 'app.\"Orders\"'"):
+    with pytest.raises(UsageError, match=re.escape("did you mean 'app.\"Orders\"'")):
         backup(app_settings, DumpOptions(tables=("app.orders",)))
     assert not folder.exists() or not list(folder.iterdir())

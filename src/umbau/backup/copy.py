@@ -128,8 +128,8 @@ def copy(
                 connect(target_url) as dst:
             check_target(catalog.user_table_names(dst), clean=False, yes=False,
                          where=describe(normalize_url(target_url)))
-            majors = max(catalog.server_major(src), catalog.server_major(dst))
-            dump_tool = pg.tool(config, "pg_dump", majors)
+            src_major = catalog.server_major(src)
+            dump_tool = pg.tool(config, "pg_dump", max(src_major, catalog.server_major(dst)))
             src.rollback()  # the isolation level can change only between transactions
             src = src.execution_options(isolation_level="REPEATABLE READ")
             src.exec_driver_sql("SET TRANSACTION READ ONLY")
@@ -145,7 +145,8 @@ def copy(
             selection = _selection(src, chosen) if tables else []
 
             def schema(section: str) -> str:
-                return _schema_sql(dump_tool, source_url, snapshot, section, selection)
+                return _schema_sql(dump_tool, source_url, src_major, snapshot, section,
+                                   selection)
 
             emit(on_event, Event(kind="copy_step", message="schema", total=len(order)))
             step = "creating the schema (pre-data)"
@@ -196,9 +197,9 @@ def _columns(conn: Connection, info: catalog.TableInfo) -> list[anon.Column]:
             for name, type_, not_null in catalog.columns(conn, info)]
 
 
-def _schema_sql(tool: Any, url: str, snapshot: str, section: str,
+def _schema_sql(tool: Any, url: str, major: int, snapshot: str, section: str,
                 selection: Sequence[str]) -> str:
-    conninfo, env = clients.conninfo(url)
+    conninfo, env = clients.conninfo(url, major)
     args = ["--schema-only", f"--section={section}", "--no-owner", "--no-privileges",
             "--snapshot", snapshot, *selection, "--dbname", conninfo]
     code, out, err = pg.capture(tool, args, env=env)

@@ -268,7 +268,8 @@ def _backup(settings: Settings, options: DumpOptions | None, directory: Path | N
     renamed = False
     try:
         emit(on_event, Event(kind="backup_start", message=str(final), total=len(chosen)))
-        counts, timings = _dump(url, tool, options, partial, chosen, config, on_event)
+        counts, timings = _dump(url, major, tool, options, partial, chosen, config,
+                                on_event)
         _tighten(partial)
         clock = time.monotonic()
         checksum = mf.sha256_of(partial)
@@ -313,13 +314,13 @@ def _backup(settings: Settings, options: DumpOptions | None, directory: Path | N
     return BackupResult(final, mfile, manifest, cleaned)
 
 
-def _dump(url: str, tool: Any, options: DumpOptions, target: Path,
+def _dump(url: str, major: int, tool: Any, options: DumpOptions, target: Path,
           chosen: Sequence[catalog.TableInfo], config: BackupConfig,
           on_event: EventHandler | None,
           ) -> tuple[dict[str, dict[str, Any]], dict[str, float]]:
     """Run pg_dump on an exported snapshot while counting rows in that same snapshot, so
     the counts are exactly what the dump holds. Returns (counts, timings)."""
-    conninfo, env = clients.conninfo(url)
+    conninfo, env = clients.conninfo(url, major)
 
     def on_line(line: str) -> None:
         match = _DUMPING.search(line)

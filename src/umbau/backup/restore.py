@@ -168,7 +168,7 @@ def restore(
             check_owners(conn, archive_owners(tool, entry.path), where)
         conn.rollback()
     check_target(existing, clean=clean, yes=yes, where=where)
-    conninfo, env = clients.conninfo(url)
+    conninfo, env = clients.conninfo(url, major)
     args = restore_args(conninfo, directory=directory, jobs=jobs, clean=clean,
                         no_owner=no_owner)
     emit(on_event, Event(kind="restore_step", message=f"pg_restore into {where}"))

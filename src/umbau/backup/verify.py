@@ -152,8 +152,9 @@ def _restore_test(restore: PgTool, path: Path, manifest: dict[str, Any], url: st
                   no_owner: bool, on_event: EventHandler | None) -> RestoreTest:
     """Restore into a scratch database with the options ``restore`` uses (owners
     included unless ``no_owner``), then compare row counts and revision."""
-    if not no_owner:
-        with connect(url) as conn:
+    with connect(url) as conn:
+        major = catalog.server_major(conn)
+        if not no_owner:
             check_owners(conn, archive_owners(restore, path), describe(normalize_url(url)))
     name = f"umbau_verify_{uuid.uuid4().hex[:12]}"
     try:
@@ -165,7 +166,7 @@ def _restore_test(restore: PgTool, path: Path, manifest: dict[str, Any], url: st
     test = RestoreTest(name)
     scratch_url = scratch.database_url(url, name)
     try:
-        conninfo, env = clients.conninfo(scratch_url)
+        conninfo, env = clients.conninfo(scratch_url, major)
         jobs = int(manifest.get("options", {}).get("jobs", 1))
         args = restore_args(conninfo, directory=path.is_dir(), jobs=jobs, clean=False,
                             no_owner=no_owner)

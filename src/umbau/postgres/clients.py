@@ -50,12 +50,16 @@ def _conninfo_value(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def conninfo(url: str) -> tuple[str, dict[str, str]]:
+def conninfo(url: str, server_major: int | None = None) -> tuple[str, dict[str, str]]:
     """(libpq conninfo without the password, extra environment with ``PGPASSWORD``).
 
     Query parameters of the URL become conninfo keywords (libpq docs, "34.1.2. Parameter
     Key Words"); ``?password=`` is moved to the environment with the user part's password.
-    Raises :class:`~umbau.errors.SettingsError` for a URL that is not PostgreSQL's.
+    On PostgreSQL 14+ (``server_major``), the session checks every second that its
+    client is still there (``client_connection_check_interval``, docs "20.3.2"): a backend
+    waiting on a lock otherwise outlives a killed pg_dump, holding its ACCESS SHARE locks
+    until the lock it waits for is granted. Raises
+    :class:`~umbau.errors.SettingsError` for a URL that is not PostgreSQL's.
     """
     parsed = normalize_url(url)
     parts = {k: v if isinstance(v, str) else v[0] for k, v in parsed.query.items()}
@@ -66,8 +70,13 @@ def conninfo(url: str) -> tuple[str, dict[str, str]]:
                        ("user", parsed.username), ("dbname", parsed.database)):
         if value:
             parts[key] = str(value)
+    if server_major is not None and server_major >= 14:
+        parts["options"] = f"{parts.get('options', '')} {_CHECK_CLIENT}".strip()
     text = " ".join(f"{k}={_conninfo_value(v)}" for k, v in parts.items())
     return text, ({"PGPASSWORD": str(password)} if password else {})
+
+
+_CHECK_CLIENT = "-c client_connection_check_interval=1000"
 
 
 def _load_prctl() -> Callable[..., int] | None:
