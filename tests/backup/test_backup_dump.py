@@ -217,3 +217,21 @@ def test_the_password_reaches_pg_dump_only_through_the_environment(
     # Every run that connects (pg_restore --list of the owner check reads a file only).
     connecting = [e for a, e in dumps if "--dbname" in a]
     assert connecting and all(e.get("PGPASSWORD", "").startswith("s3cret") for e in connecting)
+
+
+def test_cli_backup_format_json_like_every_command(settings: Settings, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from umbau.cli import main
+
+    folder = tmp_path / "cli"
+    base = ["--database-url", settings.require_database_url(), "backup", "--dir", str(folder)]
+    assert main([*base, "--format", "json", "--dump-format", "directory"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert Path(data["path"]).is_dir() and data["manifest"]["format"] == "directory"
+    assert data["cleaned"] == []
+    assert main([*base, "--json"]) == 0  # the old flag, kept as a hidden alias
+    assert json.loads(capsys.readouterr().out)["manifest"]["format"] == "custom"
+    assert main(["backup", "--help"]) == 0
+    assert "--json" not in capsys.readouterr().out

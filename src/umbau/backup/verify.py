@@ -167,8 +167,8 @@ def _restore_test(restore: PgTool, path: Path, manifest: dict[str, Any], url: st
     scratch_url = scratch.database_url(url, name)
     try:
         conninfo, env = clients.conninfo(scratch_url, major)
-        jobs = int(manifest.get("options", {}).get("jobs", 1))
-        args = restore_args(conninfo, directory=path.is_dir(), jobs=jobs, clean=False,
+        # restore's defaults: one transaction, owners unless no_owner.
+        args = restore_args(conninfo, directory=path.is_dir(), jobs=None, clean=False,
                             no_owner=no_owner)
         started = time.monotonic()
         pg.run_checked(restore, [*args, str(path)], "pg_restore (restore test)", env=env)
