@@ -126,8 +126,8 @@ def _measure(url: str, work: Path, repeat: int) -> int:
     umbau = executable("umbau")
     out = work / "out"
     cases = {
-        "custom": (["--format", "custom"], ["-Fc"]),
-        "directory -j2": (["--format", "directory", "--jobs", "2"], ["-Fd", "-j", "2"]),
+        "custom": (["--dump-format", "custom"], ["-Fc"]),
+        "directory -j2": (["--dump-format", "directory", "--jobs", "2"], ["-Fd", "-j", "2"]),
     }
     samples: dict[str, tuple[Samples, Samples]] = {}
     # umbau's own share, measured inside each umbau run: the whole process against the

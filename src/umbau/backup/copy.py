@@ -21,8 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psycopg
-import sqlalchemy as sa
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
@@ -35,7 +33,6 @@ from umbau.events import Event, EventHandler, emit
 from umbau.postgres import clients
 from umbau.postgres import dumpcatalog as catalog
 from umbau.postgres.connect import connect, describe, normalize_url
-from umbau.postgres.errors import describe_error
 from umbau.postgres.quoting import quote_ident
 from umbau.settings import Settings
 
@@ -123,54 +120,54 @@ def copy(
     result = CopyResult(pg.safe_url(source_url), pg.safe_url(target_url))
     started = time.monotonic()
     step = "reading the source"
-    try:
-        with clients.sigterm_as_interrupt(_STOPPED), connect(source_url) as src, \
-                connect(target_url) as dst:
-            check_target(catalog.user_table_names(dst), clean=False, yes=False,
-                         where=describe(normalize_url(target_url)))
-            src_major = catalog.server_major(src)
-            dump_tool = pg.tool(config, "pg_dump", max(src_major, catalog.server_major(dst)))
-            src.rollback()  # the isolation level can change only between transactions
-            src = src.execution_options(isolation_level="REPEATABLE READ")
-            src.exec_driver_sql("SET TRANSACTION READ ONLY")
-            snapshot = src.execute(text("SELECT pg_export_snapshot()")).scalar_one()
-            edges = catalog.foreign_keys(src)
-            everything = catalog.tables(src)
-            chosen = _resolve(everything, tables)
-            _check_closed(chosen, edges)
-            columns = {i.key: _columns(src, i) for i in chosen}
-            anon.check_rules(rules, columns, [i.key for i in everything])
-            order = foreign_key_order([i.key for i in chosen], edges)
-            by_key = {i.key: i for i in chosen}
-            selection = _selection(src, chosen) if tables else []
 
-            def schema(section: str) -> str:
-                return _schema_sql(dump_tool, source_url, src_major, snapshot, section,
-                                   selection)
-
-            emit(on_event, Event(kind="copy_step", message="schema", total=len(order)))
-            step = "creating the schema (pre-data)"
-            _create_schemas(dst, chosen if tables else [])
-            _run_script(dst, schema("pre-data"))
-            for key in order:
-                info = by_key[key]
-                step = f"copying {key}"
-                emit(on_event, Event(kind="copy_table", message=key))
-                result.tables.append(_copy_table(src, dst, info, columns[key],
-                                                 rules.for_table(info.schema, info.name),
-                                                 rules.salt))
-            emit(on_event, Event(kind="copy_step", message="indexes and constraints"))
-            step = "creating indexes and constraints (post-data)"
-            _run_script(dst, schema("post-data"))
-            step = "setting the sequences"
-            result.sequences = _set_sequences(src, dst)
-            dst.commit()
-            src.rollback()
-    except (psycopg.Error, sa.exc.DBAPIError) as exc:
+    def failed(reason: str) -> BackupFailed:
         # The target's transaction was rolled back with the connection: nothing is left.
-        raise BackupFailed(f"copy failed while {step}: {describe_error(exc)}; the target "
-                           "was left as "
-                           "it was: fix that (or the rules) and run it again") from exc
+        return BackupFailed(f"copy failed while {step}: {reason}; the target was left as it "
+                            "was: fix that (or the rules) and run it again")
+
+    with clients.database_errors(failed), clients.sigterm_as_interrupt(_STOPPED), \
+            connect(source_url) as src, connect(target_url) as dst:
+        check_target(catalog.user_table_names(dst), clean=False, yes=False,
+                     where=describe(normalize_url(target_url)))
+        src_major = catalog.server_major(src)
+        dump_tool = pg.tool(config, "pg_dump", max(src_major, catalog.server_major(dst)))
+        src.rollback()  # the isolation level can change only between transactions
+        src = src.execution_options(isolation_level="REPEATABLE READ")
+        src.exec_driver_sql("SET TRANSACTION READ ONLY")
+        snapshot = catalog.export_snapshot(src)
+        edges = catalog.foreign_keys(src)
+        everything = catalog.tables(src)
+        chosen = _resolve(everything, tables)
+        _check_closed(chosen, edges)
+        columns = {i.key: _columns(src, i) for i in chosen}
+        anon.check_rules(rules, columns, [i.key for i in everything])
+        order = foreign_key_order([i.key for i in chosen], edges)
+        by_key = {i.key: i for i in chosen}
+        selection = _selection(src, chosen) if tables else []
+
+        def schema(section: str) -> str:
+            return _schema_sql(dump_tool, source_url, src_major, snapshot, section,
+                               selection)
+
+        emit(on_event, Event(kind="copy_step", message="schema", total=len(order)))
+        step = "creating the schema (pre-data)"
+        _create_schemas(dst, chosen if tables else [])
+        _run_script(dst, schema("pre-data"))
+        for key in order:
+            info = by_key[key]
+            step = f"copying {key}"
+            emit(on_event, Event(kind="copy_table", message=key))
+            result.tables.append(_copy_table(src, dst, info, columns[key],
+                                             rules.for_table(info.schema, info.name),
+                                             rules.salt))
+        emit(on_event, Event(kind="copy_step", message="indexes and constraints"))
+        step = "creating indexes and constraints (post-data)"
+        _run_script(dst, schema("post-data"))
+        step = "setting the sequences"
+        result.sequences = _set_sequences(src, dst)
+        dst.commit()
+        src.rollback()
     result.duration_s = time.monotonic() - started
     return result
 
@@ -246,9 +243,6 @@ def _set_sequences(src: Connection, dst: Connection) -> int:
     present = catalog.sequences(dst) & catalog.sequences(src)
     count = 0
     for schema, name in sorted(present):
-        name_sql = catalog.qualified(schema, name)
-        value, called = src.execute(text(f"SELECT last_value, is_called FROM {name_sql}")).one()
-        dst.execute(text("SELECT setval(CAST(:s AS regclass), :v, :c)"),
-                    {"s": name_sql, "v": value, "c": called})
+        catalog.set_sequence(dst, schema, name, *catalog.sequence_state(src, schema, name))
         count += 1
     return count

@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from umbau._version import __version__
@@ -238,6 +237,29 @@ def _clean_abandoned(folder: Path, on_event: EventHandler | None) -> list[Path]:
     return found
 
 
+@dataclass(frozen=True)
+class _Source:
+    """What the backup learnt about the database before pg_dump starts."""
+
+    major: int
+    version: str
+    options: DumpOptions
+    chosen: list[catalog.TableInfo]
+    revision: tuple[str, ...]
+
+
+def _inspect(settings: Settings, conn: Connection, url: str, options: DumpOptions,
+             config: BackupConfig, folder: Path, free_space: DiskFree) -> _Source:
+    """Server version, tables, the free-space check and the revision."""
+    infos = catalog.tables(conn)
+    options = resolve_names(infos, options)
+    chosen = selected_tables(infos, options)
+    check_space(folder, space_needed(config, catalog.database_size(conn), chosen, options),
+                free_space)
+    return _Source(catalog.server_major(conn), catalog.server_version(conn), options,
+                   chosen, read_revision(settings, conn, url))
+
+
 def _backup(settings: Settings, options: DumpOptions | None, directory: Path | None,
             database_url: str | None, free_space: DiskFree, reason: str,
             on_event: EventHandler | None) -> BackupResult:
@@ -249,100 +271,93 @@ def _backup(settings: Settings, options: DumpOptions | None, directory: Path | N
     cleaned = _clean_abandoned(folder, on_event)
     started = time.monotonic()
     created = datetime.now(UTC)
-    with connect(url) as conn:
-        major = catalog.server_major(conn)
-        version = catalog.server_version(conn)
-        infos = catalog.tables(conn)
-        options = resolve_names(infos, options)
-        chosen = selected_tables(infos, options)
-        check_space(folder, space_needed(config, catalog.database_size(conn), chosen, options),
-                    free_space)
-        revision = read_revision(settings, conn, url)
-        conn.rollback()
-    tool = pg.tool(config, "pg_dump", major)
     database = pg.database_name(url)
-    name = mf.backup_name(database, created, revision)
-    final, partial = _reserve(folder, name, options.format)
-    lock = mf.hold(partial)
-    mfile = mf.manifest_path(final)
-    renamed = False
-    try:
-        emit(on_event, Event(kind="backup_start", message=str(final), total=len(chosen)))
-        counts, timings = _dump(url, major, tool, options, partial, chosen, config,
-                                on_event)
-        _tighten(partial)
-        clock = time.monotonic()
-        checksum = mf.sha256_of(partial)
-        timings["checksum_s"] = round(time.monotonic() - clock, 3)
-        size = mf.size_of(partial)
-        os.replace(partial, final)
-        renamed = True
-        duration = round(time.monotonic() - started, 3)
-        manifest: dict[str, Any] = {
-            "manifest_version": mf.MANIFEST_VERSION,
-            "name": final.name.removesuffix(".dump"),
-            "file": final.name,
-            "database": database,
-            "server_version": version,
-            "revision": list(revision),
-            "umbau_version": __version__,
-            "created": created.isoformat(),
-            "duration_s": duration,
-            "timings": timings,
-            "size": size,
-            "sha256": checksum,
-            "format": options.format,
-            "options": options.as_dict(),
-            "reason": reason,
-            "pg_dump": tool.as_dict(),
-            "tables": counts,
-            "verification": None,
-            "restores": [],
-        }
-        mf.write_json(mfile, manifest)
-    except BaseException:
-        # Every failure (Ctrl-C included) leaves nothing: no partial dump, no dump without
-        # its manifest, no half-written manifest.
-        _remove(partial)
-        _remove(mfile.with_name(mfile.name + mf.PARTIAL))
-        if renamed:
-            _remove(final)
-        raise
-    finally:
-        os.close(lock)
+    with connect(url) as conn:
+        # One session and one snapshot for the catalog, the row counts and pg_dump: they
+        # see the same database, and a backup opens one connection, not two.
+        snap = conn.execution_options(isolation_level="REPEATABLE READ")
+        source = _inspect(settings, snap, url, options, config, folder, free_space)
+        tool = pg.tool(config, "pg_dump", source.major)
+        final, partial = _reserve(folder, mf.backup_name(database, created, source.revision),
+                                  options.format)
+        lock = mf.hold(partial)
+        mfile = mf.manifest_path(final)
+        renamed = False
+        try:
+            emit(on_event, Event(kind="backup_start", message=str(final),
+                                 total=len(source.chosen)))
+            counts, timings = _dump(snap, url, source, tool, partial, config, on_event)
+            snap.rollback()  # pg_dump is done with the snapshot: let it go
+            _tighten(partial)
+            clock = time.monotonic()
+            checksum = mf.sha256_of(partial)
+            timings["checksum_s"] = round(time.monotonic() - clock, 3)
+            size = mf.size_of(partial)
+            os.replace(partial, final)
+            renamed = True
+            duration = round(time.monotonic() - started, 3)
+            manifest: dict[str, Any] = {
+                "manifest_version": mf.MANIFEST_VERSION,
+                "name": final.name.removesuffix(".dump"),
+                "file": final.name,
+                "database": database,
+                "server_version": source.version,
+                "revision": list(source.revision),
+                "umbau_version": __version__,
+                "created": created.isoformat(),
+                "duration_s": duration,
+                "timings": timings,
+                "size": size,
+                "sha256": checksum,
+                "format": source.options.format,
+                "options": source.options.as_dict(),
+                "reason": reason,
+                "pg_dump": tool.as_dict(),
+                "tables": counts,
+                "verification": None,
+                "restores": [],
+            }
+            mf.write_json(mfile, manifest)
+        except BaseException:
+            # Every failure (Ctrl-C included) leaves nothing: no partial dump, no dump
+            # without its manifest, no half-written manifest.
+            _remove(partial)
+            _remove(mfile.with_name(mfile.name + mf.PARTIAL))
+            if renamed:
+                _remove(final)
+            raise
+        finally:
+            os.close(lock)
     emit(on_event, Event(kind="backup_done", message=str(final), duration=duration))
     return BackupResult(final, mfile, manifest, cleaned)
 
 
-def _dump(url: str, major: int, tool: Any, options: DumpOptions, target: Path,
-          chosen: Sequence[catalog.TableInfo], config: BackupConfig,
-          on_event: EventHandler | None,
+def _dump(snap: Connection, url: str, source: _Source, tool: Any, target: Path,
+          config: BackupConfig, on_event: EventHandler | None,
           ) -> tuple[dict[str, dict[str, Any]], dict[str, float]]:
-    """Run pg_dump on an exported snapshot while counting rows in that same snapshot, so
-    the counts are exactly what the dump holds. Returns (counts, timings)."""
-    conninfo, env = clients.conninfo(url, major)
+    """Run pg_dump on the snapshot ``snap``'s transaction exports while counting rows in
+    that same snapshot, so the counts are exactly what the dump holds. Returns (counts,
+    timings)."""
+    conninfo, env = clients.conninfo(url, source.major)
 
     def on_line(line: str) -> None:
         match = _DUMPING.search(line)
         if match:
             emit(on_event, Event(kind="backup_table", message=match.group(1)))
 
-    with connect(url) as conn:
-        snap = conn.execution_options(isolation_level="REPEATABLE READ")
-        snapshot = snap.execute(text("SELECT pg_export_snapshot()")).scalar_one()
-        args = [*options.pg_dump_args(), "--verbose", "--snapshot", snapshot,
-                "--file", str(target), "--dbname", conninfo]
-        clock = time.monotonic()
-        proc = pg.run(tool, args, env=env, on_line=on_line)
-        try:
-            counts = catalog.row_counts(snap, chosen, config.exact_count_below)
-            counted = time.monotonic() - clock
-            pg.wait(proc, "pg_dump")
-        except BaseException:
-            pg.stop(proc)
-            raise
-        dumped = time.monotonic() - clock
-        snap.rollback()
+    snapshot = catalog.export_snapshot(snap)
+    args = [*source.options.pg_dump_args(), "--verbose", "--snapshot", snapshot,
+            "--file", str(target), "--dbname", conninfo]
+    clock = time.monotonic()
+    proc = pg.run(tool, args, env=env, on_line=on_line)
+    try:
+        counts = catalog.row_counts(snap, source.chosen, config.exact_count_below)
+        counted = time.monotonic() - clock
+        pg.wait(proc, "pg_dump")
+    except BaseException:
+        pg.stop(proc)
+        raise
+    dumped = time.monotonic() - clock
     return counts, {"pg_dump_s": round(dumped, 3), "counts_s": round(counted, 3)}
 
 

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from umbau.backup import manifest as mf
@@ -115,8 +114,7 @@ def archive_owners(tool: PgTool, path: Path) -> set[str]:
 def check_owners(conn: Connection, owners: set[str], where: str) -> None:
     """Raise OwnerRoleMissing when a role that owns objects of the backup does not exist
     on the target: pg_restore would fail on its ``ALTER … OWNER TO``."""
-    present = {str(r) for r in conn.execute(text("SELECT rolname FROM pg_roles")).scalars()}
-    missing = sorted(owners - present)
+    missing = sorted(owners - catalog.role_names(conn))
     if missing:
         raise OwnerRoleMissing(
             f"the backup's objects are owned by role(s) {', '.join(missing)}, missing on "

@@ -159,13 +159,12 @@ def _print_backup(result: Any) -> None:
     m = result.manifest
     estimated = sum(1 for t in m["tables"].values() if not t["exact"])
     for path in result.cleaned:
-        render.out.print(f"removed {path.name}: left by a backup that was killed", markup=False)
-    render.out.print(f"backup {result.path}\n  revision {', '.join(m['revision']) or 'base'}, "
+        render.line(f"removed {path.name}: left by a backup that was killed")
+    render.line(f"backup {result.path}\n  revision {', '.join(m['revision']) or 'base'}, "
                      f"{_size(m['size'])}, {len(m['tables'])} table(s)"
                      f"{f' ({estimated} counts estimated)' if estimated else ''}, "
                      f"{m['duration_s']:.1f}s\n  sha256 {m['sha256']}\n"
-                     f"  not verified yet: umbau backup verify {result.path} --restore-test",
-                     markup=False)
+                     f"  not verified yet: umbau backup verify {result.path} --restore-test")
 
 
 @backup.command("verify")
@@ -191,23 +190,20 @@ def verify_cmd(state: State, file: Path, restore_test: bool, database_url: str |
         render.as_json(result.as_dict())
         return code
     checksum = {True: "ok", False: "MISMATCH", None: "not checked"}[result.checksum_ok]
-    render.out.print(f"checksum: {checksum}; archive: "
-                     f"{'ok' if result.archive_ok else 'UNREADABLE'} ({result.entries} entries)",
-                     markup=False)
+    render.line(f"checksum: {checksum}; archive: "
+                     f"{'ok' if result.archive_ok else 'UNREADABLE'} ({result.entries} entries)")
     test = result.restore_test
     if test is not None:
         bad = {k: v for k, v in test.tables.items() if not v["ok"]}
         revision = {True: "matches", False: "DIFFERS", None: "not in backup"}[test.revision_ok]
-        render.out.print(f"restore test: restored in {test.duration_s:.2f}s, "
+        render.line(f"restore test: restored in {test.duration_s:.2f}s, "
                          f"{len(test.tables)} table(s), {len(bad)} with other row counts; "
-                         f"revision {revision}", markup=False)
+                         f"revision {revision}")
         for key, row in bad.items():
-            render.out.print(f"  {key}: manifest {row['expected']}, restored {row['actual']}",
-                             markup=False)
+            render.line(f"  {key}: manifest {row['expected']}, restored {row['actual']}")
     for problem in result.problems:
-        render.out.print(f"problem: {problem}", markup=False)
-    render.out.print("verified" if result.ok else "NOT verified: do not rely on this backup",
-                     markup=False)
+        render.line(f"problem: {problem}")
+    render.line("verified" if result.ok else "NOT verified: do not rely on this backup")
     return code
 
 
@@ -238,7 +234,7 @@ def list_cmd(state: State, directory: Path | None, fmt: str) -> None:
     render.table(str(result.folder), ["created", "revision", "size", "format", "verified",
                                       "name"], rows)
     for item in result.incomplete:
-        render.out.print(f"incomplete (interrupted backup): {item.name}", markup=False)
+        render.line(f"incomplete (interrupted backup): {item.name}")
 
 
 @backups.command("prune")
@@ -263,13 +259,12 @@ def prune_cmd(state: State, keep_days: float, keep_last: int, dry_run: bool,
         return
     verb = "would delete" if dry_run else "deleted"
     for d in result.decisions:
-        render.out.print(f"{verb if not d.keep else 'keep':<12} {d.path.name}  ({d.reason})",
-                         markup=False)
+        render.line(f"{verb if not d.keep else 'keep':<12} {d.path.name}  ({d.reason})")
     for item in result.removed_incomplete:
-        render.out.print(f"{verb:<12} {item.name}  (incomplete, older than a day)", markup=False)
-    render.out.print(f"{len(result.deleted)} backup(s) "
+        render.line(f"{verb:<12} {item.name}  (incomplete, older than a day)")
+    render.line(f"{len(result.deleted)} backup(s) "
                      f"{'would be deleted' if dry_run else 'deleted'}, "
-                     f"{len(result.decisions) - len(result.deleted)} kept", markup=False)
+                     f"{len(result.decisions) - len(result.deleted)} kept")
 
 
 @cli.command()
@@ -311,11 +306,11 @@ def restore(state: State, file: Path, database_url: str | None, clean: bool, yes
     if fmt == "json":
         render.as_json(result.as_dict())
         return
-    render.out.print(f"restored {result.path.name} in {result.duration_s:.2f}s; the database "
-                     f"is at revision {', '.join(result.revision) or 'base'}", markup=False)
+    render.line(f"restored {result.path.name} in {result.duration_s:.2f}s; the database "
+                     f"is at revision {', '.join(result.revision) or 'base'}")
     if result.leftover_tables:
-        render.out.print("tables not in the backup were left as they were: "
-                         f"{', '.join(result.leftover_tables)}", markup=False)
+        render.line("tables not in the backup were left as they were: "
+                         f"{', '.join(result.leftover_tables)}")
     for warning in result.warnings:
         render.line(f"warning: {warning}", stderr=True)
 
@@ -344,5 +339,5 @@ def copy_cmd(state: State, source: str, target: str, tables: tuple[str, ...],
                  [[t.table, t.rows, f"{t.duration_s:.2f}",
                    ", ".join(f"{c}={r}" for c, r in t.anonymised.items())]
                   for t in result.tables])
-    render.out.print(f"copied {len(result.tables)} table(s) and {result.sequences} sequence(s) "
-                     f"in {result.duration_s:.1f}s", markup=False)
+    render.line(f"copied {len(result.tables)} table(s) and {result.sequences} sequence(s) "
+                     f"in {result.duration_s:.1f}s")

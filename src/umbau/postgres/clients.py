@@ -28,8 +28,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import IO, Any
 
+import psycopg
+import sqlalchemy as sa
+
 from umbau.errors import Terminated
 from umbau.postgres.connect import normalize_url
+from umbau.postgres.errors import describe_error
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
@@ -199,3 +203,14 @@ def sigterm_as_interrupt(what: str) -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def database_errors(translate: Callable[[str], Exception]) -> Iterator[None]:
+    """Errors of either driver in the block (psycopg's own, used on raw connections for
+    COPY, and SQLAlchemy's) become ``translate(one line)``, raised ``from`` the original:
+    the one place where backup, restore and copy translate them."""
+    try:
+        yield
+    except (psycopg.Error, sa.exc.DBAPIError) as exc:
+        raise translate(describe_error(exc)) from exc

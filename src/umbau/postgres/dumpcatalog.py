@@ -211,3 +211,28 @@ def _suggest(infos: Sequence[TableInfo], schema: str, parsed: QualifiedName) -> 
     close = difflib.get_close_matches(f"{schema}.{parsed.name}", [i.key for i in infos], n=1)
     by_key = {i.key: i for i in infos}
     return f"; did you mean '{by_key[close[0]].display}'?" if close else ""
+
+
+def export_snapshot(conn: Connection) -> str:
+    """``pg_export_snapshot()`` of ``conn``'s transaction, for ``pg_dump --snapshot``
+    (docs "9.28.5 Snapshot Synchronization Functions"); valid while it stays open."""
+    return str(conn.execute(text("SELECT pg_export_snapshot()")).scalar_one())
+
+
+def sequence_state(conn: Connection, schema: str, name: str) -> tuple[int, bool]:
+    """(last_value, is_called) read from the sequence itself (``pg_sequences.last_value``
+    is NULL after ``setval(…, false)`` and hides is_called)."""
+    value, called = conn.execute(
+        text(f"SELECT last_value, is_called FROM {qualified(schema, name)}")).one()
+    return int(value), bool(called)
+
+
+def set_sequence(conn: Connection, schema: str, name: str, value: int, called: bool) -> None:
+    """``setval`` the sequence to (value, is_called)."""
+    conn.execute(text("SELECT setval(CAST(:s AS regclass), :v, :c)"),
+                 {"s": qualified(schema, name), "v": value, "c": called})
+
+
+def role_names(conn: Connection) -> set[str]:
+    """The names of the server's roles (``pg_roles``)."""
+    return {str(r) for r in conn.execute(text("SELECT rolname FROM pg_roles")).scalars()}
