@@ -3,6 +3,11 @@
 
 from __future__ import annotations
 
+import os
+import pty
+import select
+import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -74,3 +79,42 @@ def test_verify_restores_as_restore_does(settings: Settings,
     assert any(role in p and "--no-owner" in p for p in checked.problems)
     assert verify(settings, path, restore_test=True, no_owner=True).ok
 
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs a pseudo-terminal")
+def test_on_a_terminal_restore_offers_no_owner(settings: Settings,
+                                               owned_backup: tuple[Path, str],
+                                               make_database) -> None:
+    path, role = owned_backup
+    target = make_database()
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: umbau on the pseudo-terminal
+        os.execv(sys.executable, [sys.executable, "-m", "umbau", "--database-url", target,
+                                  "restore", "-q", str(path)])
+    seen = _read_until(fd, b"--no-owner instead?")
+    assert role.encode() in seen
+    os.write(fd, b"y\n")
+    _read_until(fd, None)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert table_checksums(target)["public.owned"][0] == 2
+
+
+def _read_until(fd: int, marker: bytes | None, timeout: float = 60) -> bytes:
+    """What the terminal shows until ``marker`` (None: until the child closes it)."""
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if not ready:
+            continue
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            return seen
+        if not chunk:
+            return seen
+        seen += chunk
+        if marker is not None and marker in seen:
+            return seen
+    raise AssertionError(f"timed out; the terminal showed {seen!r}")
