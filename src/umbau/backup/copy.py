@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,6 +103,19 @@ def _check_closed(chosen: Sequence[catalog.TableInfo], edges: Sequence[tuple[str
                          f"add {needed}")
 
 
+@dataclass
+class _Plan:
+    """What to copy, read from the source's snapshot."""
+
+    snapshot: str
+    major: int
+    order: list[str]
+    by_key: dict[str, catalog.TableInfo]
+    columns: dict[str, list[anon.Column]]
+    selection: list[str]
+    step: str = "reading the source"
+
+
 def copy(
     settings: Settings,
     source_url: str,
@@ -112,17 +125,23 @@ def copy(
     rules_file: Path | None = None,
     on_event: EventHandler | None = None,
 ) -> CopyResult:
-    """Copy the schema and data of ``source_url`` into the empty ``target_url``."""
+    """Copy the schema and data of ``source_url`` into the empty ``target_url``.
+
+    Raises UsageError (bad ``--table`` names, with "did you mean"; a copied table that
+    references one not copied; bad rules), TargetNotEmpty, BackupFailed (a statement or
+    pg_dump failed: one line naming the step). Interrupted (Ctrl-C, SIGTERM) or failed,
+    the target's one transaction is rolled back: it is left as it was."""
     config = backup_config(settings)
     rules = anon.load_rules(rules_file) if rules_file else anon.RuleSet("umbau", {})
     if normalize_url(source_url) == normalize_url(target_url):
         raise UsageError("--from and --to name the same database: name two databases")
     result = CopyResult(pg.safe_url(source_url), pg.safe_url(target_url))
     started = time.monotonic()
-    step = "reading the source"
+    plan: _Plan | None = None
 
     def failed(reason: str) -> BackupFailed:
         # The target's transaction was rolled back with the connection: nothing is left.
+        step = plan.step if plan else "reading the source"
         return BackupFailed(f"copy failed while {step}: {reason}; the target was left as it "
                             "was: fix that (or the rules) and run it again")
 
@@ -130,46 +149,56 @@ def copy(
             connect(source_url) as src, connect(target_url) as dst:
         check_target(catalog.user_table_names(dst), clean=False, yes=False,
                      where=describe(normalize_url(target_url)))
-        src_major = catalog.server_major(src)
-        dump_tool = pg.tool(config, "pg_dump", max(src_major, catalog.server_major(dst)))
+        dump_tool = pg.tool(config, "pg_dump", max(catalog.server_major(src),
+                                                   catalog.server_major(dst)))
         src.rollback()  # the isolation level can change only between transactions
         src = src.execution_options(isolation_level="REPEATABLE READ")
-        src.exec_driver_sql("SET TRANSACTION READ ONLY")
-        snapshot = catalog.export_snapshot(src)
-        edges = catalog.foreign_keys(src)
-        everything = catalog.tables(src)
-        chosen = _resolve(everything, tables)
-        _check_closed(chosen, edges)
-        columns = {i.key: _columns(src, i) for i in chosen}
-        anon.check_rules(rules, columns, [i.key for i in everything])
-        order = foreign_key_order([i.key for i in chosen], edges)
-        by_key = {i.key: i for i in chosen}
-        selection = _selection(src, chosen) if tables else []
-
-        def schema(section: str) -> str:
-            return _schema_sql(dump_tool, source_url, src_major, snapshot, section,
-                               selection)
-
-        emit(on_event, Event(kind="copy_step", message="schema", total=len(order)))
-        step = "creating the schema (pre-data)"
-        _create_schemas(dst, chosen if tables else [])
-        _run_script(dst, schema("pre-data"))
-        for key in order:
-            info = by_key[key]
-            step = f"copying {key}"
-            emit(on_event, Event(kind="copy_table", message=key))
-            result.tables.append(_copy_table(src, dst, info, columns[key],
-                                             rules.for_table(info.schema, info.name),
-                                             rules.salt))
-        emit(on_event, Event(kind="copy_step", message="indexes and constraints"))
-        step = "creating indexes and constraints (post-data)"
-        _run_script(dst, schema("post-data"))
-        step = "setting the sequences"
-        result.sequences = _set_sequences(src, dst)
+        plan = _read_source(src, tables, rules)
+        _load(src, dst, plan, result, rules, on_event,
+              lambda section: _schema_sql(dump_tool, source_url, plan, section))
         dst.commit()
         src.rollback()
     result.duration_s = time.monotonic() - started
     return result
+
+
+def _read_source(src: Connection, tables: Sequence[str], rules: anon.RuleSet) -> _Plan:
+    """The tables to copy (checked: names, references, rules) in foreign-key order, on
+    a read-only snapshot that pg_dump will share."""
+    src.exec_driver_sql("SET TRANSACTION READ ONLY")
+    snapshot = catalog.export_snapshot(src)
+    edges = catalog.foreign_keys(src)
+    everything = catalog.tables(src)
+    chosen = _resolve(everything, tables)
+    _check_closed(chosen, edges)
+    columns = {i.key: _columns(src, i) for i in chosen}
+    anon.check_rules(rules, columns, [i.key for i in everything])
+    order = foreign_key_order([i.key for i in chosen], edges)
+    return _Plan(snapshot, catalog.server_major(src), order, {i.key: i for i in chosen},
+                 columns, _selection(src, chosen) if tables else [])
+
+
+def _load(src: Connection, dst: Connection, plan: _Plan, result: CopyResult,
+          rules: anon.RuleSet, on_event: EventHandler | None,
+          schema: Callable[[str], str]) -> None:
+    """Schema (pre-data), the data table by table, post-data, sequences; ``plan.step``
+    says where it is, for the error message."""
+    emit(on_event, Event(kind="copy_step", message="schema", total=len(plan.order)))
+    plan.step = "creating the schema (pre-data)"
+    _create_schemas(dst, list(plan.by_key.values()) if plan.selection else [])
+    _run_script(dst, schema("pre-data"))
+    for key in plan.order:
+        info = plan.by_key[key]
+        plan.step = f"copying {key}"
+        emit(on_event, Event(kind="copy_table", message=key))
+        result.tables.append(_copy_table(src, dst, info, plan.columns[key],
+                                         rules.for_table(info.schema, info.name),
+                                         rules.salt))
+    emit(on_event, Event(kind="copy_step", message="indexes and constraints"))
+    plan.step = "creating indexes and constraints (post-data)"
+    _run_script(dst, schema("post-data"))
+    plan.step = "setting the sequences"
+    result.sequences = _set_sequences(src, dst)
 
 
 def _selection(conn: Connection, chosen: Sequence[catalog.TableInfo]) -> list[str]:
@@ -194,11 +223,10 @@ def _columns(conn: Connection, info: catalog.TableInfo) -> list[anon.Column]:
             for name, type_, not_null in catalog.columns(conn, info)]
 
 
-def _schema_sql(tool: Any, url: str, major: int, snapshot: str, section: str,
-                selection: Sequence[str]) -> str:
-    conninfo, env = clients.conninfo(url, major)
+def _schema_sql(tool: Any, url: str, plan: _Plan, section: str) -> str:
+    conninfo, env = clients.conninfo(url, plan.major)
     args = ["--schema-only", f"--section={section}", "--no-owner", "--no-privileges",
-            "--snapshot", snapshot, *selection, "--dbname", conninfo]
+            "--snapshot", plan.snapshot, *plan.selection, "--dbname", conninfo]
     code, out, err = pg.capture(tool, args, env=env)
     if code != 0:
         raise BackupFailed(f"pg_dump --schema-only failed (exit {code}): "
