@@ -47,22 +47,35 @@ def _parse(path: Path, out: str) -> PgTool | None:
     return PgTool(path.name, path, int(match.group(1)), version)
 
 
+_PENDING: dict[Path, subprocess.Popen[str]] = {}
+
+
+def start_probes(paths: Iterable[Path]) -> None:
+    """Start ``path --version`` of each path not probed yet, without waiting: a caller
+    that has other work first (connecting, reading the catalog) overlaps the programs'
+    start-up with it; :func:`probe_all` collects them."""
+    for path in dict.fromkeys(paths):
+        if path in _PROBED or path in _PENDING:
+            continue
+        try:
+            _PENDING[path] = subprocess.Popen([str(path), "--version"], text=True,
+                                              stdout=subprocess.PIPE,
+                                              stderr=subprocess.DEVNULL)
+        except OSError:
+            _PROBED[path] = None
+
+
 def probe_all(paths: Iterable[Path]) -> dict[Path, PgTool | None]:
     """``path --version`` of each path, run side by side (each start of a client costs
     tens of milliseconds, Debian's perl wrapper more: one after the other they were most
     of a small backup's fixed cost); remembered for the process. None for a path that is
     not a working PostgreSQL client."""
     paths = list(paths)
-    started: dict[Path, subprocess.Popen[str]] = {}
-    for path in dict.fromkeys(paths):
-        if path not in _PROBED:
-            try:
-                started[path] = subprocess.Popen([str(path), "--version"], text=True,
-                                                 stdout=subprocess.PIPE,
-                                                 stderr=subprocess.DEVNULL)
-            except OSError:
-                _PROBED[path] = None
-    for path, proc in started.items():
+    start_probes(paths)
+    for path in paths:
+        proc = _PENDING.pop(path, None)
+        if proc is None:
+            continue
         try:
             out, _ = proc.communicate(timeout=20)
         except subprocess.TimeoutExpired:
@@ -70,6 +83,11 @@ def probe_all(paths: Iterable[Path]) -> dict[Path, PgTool | None]:
             out, _ = proc.communicate()
         _PROBED[path] = _parse(path, out or "")
     return {p: _PROBED[p] for p in paths}
+
+
+def executables(name: str, folders: Iterable[Path]) -> list[Path]:
+    """``name`` in each of ``folders`` where it is an executable file."""
+    return [f / name for f in folders if (f / name).is_file() and os.access(f / name, os.X_OK)]
 
 
 def probe(path: Path) -> PgTool | None:
@@ -106,8 +124,7 @@ def candidates(name: str, folders: Iterable[Path]) -> list[PgTool]:
     """Every working ``name`` in ``folders``, newest major first."""
     # Probed by the name found: Debian's /usr/bin/pg_dump is a symlink to a wrapper that
     # picks the program from the name it was called by.
-    paths = [f / name for f in folders
-             if (f / name).is_file() and os.access(f / name, os.X_OK)]
+    paths = executables(name, folders)
     found: dict[tuple[Path, str], PgTool] = {}
     for path, tool in probe_all(paths).items():
         if tool is not None:

@@ -272,6 +272,7 @@ def _backup(settings: Settings, options: DumpOptions | None, directory: Path | N
     started = time.monotonic()
     created = datetime.now(UTC)
     database = pg.database_name(url)
+    pg.start_finding(config, "pg_dump")  # their start-up overlaps connecting
     with connect(url) as conn:
         # One session and one snapshot for the catalog, the row counts and pg_dump: they
         # see the same database, and a backup opens one connection, not two.

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
+from umbau.backup import binaries
 from umbau.backup.binaries import PgTool, find_tool
 from umbau.backup.config import BackupConfig
 from umbau.errors import BackupFailed
@@ -28,6 +29,13 @@ def safe_url(url: str) -> str:
 
 def database_name(url: str) -> str:
     return normalize_url(url).database or "postgres"
+
+
+def start_finding(config: BackupConfig, name: str) -> None:
+    """Start probing the candidates for ``name`` (see :func:`binaries.start_probes`), so
+    that :func:`tool` later finds them done."""
+    binaries.start_probes(binaries.executables(
+        name, binaries.search_folders(config.pg_bin, config.search_path)))
 
 
 def tool(config: BackupConfig, name: str, server_major_version: int | None) -> PgTool:
