@@ -180,8 +180,9 @@ def test_killed_restore_leaves_the_target_as_it_was(
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-def test_kill_9_of_upgrade_during_its_backup(tmp_path: Path, server_url: str,
-                                            database_url: str) -> None:
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM])
+def test_killed_upgrade_during_its_backup(tmp_path: Path, server_url: str,
+                                          database_url: str, how: signal.Signals) -> None:
     project = make_project(tmp_path / "p")
     add_revision(project, "r1", None, upgrade='op.execute("CREATE TABLE t (id int)")',
                  downgrade='op.execute("DROP TABLE t")')
@@ -191,14 +192,18 @@ def test_kill_9_of_upgrade_during_its_backup(tmp_path: Path, server_url: str,
                        project)
         _blocked(server_url, database_url, "pg_dump")
         dumps = _children(umbau.pid, "pg_dump")
-        os.kill(umbau.pid, signal.SIGKILL)
-        umbau.wait()
+        os.kill(umbau.pid, how)
+        _, err = umbau.communicate(timeout=60)
         # While the lock is still held: neither pg_dump nor its session waits for it.
         _wait_for(lambda: not any(_alive(p) for p in dumps), "pg_dump to die")
         _wait_for(lambda: not _sessions(server_url, _db(database_url), "pg_dump"),
                   "pg_dump's session to end")
     with connect(database_url) as conn:
         assert conn.execute(text("SELECT to_regclass('t')")).scalar() is None
+    if how == signal.SIGTERM:
+        assert umbau.returncode == 143 and "terminated (SIGTERM): backup stopped" in err
+        assert (project / "backups").is_dir()
+        assert not list((project / "backups").glob("*.partial"))
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
