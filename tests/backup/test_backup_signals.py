@@ -22,6 +22,7 @@ from helpers import add_revision, make_project
 from sqlalchemy import text
 
 from umbau.backup.dump import backup
+from umbau.backup.prune import list_backups
 from umbau.backup.restore import restore
 from umbau.postgres.connect import connect
 from umbau.settings import Settings
@@ -126,6 +127,7 @@ def test_kill_9_of_backup_kills_pg_dump(settings: Settings, server_url: str, tmp
     # The killed backup's partial is still there; the next backup removes it.
     left = list(folder.glob("*.partial"))
     assert len(left) == 1
+    assert list_backups(settings, folder).abandoned == left
     result = backup(settings)
     assert result.cleaned == left and not list(folder.glob("*.partial"))
 

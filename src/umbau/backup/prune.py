@@ -24,17 +24,22 @@ class ListResult:
     folder: Path
     backups: list[mf.BackupEntry] = field(default_factory=list)
     incomplete: list[Path] = field(default_factory=list)
+    abandoned: list[Path] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"folder": str(self.folder), "backups": [b.as_dict() for b in self.backups],
-                "incomplete": [str(p) for p in self.incomplete]}
+                "incomplete": [str(p) for p in self.incomplete],
+                "abandoned": [str(p) for p in self.abandoned]}
 
 
 def list_backups(settings: Settings, directory: Path | None = None) -> ListResult:
-    """Complete backups, newest first, and leftovers of interrupted ones."""
+    """Complete backups, newest first, and leftovers of interrupted ones; ``abandoned``:
+    the ``.partial`` files among them whose backup process is gone (killed), as opposed
+    to backups being written right now."""
     folder = (directory or backup_config(settings).dir).resolve()
     entries, partial = mf.scan(folder)
-    return ListResult(folder, list(reversed(entries)), partial)
+    return ListResult(folder, list(reversed(entries)), partial,
+                      mf.abandoned_partials(folder))
 
 
 @dataclass

@@ -234,7 +234,9 @@ def list_cmd(state: State, directory: Path | None, fmt: str) -> None:
     render.table(str(result.folder), ["created", "revision", "size", "format", "verified",
                                       "name"], rows)
     for item in result.incomplete:
-        render.line(f"incomplete (interrupted backup): {item.name}")
+        why = ("its backup was killed; the next backup removes it"
+               if item in result.abandoned else "interrupted, or being written now")
+        render.line(f"incomplete ({why}): {item.name}")
 
 
 @backups.command("prune")
