@@ -116,10 +116,14 @@ def _measure(url: str, work: Path, repeat: int, before: Path | None) -> int:
             shutil.rmtree(out, ignore_errors=True)
             out.mkdir(parents=True)
             samples.add(*run_timed(cmd, cwd=work, env=run_env))
+    # CPU seconds (user + system, the process and its waited-for children, so umbau's
+    # include its pg_dump's) are less at the mercy of other load than wall-clock ones.
     rows = [[s.name, f"{s.median:.3f}", f"{s.median - plain.median:.3f}",
-             f"{paired_ratio(s, plain):.2f}"] for s, _, _ in cases]
+             f"{paired_ratio(s, plain):.2f}", f"{s.cpu_median:.3f}",
+             f"{s.cpu_median - plain.cpu_median:.3f}"] for s, _, _ in cases]
     print(f"pg_dump {pg_dump.version}, {repeat} repetitions (medians, seconds)")
-    print(table(rows, ["run", "seconds", "fixed cost (- pg_dump)", "ratio to pg_dump"]))
+    print(table(rows, ["run", "wall", "wall - pg_dump", "ratio to pg_dump", "CPU",
+                       "CPU - pg_dump"]))
     fixed = {s.name: statistics.median(a - b for a, b in zip(s.seconds, plain.seconds,
                                                              strict=True))
              for s, _, _ in cases[1:]}
