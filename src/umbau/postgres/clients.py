@@ -130,8 +130,9 @@ def spawn(argv: Sequence[str], *, env: Mapping[str, str] | None = None,
     creates is private from its first byte) and ``env`` added to umbau's environment.
 
     ``watchdog`` forces the portable fallback (True) or the prctl path (False); by
-    default prctl is used where the kernel has it. Raises OSError when ``argv[0]`` cannot
-    be started.
+    default prctl is used where the kernel has it. The kernel sends PDEATHSIG when the
+    *thread* that started the child ends: start a client from the thread that waits for
+    it (umbau always does). Raises OSError when ``argv[0]`` cannot be started.
     """
     use_watchdog = _PRCTL is None if watchdog is None else watchdog
     full_env = {**os.environ, **(env or {})}
