@@ -101,14 +101,17 @@ def restore_args(conninfo: str, *, directory: bool, jobs: int | None, clean: boo
 
 def archive_owners(tool: PgTool, path: Path) -> set[str]:
     """The roles that own the archive's objects: the last field of each entry of
-    ``pg_restore --list`` (``215; 1259 16385 TABLE public t alice``); "-" is no owner."""
+    ``pg_restore --list`` (``215; 1259 16385 TABLE public t alice``); "-" is no owner.
+    Raises BackupCorrupt when the table of contents cannot be read."""
     code, out, err = pg.capture(tool, ["--list", str(path)])
     if code != 0:
         raise BackupCorrupt(f"the table of contents of {path} cannot be read "
                             f"({pg.first_error(err.splitlines())}): restore an older backup")
     owners = {line.split()[-1] for line in out.splitlines()
               if line.strip() and not line.startswith(";") and ";" in line}
-    return owners - {"-"}
+    # pg_* roles are the server's own (pg_database_owner owns schema public): users
+    # cannot create them, and pg_restore does not ALTER … OWNER TO them for schema public.
+    return {o for o in owners if o != "-" and not o.startswith("pg_")}
 
 
 def check_owners(conn: Connection, owners: set[str], where: str) -> None:
