@@ -209,16 +209,23 @@ def test_killed_upgrade_during_its_backup(tmp_path: Path, server_url: str,
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-def test_sigterm_of_copy_leaves_the_target_empty(settings: Settings, server_url: str,
-                                                 tmp_path: Path,
-                                                 make_database: Callable[[], str]) -> None:
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM])
+def test_killed_copy_leaves_the_target_empty(settings: Settings, server_url: str,
+                                             tmp_path: Path,
+                                             make_database: Callable[[], str],
+                                             how: signal.Signals) -> None:
     url = settings.require_database_url()
     target = make_database()
     with _view_locked(url):
         umbau = _start(["copy", "--from", url, "--to", target], tmp_path)
         _blocked(server_url, url, "pg_dump")
-        umbau.send_signal(signal.SIGTERM)
+        dumps = _children(umbau.pid, "pg_dump")
+        umbau.send_signal(how)
         _, err = umbau.communicate(timeout=60)
-    assert umbau.returncode == 143 and "terminated (SIGTERM): copy stopped" in err
-    assert table_checksums(target) == {}
-    assert not _sessions(server_url, _db(url), "pg_dump")
+        # While the lock is still held: neither pg_dump nor its session waits for it.
+        _wait_for(lambda: not any(_alive(p) for p in dumps), "pg_dump to die")
+        _wait_for(lambda: not _sessions(server_url, _db(url), "pg_dump"),
+                  "pg_dump's session to end")
+    if how == signal.SIGTERM:
+        assert umbau.returncode == 143 and "terminated (SIGTERM): copy stopped" in err
+    assert dumps and table_checksums(target) == {}
