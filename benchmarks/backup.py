@@ -36,8 +36,9 @@ from benchmarks._common import (
     table,
     write_results,
 )
-from umbau.backup import pg
 from umbau.backup.binaries import find_tool
+from umbau.postgres import clients, scratch
+from umbau.postgres import dumpcatalog as catalog
 from umbau.postgres.connect import connect
 
 DATABASE = "umbau_bench_backup"
@@ -74,17 +75,17 @@ def generate(server_url: str, size_bytes: int) -> str:
                               {"d": DATABASE}).scalar()
         if not exists:
             conn.execute(text(f'CREATE DATABASE "{DATABASE}"'))
-    url = pg.with_database(server_url, DATABASE)
+    url = scratch.database_url(server_url, DATABASE)
     with connect(url, autocommit=True) as conn:
         conn.connection.driver_connection.execute(SCHEMA)
         done = conn.execute(text("SELECT coalesce(max(id), 0) FROM order_items")).scalar()
-        while pg.database_size(conn) < size_bytes:
+        while catalog.database_size(conn) < size_bytes:
             lo, hi = done + 1, done + CHUNK
             for sql in FILL:
                 conn.execute(text(sql), {"lo": lo, "hi": hi})
             done = hi
             print(f"  generated {done:,} rows per table, "
-                  f"{pg.database_size(conn) / 1024**3:.2f} GiB", flush=True)
+                  f"{catalog.database_size(conn) / 1024**3:.2f} GiB", flush=True)
         conn.execute(text("VACUUM ANALYZE"))
         return url
 
@@ -117,16 +118,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _measure(url: str, work: Path, repeat: int) -> int:
     with connect(url) as conn:
-        size = pg.database_size(conn)
-        major = pg.server_major(conn)
+        size = catalog.database_size(conn)
+        major = catalog.server_major(conn)
     pg_dump = find_tool("pg_dump", major, path_env=clean_environ().get("PATH"))
-    conninfo, pg_env = pg.libpq(url)
+    conninfo, pg_env = clients.conninfo(url)
     env = clean_environ(**pg_env, UMBAU_PG_BIN=str(pg_dump.path.parent))
     umbau = executable("umbau")
     out = work / "out"
     cases = {
-        "custom": (["--format", "custom"], ["-Fc"]),
-        "directory -j2": (["--format", "directory", "--jobs", "2"], ["-Fd", "-j", "2"]),
+        "custom": (["--dump-format", "custom"], ["-Fc"]),
+        "directory -j2": (["--dump-format", "directory", "--jobs", "2"], ["-Fd", "-j", "2"]),
     }
     samples: dict[str, tuple[Samples, Samples]] = {}
     # umbau's own share, measured inside each umbau run: the whole process against the

@@ -25,7 +25,8 @@
     ├── BackupFailed                   13  pg_dump/pg_restore failed or cannot run
     │   ├── PgToolMissing              13  pg_dump/pg_restore not found
     │   ├── PgToolTooOld               13  client major version older than the server's
-    │   └── InsufficientDiskSpace      13  less free space than the database needs
+    │   ├── InsufficientDiskSpace      13  less free space than the database needs
+    │   └── OwnerRoleMissing           26  restore: the backup's owner roles are missing
     ├── BackupCorrupt                  14  checksum, archive or restore-test check failed
     ├── UnsafeMigration                15  upgrade refused: error-level lint findings
     ├── TargetNotEmpty (Confirmation…) 10  restore/copy into a database that has tables
@@ -38,6 +39,9 @@
     │   └── BackfillInterrupted   130/143  SIGINT/SIGTERM: stopped after the current batches
     ├── VerificationFailed             21  rows that do not satisfy the backfill's verify
     └── PayloadError                   34  a payload chain or document umbau cannot walk
+
+    KeyboardInterrupt (not an UmbauError: it unwinds like Ctrl-C, through every cleanup)
+    └── Terminated                    143  SIGTERM during backup, restore, copy or verify
 
 Exit code 3 is not an error: ``umbau check`` returns it when revisions are pending.
 Every message is one line that says what to do next.
@@ -69,6 +73,9 @@ EXIT_BACKFILL_IN_USE = 24
 EXIT_BACKFILL_STATE_LOST = 25
 
 EXIT_PAYLOAD = 34
+
+EXIT_OWNER_ROLE_MISSING = 26
+EXIT_TERMINATED = 143  # 128 + SIGTERM, as shells report it
 
 
 class UmbauError(Exception):
@@ -286,3 +293,27 @@ class PayloadError(UmbauError):
     cycle in the chain, a duplicate upgrader, or a step that failed (umbau.payload)."""
 
     exit_code = EXIT_PAYLOAD
+
+class OwnerRoleMissing(BackupFailed):
+    """A restore would fail on ``ALTER … OWNER TO``: roles that own objects in the backup
+    do not exist on the target (``--no-owner`` restores without ownership)."""
+
+    exit_code = EXIT_OWNER_ROLE_MISSING
+
+    def __init__(self, message: str, roles: Sequence[str]) -> None:
+        super().__init__(message)
+        self.roles = tuple(roles)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived while umbau ran a client program (``postgres.clients``): raised
+    like Ctrl-C's KeyboardInterrupt, so the same cleanup runs; the CLI exits 143."""
+
+    exit_code = EXIT_TERMINATED
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message

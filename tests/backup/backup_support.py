@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
-from umbau.backup import pg
+from umbau.postgres import dumpcatalog as catalog
 from umbau.postgres.connect import connect
 
 SCHEMA = """
@@ -40,7 +40,7 @@ def table_checksums(url: str) -> dict[str, tuple[int, str]]:
     """Per table: (rows, md5 over the rows in a stable order)."""
     out = {}
     with connect(url) as conn:
-        for info in pg.tables(conn):
+        for info in catalog.tables(conn):
             row = conn.execute(text(
                 f"SELECT count(*), md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) "
                 f"FROM {info.qualified} t")).one()

@@ -8,10 +8,8 @@ from pathlib import Path
 
 import pytest
 from backup_support import fill
-from sqlalchemy import text
 
-from umbau.backup import pg
-from umbau.postgres.connect import connect
+from umbau.postgres import scratch
 from umbau.settings import Settings
 
 
@@ -22,15 +20,13 @@ def make_database(server_url: str) -> Iterator[Callable[[], str]]:
 
     def make() -> str:
         name = f"umbau_test_{uuid.uuid4().hex[:12]}"
-        with connect(server_url, autocommit=True) as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        scratch.create_database(server_url, name)
         names.append(name)
-        return pg.with_database(server_url, name)
+        return scratch.database_url(server_url, name)
 
     yield make
-    with connect(server_url, autocommit=True) as conn:
-        for name in names:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    for name in names:
+        scratch.drop_database(server_url, name)
 
 
 @pytest.fixture

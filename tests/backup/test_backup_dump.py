@@ -82,8 +82,9 @@ def test_too_little_disk_refuses_with_both_figures(settings: Settings, tmp_path:
 
 
 def test_failed_pg_dump_leaves_nothing(settings: Settings, tmp_path: Path) -> None:
+    # A pattern (a name is checked before pg_dump starts): pg_dump itself fails.
     with pytest.raises(BackupFailed, match="pg_dump failed"):
-        backup(settings, DumpOptions(tables=("no_such_table",)))
+        backup(settings, DumpOptions(tables=("no_such_*",)))
     assert list((tmp_path / "backups").iterdir()) == []
 
 
@@ -164,6 +165,7 @@ def test_an_interrupted_backup_leaves_nothing(settings: Settings, tmp_path: Path
                                               monkeypatch: pytest.MonkeyPatch,
                                               where: str) -> None:
     from umbau.backup import manifest, pg
+    from umbau.postgres import dumpcatalog
 
     started: list[object] = []
     real_run = pg.run
@@ -178,7 +180,7 @@ def test_an_interrupted_backup_leaves_nothing(settings: Settings, tmp_path: Path
 
     monkeypatch.setattr(pg, "run", run)
     if where == "pg_dump":  # Ctrl-C while the rows are counted and pg_dump runs
-        monkeypatch.setattr(pg, "row_counts", interrupt)
+        monkeypatch.setattr(dumpcatalog, "row_counts", interrupt)
     else:  # Ctrl-C after the rename, while the manifest is written
         monkeypatch.setattr(manifest, "write_json", interrupt)
     with pytest.raises(KeyboardInterrupt):
@@ -189,16 +191,16 @@ def test_an_interrupted_backup_leaves_nothing(settings: Settings, tmp_path: Path
 
 def test_the_password_reaches_pg_dump_only_through_the_environment(
         settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    import subprocess
+    from umbau.postgres import clients
 
     seen: list[tuple[list[str], dict[str, str]]] = []
-    real = subprocess.Popen
+    real = clients.spawn
 
-    def popen(args, *rest, **kwargs):  # type: ignore[no-untyped-def]
+    def spawn(args, *rest, **kwargs):  # type: ignore[no-untyped-def]
         seen.append((list(args), dict(kwargs.get("env") or {})))
         return real(args, *rest, **kwargs)
 
-    monkeypatch.setattr(subprocess, "Popen", popen)
+    monkeypatch.setattr(clients, "spawn", spawn)
     # The test server trusts local connections: the password is carried, not checked.
     from sqlalchemy.engine import make_url
 
@@ -212,4 +214,24 @@ def test_the_password_reaches_pg_dump_only_through_the_environment(
         assert "s3cret" not in str(restored.as_dict())
     dumps = [(a, e) for a, e in seen if Path(a[0]).name in ("pg_dump", "pg_restore")]
     assert dumps and all(not any("s3cret" in x for x in a) for a, _ in dumps)
-    assert all(e.get("PGPASSWORD", "").startswith("s3cret") for _, e in dumps)
+    # Every run that connects (pg_restore --list of the owner check reads a file only).
+    connecting = [e for a, e in dumps if "--dbname" in a]
+    assert connecting and all(e.get("PGPASSWORD", "").startswith("s3cret") for e in connecting)
+
+
+def test_cli_backup_format_json_like_every_command(settings: Settings, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from umbau.cli import main
+
+    folder = tmp_path / "cli"
+    base = ["--database-url", settings.require_database_url(), "backup", "--dir", str(folder)]
+    assert main([*base, "--format", "json", "--dump-format", "directory"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert Path(data["path"]).is_dir() and data["manifest"]["format"] == "directory"
+    assert data["cleaned"] == []
+    assert main([*base, "--json"]) == 0  # the old flag, kept as a hidden alias
+    assert json.loads(capsys.readouterr().out)["manifest"]["format"] == "custom"
+    assert main(["backup", "--help"]) == 0
+    assert "--json" not in capsys.readouterr().out

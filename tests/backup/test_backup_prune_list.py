@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import pytest
 
 from umbau.backup import manifest as mf
 from umbau.backup.dump import backup
@@ -106,3 +109,36 @@ def test_cli_list_and_prune(settings: Settings, tmp_path: Path, capsys) -> None:
     assert listed["backups"][0]["verified"] is True
     assert main(["backups", "prune", "--keep-days", "0", "--dir", folder]) == 0
     assert "newest backup" in capsys.readouterr().out and result.path.exists()
+
+
+@pytest.mark.parametrize("days", ["nan", "inf", "-inf", "1e6", "-1"])
+def test_prune_refuses_days_that_are_not_a_retention(tmp_path: Path, capsys,
+                                                     days: str) -> None:
+    folder = tmp_path / "b"
+    kept = [_fake(folder, 400), _fake(folder, 90), _fake(folder, 1)]
+    stale = folder / "shop_20250101T000000Z_r1.dump.partial"
+    stale.write_bytes(b"PGDMP")
+    os.utime(stale, (0, 0))
+    code = main(["backups", "prune", "--keep-days", days, "--dir", str(folder)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert [line for line in err.splitlines() if line.strip()] == [
+        f"umbau: error: --keep-days {float(days):g}: use a number of days from 0 to "
+        "36,500 (e.g. 30)"]
+    assert all(p.exists() for p in kept) and stale.exists()
+
+
+def test_prune_removes_old_partials_only_when_their_backup_is_gone(tmp_path: Path) -> None:
+    folder = tmp_path / "b"
+    _fake(folder, 1)
+    held, dead = (folder / f"shop_2025010{i}T000000Z_r1.dump.partial" for i in (1, 2))
+    for path in (held, dead):
+        path.write_bytes(b"PGDMP")
+        os.utime(path, (0, 0))
+    lock = mf.hold(held)  # a backup that still writes it, however old the file
+    try:
+        result = prune(Settings(root=tmp_path), keep_days=30, directory=folder, now=NOW)
+    finally:
+        os.close(lock)
+    assert result.removed_incomplete == [dead]
+    assert held.exists() and not dead.exists()

@@ -11,7 +11,6 @@ from backup_support import table_checksums
 from helpers import linear_project, settings_for
 from sqlalchemy import text
 
-from umbau.backup import pg
 from umbau.backup.binaries import find_tool
 from umbau.backup.dump import backup
 from umbau.backup.restore import restore
@@ -24,6 +23,7 @@ from umbau.errors import (
     TargetNotEmpty,
     UnknownDatabaseRevision,
 )
+from umbau.postgres import dumpcatalog as catalog
 from umbau.postgres import history
 from umbau.postgres.connect import connect
 from umbau.settings import Settings
@@ -133,7 +133,7 @@ def test_cli_refuses_old_client_and_leaves_nothing(settings: Settings, tmp_path:
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     old = shutil.which("pg_dump")
     with connect(settings.database_url) as conn:
-        server = pg.server_major(conn)
+        server = catalog.server_major(conn)
     if old is None or find_tool("pg_dump", None, pg_bin=Path(old).parent).major >= server:
         pytest.skip("needs a pg_dump on PATH older than the test server")
     monkeypatch.setenv("UMBAU_PG_BIN", str(Path(old).parent))

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from umbau.backup.pg import quote_ident
 from umbau.errors import UsageError
+from umbau.postgres.quoting import quote_ident
 
 RULES = ("keep", "null", "fixed", "email", "name", "phone", "hash", "shuffle")
 _ALIASES = {"fake_email": "email", "fake_name": "name", "fake_phone": "phone"}

@@ -15,7 +15,6 @@ import re
 import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 from umbau.errors import PgToolMissing, PgToolTooOld
@@ -37,19 +36,63 @@ class PgTool:
                 "version": self.version}
 
 
-@lru_cache(maxsize=64)
-def probe(path: Path) -> PgTool | None:
-    """Run ``path --version``; None when it is not a working PostgreSQL client."""
-    try:
-        out = subprocess.run([str(path), "--version"], capture_output=True, text=True,
-                             timeout=20, check=False).stdout
-    except OSError:
-        return None
+_PROBED: dict[Path, PgTool | None] = {}
+
+
+def _parse(path: Path, out: str) -> PgTool | None:
     match = _VERSION.search(out)
     if not match:
         return None
     version = match.group(1) + (f".{match.group(2)}" if match.group(2) else "")
     return PgTool(path.name, path, int(match.group(1)), version)
+
+
+_PENDING: dict[Path, subprocess.Popen[str]] = {}
+
+
+def start_probes(paths: Iterable[Path]) -> None:
+    """Start ``path --version`` of each path not probed yet, without waiting: a caller
+    that has other work first (connecting, reading the catalog) overlaps the programs'
+    start-up with it; :func:`probe_all` collects them."""
+    for path in dict.fromkeys(paths):
+        if path in _PROBED or path in _PENDING:
+            continue
+        try:
+            _PENDING[path] = subprocess.Popen([str(path), "--version"], text=True,
+                                              stdout=subprocess.PIPE,
+                                              stderr=subprocess.DEVNULL)
+        except OSError:
+            _PROBED[path] = None
+
+
+def probe_all(paths: Iterable[Path]) -> dict[Path, PgTool | None]:
+    """``path --version`` of each path, run side by side (each start of a client costs
+    tens of milliseconds, Debian's perl wrapper more: one after the other they were most
+    of a small backup's fixed cost); remembered for the process. None for a path that is
+    not a working PostgreSQL client."""
+    paths = list(paths)
+    start_probes(paths)
+    for path in paths:
+        proc = _PENDING.pop(path, None)
+        if proc is None:
+            continue
+        try:
+            out, _ = proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+        _PROBED[path] = _parse(path, out or "")
+    return {p: _PROBED[p] for p in paths}
+
+
+def executables(name: str, folders: Iterable[Path]) -> list[Path]:
+    """``name`` in each of ``folders`` where it is an executable file."""
+    return [f / name for f in folders if (f / name).is_file() and os.access(f / name, os.X_OK)]
+
+
+def probe(path: Path) -> PgTool | None:
+    """Run ``path --version``; None when it is not a working PostgreSQL client."""
+    return probe_all([path])[path]
 
 
 def _pgserver_bin() -> Path | None:
@@ -79,15 +122,13 @@ def search_folders(pg_bin: str | Path | None = None,
 
 def candidates(name: str, folders: Iterable[Path]) -> list[PgTool]:
     """Every working ``name`` in ``folders``, newest major first."""
+    # Probed by the name found: Debian's /usr/bin/pg_dump is a symlink to a wrapper that
+    # picks the program from the name it was called by.
+    paths = executables(name, folders)
     found: dict[tuple[Path, str], PgTool] = {}
-    for folder in folders:
-        path = folder / name
-        if path.is_file() and os.access(path, os.X_OK):
-            # Run it by the name found: Debian's /usr/bin/pg_dump is a symlink to a
-            # wrapper that picks the program from the name it was called by.
-            tool = probe(path)
-            if tool is not None:
-                found.setdefault((path.resolve(), tool.version), tool)
+    for path, tool in probe_all(paths).items():
+        if tool is not None:
+            found.setdefault((path.resolve(), tool.version), tool)
     return sorted(found.values(), key=lambda t: t.major, reverse=True)
 
 

@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psycopg
-import sqlalchemy as sa
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
@@ -32,28 +30,13 @@ from umbau.backup.config import backup_config
 from umbau.backup.restore import check_target
 from umbau.errors import BackupFailed, UsageError
 from umbau.events import Event, EventHandler, emit
+from umbau.postgres import clients
+from umbau.postgres import dumpcatalog as catalog
 from umbau.postgres.connect import connect, describe, normalize_url
+from umbau.postgres.quoting import quote_ident
 from umbau.settings import Settings
 
-COLUMNS_SQL = """
-    SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull
-    FROM pg_attribute a
-    WHERE a.attrelid = CAST(:rel AS regclass) AND a.attnum > 0 AND NOT a.attisdropped
-      AND a.attgenerated = ''
-    ORDER BY a.attnum
-"""
-# Top-level foreign keys only (the copies PostgreSQL keeps on partitions have a
-# conparentid), with partitions folded into their root, as pg.tables() lists them.
-FOREIGN_KEYS_SQL = """
-    SELECT cn.nspname || '.' || c.relname, rn.nspname || '.' || r.relname
-    FROM pg_constraint k
-    JOIN pg_class c ON c.oid = coalesce(pg_partition_root(k.conrelid), k.conrelid)
-    JOIN pg_namespace cn ON cn.oid = c.relnamespace
-    JOIN pg_class r ON r.oid = coalesce(pg_partition_root(k.confrelid), k.confrelid)
-    JOIN pg_namespace rn ON rn.oid = r.relnamespace
-    WHERE k.contype = 'f' AND k.conparentid = 0
-"""
-SEQUENCES_SQL = "SELECT schemaname, sequencename FROM pg_sequences"
+_STOPPED = "copy stopped; the target was left as it was (its transaction rolled back)"
 # pg_dump 17.6/16.10/… wrap plain scripts in psql's \restrict … \unrestrict <key>;
 # only those lines are dropped (a function body may hold lines starting with "\").
 _PSQL_RESTRICT = re.compile(r"^\\(un)?restrict( \S+)?$")
@@ -101,20 +84,16 @@ def foreign_key_order(names: Sequence[str], edges: Sequence[tuple[str, str]]) ->
     return order
 
 
-def _resolve(infos: Sequence[pg.TableInfo], requested: Sequence[str]) -> list[pg.TableInfo]:
+def _resolve(infos: Sequence[catalog.TableInfo],
+             requested: Sequence[str]) -> list[catalog.TableInfo]:
+    """The tables named by ``--table`` (SQL identifier syntax), or all of them."""
     if not requested:
         return list(infos)
-    by_key = {i.key: i for i in infos}
-    chosen = []
-    for name in requested:
-        key = name if "." in name else f"public.{name}"
-        if key not in by_key:
-            raise UsageError(f"table {name} does not exist in the source: check --table")
-        chosen.append(by_key[key])
-    return chosen
+    chosen = [catalog.resolve(infos, name, where="the source") for name in requested]
+    return list(dict.fromkeys(chosen))
 
 
-def _check_closed(chosen: Sequence[pg.TableInfo], edges: Sequence[tuple[str, str]]) -> None:
+def _check_closed(chosen: Sequence[catalog.TableInfo], edges: Sequence[tuple[str, str]]) -> None:
     keys = {i.key for i in chosen}
     missing = sorted({(c, r) for c, r in edges if c in keys and r not in keys})
     if missing:
@@ -122,6 +101,19 @@ def _check_closed(chosen: Sequence[pg.TableInfo], edges: Sequence[tuple[str, str
         needed = " ".join(f"--table {r}" for r in sorted({r for _, r in missing}))
         raise UsageError(f"copied tables reference tables that are not copied ({what}): "
                          f"add {needed}")
+
+
+@dataclass
+class _Plan:
+    """What to copy, read from the source's snapshot."""
+
+    snapshot: str
+    major: int
+    order: list[str]
+    by_key: dict[str, catalog.TableInfo]
+    columns: dict[str, list[anon.Column]]
+    selection: list[str]
+    step: str = "reading the source"
 
 
 def copy(
@@ -133,90 +125,108 @@ def copy(
     rules_file: Path | None = None,
     on_event: EventHandler | None = None,
 ) -> CopyResult:
-    """Copy the schema and data of ``source_url`` into the empty ``target_url``."""
+    """Copy the schema and data of ``source_url`` into the empty ``target_url``.
+
+    Raises UsageError (bad ``--table`` names, with "did you mean"; a copied table that
+    references one not copied; bad rules), TargetNotEmpty, BackupFailed (a statement or
+    pg_dump failed: one line naming the step). Interrupted (Ctrl-C, SIGTERM) or failed,
+    the target's one transaction is rolled back: it is left as it was."""
     config = backup_config(settings)
     rules = anon.load_rules(rules_file) if rules_file else anon.RuleSet("umbau", {})
     if normalize_url(source_url) == normalize_url(target_url):
         raise UsageError("--from and --to name the same database: name two databases")
     result = CopyResult(pg.safe_url(source_url), pg.safe_url(target_url))
     started = time.monotonic()
-    step = "reading the source"
-    try:
-        with connect(source_url) as src, connect(target_url) as dst:
-            check_target(pg.user_table_names(dst), clean=False, yes=False,
-                         where=describe(normalize_url(target_url)))
-            majors = max(pg.server_major(src), pg.server_major(dst))
-            dump_tool = pg.tool(config, "pg_dump", majors)
-            src.rollback()  # the isolation level can change only between transactions
-            src = src.execution_options(isolation_level="REPEATABLE READ")
-            src.exec_driver_sql("SET TRANSACTION READ ONLY")
-            snapshot = src.execute(text("SELECT pg_export_snapshot()")).scalar_one()
-            edges = [(str(c), str(r)) for c, r in src.execute(text(FOREIGN_KEYS_SQL))]
-            everything = pg.tables(src)
-            chosen = _resolve(everything, tables)
-            _check_closed(chosen, edges)
-            columns = {i.key: _columns(src, i) for i in chosen}
-            anon.check_rules(rules, columns, [i.key for i in everything])
-            order = foreign_key_order([i.key for i in chosen], edges)
-            by_key = {i.key: i for i in chosen}
-            selection = _selection(src, chosen) if tables else []
+    plan: _Plan | None = None
 
-            def schema(section: str) -> str:
-                return _schema_sql(dump_tool, source_url, snapshot, section, selection)
-
-            emit(on_event, Event(kind="copy_step", message="schema", total=len(order)))
-            step = "creating the schema (pre-data)"
-            _run_script(dst, schema("pre-data"))
-            for key in order:
-                info = by_key[key]
-                step = f"copying {key}"
-                emit(on_event, Event(kind="copy_table", message=key))
-                result.tables.append(_copy_table(src, dst, info, columns[key],
-                                                 rules.for_table(info.schema, info.name),
-                                                 rules.salt))
-            emit(on_event, Event(kind="copy_step", message="indexes and constraints"))
-            step = "creating indexes and constraints (post-data)"
-            _run_script(dst, schema("post-data"))
-            step = "setting the sequences"
-            result.sequences = _set_sequences(src, dst)
-            dst.commit()
-            src.rollback()
-    except (psycopg.Error, sa.exc.DBAPIError) as exc:
+    def failed(reason: str) -> BackupFailed:
         # The target's transaction was rolled back with the connection: nothing is left.
-        orig = getattr(exc, "orig", None) or exc
-        first = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
-        raise BackupFailed(f"copy failed while {step}: {first}; the target was left as "
-                           "it was: fix that (or the rules) and run it again") from exc
+        step = plan.step if plan else "reading the source"
+        return BackupFailed(f"copy failed while {step}: {reason}; the target was left as it "
+                            "was: fix that (or the rules) and run it again")
+
+    with clients.database_errors(failed), clients.sigterm_as_interrupt(_STOPPED), \
+            connect(source_url) as src, connect(target_url) as dst:
+        check_target(catalog.user_table_names(dst), clean=False, yes=False,
+                     where=describe(normalize_url(target_url)))
+        dump_tool = pg.tool(config, "pg_dump", max(catalog.server_major(src),
+                                                   catalog.server_major(dst)))
+        src.rollback()  # the isolation level can change only between transactions
+        src = src.execution_options(isolation_level="REPEATABLE READ")
+        plan = _read_source(src, tables, rules)
+        _load(src, dst, plan, result, rules, on_event,
+              lambda section: _schema_sql(dump_tool, source_url, plan, section))
+        dst.commit()
+        src.rollback()
     result.duration_s = time.monotonic() - started
     return result
 
 
-def _selection(conn: Connection, chosen: Sequence[pg.TableInfo]) -> list[str]:
+def _read_source(src: Connection, tables: Sequence[str], rules: anon.RuleSet) -> _Plan:
+    """The tables to copy (checked: names, references, rules) in foreign-key order, on
+    a read-only snapshot that pg_dump will share."""
+    src.exec_driver_sql("SET TRANSACTION READ ONLY")
+    snapshot = catalog.export_snapshot(src)
+    edges = catalog.foreign_keys(src)
+    everything = catalog.tables(src)
+    chosen = _resolve(everything, tables)
+    _check_closed(chosen, edges)
+    columns = {i.key: _columns(src, i) for i in chosen}
+    anon.check_rules(rules, columns, [i.key for i in everything])
+    order = foreign_key_order([i.key for i in chosen], edges)
+    return _Plan(snapshot, catalog.server_major(src), order, {i.key: i for i in chosen},
+                 columns, _selection(src, chosen) if tables else [])
+
+
+def _load(src: Connection, dst: Connection, plan: _Plan, result: CopyResult,
+          rules: anon.RuleSet, on_event: EventHandler | None,
+          schema: Callable[[str], str]) -> None:
+    """Schema (pre-data), the data table by table, post-data, sequences; ``plan.step``
+    says where it is, for the error message."""
+    emit(on_event, Event(kind="copy_step", message="schema", total=len(plan.order)))
+    plan.step = "creating the schema (pre-data)"
+    _create_schemas(dst, list(plan.by_key.values()) if plan.selection else [])
+    _run_script(dst, schema("pre-data"))
+    for key in plan.order:
+        info = plan.by_key[key]
+        plan.step = f"copying {key}"
+        emit(on_event, Event(kind="copy_table", message=key))
+        result.tables.append(_copy_table(src, dst, info, plan.columns[key],
+                                         rules.for_table(info.schema, info.name),
+                                         rules.salt))
+    emit(on_event, Event(kind="copy_step", message="indexes and constraints"))
+    plan.step = "creating indexes and constraints (post-data)"
+    _run_script(dst, schema("post-data"))
+    plan.step = "setting the sequences"
+    result.sequences = _set_sequences(src, dst)
+
+
+def _selection(conn: Connection, chosen: Sequence[catalog.TableInfo]) -> list[str]:
     """pg_dump ``--table`` options for ``chosen`` and every partition of a partitioned
     one (``--table`` alone leaves partitions out before pg_dump 16)."""
     args: list[str] = []
     for info in chosen:
-        names = [info.qualified]
-        if info.partitioned:
-            names = [pg.qualified(s, n) for s, n in conn.execute(text(
-                "SELECT n.nspname, c.relname FROM pg_partition_tree(CAST(:rel AS regclass)) t "
-                "JOIN pg_class c ON c.oid = t.relid "
-                "JOIN pg_namespace n ON n.oid = c.relnamespace"), {"rel": info.qualified})]
-        for name in names:
+        for name in catalog.partitions(conn, info) if info.partitioned else [info.qualified]:
             args += ["--table", name]
     return args
 
 
-def _columns(conn: Connection, info: pg.TableInfo) -> list[anon.Column]:
-    rows = conn.execute(text(COLUMNS_SQL), {"rel": info.qualified})
-    return [anon.Column(name, type_, bool(not_null)) for name, type_, not_null in rows]
+def _create_schemas(conn: Connection, chosen: Sequence[catalog.TableInfo]) -> None:
+    """The schemas of the chosen tables: pg_dump ``--table`` leaves out the ``CREATE
+    SCHEMA`` of the schemas they live in (pg_dump docs, ``-t``)."""
+    for schema in sorted({i.schema for i in chosen} - {"public"}):
+        conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}"))
 
 
-def _schema_sql(tool: Any, url: str, snapshot: str, section: str,
-                selection: Sequence[str]) -> str:
-    conninfo, env = pg.libpq(url)
+def _columns(conn: Connection, info: catalog.TableInfo) -> list[anon.Column]:
+    return [anon.Column(name, type_, not_null)
+            for name, type_, not_null in catalog.columns(conn, info)]
+
+
+def _schema_sql(tool: Any, url: str, plan: _Plan, section: str) -> str:
+    conninfo, env = clients.conninfo(url, plan.major)
     args = ["--schema-only", f"--section={section}", "--no-owner", "--no-privileges",
-            "--snapshot", snapshot, *selection, "--dbname", conninfo]
+            "--snapshot", plan.snapshot, *plan.selection, "--dbname", conninfo]
     code, out, err = pg.capture(tool, args, env=env)
     if code != 0:
         raise BackupFailed(f"pg_dump --schema-only failed (exit {code}): "
@@ -235,13 +245,13 @@ def _run_script(conn: Connection, sql: str) -> None:
         conn.exec_driver_sql("RESET ALL")
 
 
-def _copy_table(src: Connection, dst: Connection, info: pg.TableInfo,
+def _copy_table(src: Connection, dst: Connection, info: catalog.TableInfo,
                 columns: Sequence[anon.Column], rules: Any, salt: str) -> TableCopy:
     started = time.monotonic()
     anonymised = {name: rule.kind for name, rule in rules.items() if rule.kind != "keep"}
     if not columns:  # nothing to write (COPY t () is not valid SQL)
         return TableCopy(info.key, 0, time.monotonic() - started, anonymised)
-    names = ", ".join(pg.quote_ident(c.name) for c in columns)
+    names = ", ".join(quote_ident(c.name) for c in columns)
     select = anon.select_sql(info.rows_from, columns, rules, salt)
     raw_src = src.connection.driver_connection
     raw_dst = dst.connection.driver_connection
@@ -258,13 +268,9 @@ def _copy_table(src: Connection, dst: Connection, info: pg.TableInfo,
 def _set_sequences(src: Connection, dst: Connection) -> int:
     """Each sequence the target has, set as on the source: read from the sequence itself
     (``pg_sequences.last_value`` is NULL after ``setval(…, false)`` and hides is_called)."""
-    present = {(str(sch), str(n)) for sch, n in dst.execute(text(SEQUENCES_SQL))}
-    present &= {(str(sch), str(n)) for sch, n in src.execute(text(SEQUENCES_SQL))}
+    present = catalog.sequences(dst) & catalog.sequences(src)
     count = 0
     for schema, name in sorted(present):
-        name_sql = pg.qualified(schema, name)
-        value, called = src.execute(text(f"SELECT last_value, is_called FROM {name_sql}")).one()
-        dst.execute(text("SELECT setval(CAST(:s AS regclass), :v, :c)"),
-                    {"s": name_sql, "v": value, "c": called})
+        catalog.set_sequence(dst, schema, name, *catalog.sequence_state(src, schema, name))
         count += 1
     return count

@@ -26,13 +26,13 @@ from typing import Any
 from sqlalchemy import text
 
 from umbau import alembic_bridge as bridge
-from umbau.backup import pg
 from umbau.backup.config import backup_config
 from umbau.backup.dump import BackupResult, backup
 from umbau.backup.restore import RestoreResult, restore
 from umbau.errors import MigrationFailed, UsageError
 from umbau.events import Event, EventHandler, emit
 from umbau.plan import UpgradePlan
+from umbau.postgres import dumpcatalog as catalog
 from umbau.postgres import history
 from umbau.postgres.connect import connect
 from umbau.settings import Settings
@@ -90,13 +90,13 @@ def _where_it_stands(settings: Settings, project: bridge.Project,
                      plan: UpgradePlan | None) -> tuple[tuple[str, ...], bool]:
     """The current heads, and whether the database holds no user table at all."""
     if plan is not None and plan.connection is not None:
-        empty = not plan.current and not pg.user_table_names(plan.connection)
+        empty = not plan.current and not catalog.user_table_names(plan.connection)
         plan.connection.rollback()
         return plan.current, empty
     # Through env.py (custom version tables), without creating anything.
     with connect(settings.require_database_url()) as conn:
         current = bridge.current_heads(project, conn)
-        return current, not current and not pg.user_table_names(conn)
+        return current, not current and not catalog.user_table_names(conn)
 
 
 def policy_for(settings: Settings, policy: str | None, rollback: str | None) -> str:
@@ -185,7 +185,7 @@ def restore_for_rollback(settings: Settings, path: Path, created: str) -> Restor
     with connect(url) as conn:
         for key in result.leftover_tables:
             schema, _, name = key.partition(".")
-            conn.execute(text(f"DROP TABLE IF EXISTS {pg.qualified(schema, name)} CASCADE"))
+            conn.execute(text(f"DROP TABLE IF EXISTS {catalog.qualified(schema, name)} CASCADE"))
         for row in reversed(newer):
             history.record(conn, settings.history_table, revision=row.revision,
                            down_revision=row.down_revision, direction=row.direction,

@@ -8,6 +8,7 @@ written last, so a backup without a manifest is never taken for a complete one.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -183,3 +184,36 @@ def _dump_for(manifest_file: Path) -> Path | None:
             return candidate
     return None
 
+
+
+def hold(path: Path) -> int:
+    """Lock ``path`` (a ``.partial`` file or folder) for the process that writes it:
+    an exclusive ``flock`` on an open descriptor, which the kernel releases when the
+    process ends in any way, ``kill -9`` included. Returns the descriptor to close."""
+    fd = os.open(path, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fd
+
+
+def abandoned(path: Path) -> bool:
+    """True when nobody holds the lock of :func:`hold` on ``path``: the backup that
+    wrote it was killed (a running one keeps its lock until it renames the file)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
+def abandoned_partials(folder: Path) -> list[Path]:
+    """The dump ``.partial`` leftovers in ``folder`` whose backup process is gone."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.name.endswith(PARTIAL)
+                  and not p.name.endswith(".json" + PARTIAL) and abandoned(p))

@@ -3,6 +3,7 @@ its retention. Prune never deletes the newest verified backup, nor the newest ba
 
 from __future__ import annotations
 
+import math
 import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -15,6 +16,7 @@ from umbau.errors import UsageError
 from umbau.settings import Settings
 
 STALE_PARTIAL = timedelta(days=1)
+MAX_KEEP_DAYS = 36500  # a century: far beyond any retention, far within datetime's range
 
 
 @dataclass
@@ -22,17 +24,22 @@ class ListResult:
     folder: Path
     backups: list[mf.BackupEntry] = field(default_factory=list)
     incomplete: list[Path] = field(default_factory=list)
+    abandoned: list[Path] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"folder": str(self.folder), "backups": [b.as_dict() for b in self.backups],
-                "incomplete": [str(p) for p in self.incomplete]}
+                "incomplete": [str(p) for p in self.incomplete],
+                "abandoned": [str(p) for p in self.abandoned]}
 
 
 def list_backups(settings: Settings, directory: Path | None = None) -> ListResult:
-    """Complete backups, newest first, and leftovers of interrupted ones."""
+    """Complete backups, newest first, and leftovers of interrupted ones; ``abandoned``:
+    the ``.partial`` files among them whose backup process is gone (killed), as opposed
+    to backups being written right now."""
     folder = (directory or backup_config(settings).dir).resolve()
     entries, partial = mf.scan(folder)
-    return ListResult(folder, list(reversed(entries)), partial)
+    return ListResult(folder, list(reversed(entries)), partial,
+                      mf.abandoned_partials(folder))
 
 
 @dataclass
@@ -91,8 +98,13 @@ def prune(settings: Settings, *, keep_days: float = 30, keep_last: int = 0,
           dry_run: bool = False, directory: Path | None = None,
           now: datetime | None = None) -> PruneResult:
     """Delete backups older than ``keep_days`` beyond the newest ``keep_last``."""
-    if keep_days < 0 or keep_last < 0:
-        raise UsageError("--keep-days and --keep-last must be 0 or more")
+    # nan compares false with everything and inf/1e6 days overflow timedelta: a number
+    # of days must be finite and within what a date can go back (datetime.MINYEAR).
+    if not math.isfinite(keep_days) or not 0 <= keep_days <= MAX_KEEP_DAYS:
+        raise UsageError(f"--keep-days {keep_days:g}: use a number of days from 0 to "
+                         f"{MAX_KEEP_DAYS:,} (e.g. 30)")
+    if keep_last < 0:
+        raise UsageError("--keep-last must be 0 or more")
     now = now or datetime.now(UTC)
     folder = (directory or backup_config(settings).dir).resolve()
     entries, partial = mf.scan(folder)
@@ -110,7 +122,8 @@ def prune(settings: Settings, *, keep_days: float = 30, keep_last: int = 0,
         if not leftover.name.endswith(mf.PARTIAL):
             continue
         age = now - datetime.fromtimestamp(_last_change(leftover), UTC)
-        if age > STALE_PARTIAL:
+        # A backup that still runs holds its partial's lock (manifest.hold), however long.
+        if age > STALE_PARTIAL and mf.abandoned(leftover):
             result.removed_incomplete.append(leftover)
             if not dry_run:
                 _remove(leftover)

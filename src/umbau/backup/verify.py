@@ -12,14 +12,18 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import text
 
 from umbau.backup import manifest as mf
 from umbau.backup import pg
+from umbau.backup.binaries import PgTool
 from umbau.backup.config import backup_config
-from umbau.errors import BackupFailed, UsageError
+from umbau.backup.restore import archive_owners, check_owners, restore_args
+from umbau.errors import BackupFailed, OwnerRoleMissing, UsageError
 from umbau.events import Event, EventHandler, emit
-from umbau.postgres.connect import connect
+from umbau.postgres import clients, scratch
+from umbau.postgres import dumpcatalog as catalog
+from umbau.postgres.connect import connect, describe, normalize_url
+from umbau.postgres.errors import describe_error
 from umbau.settings import Settings
 
 VERSION_TABLE = "public.alembic_version"
@@ -77,9 +81,14 @@ class VerifyResult:
 
 
 def verify(settings: Settings, path: Path, *, restore_test: bool = False,
-           database_url: str | None = None, on_event: EventHandler | None = None,
-           ) -> VerifyResult:
-    """Check a backup; the result is recorded in its manifest (when it has one)."""
+           database_url: str | None = None, no_owner: bool = False,
+           on_event: EventHandler | None = None) -> VerifyResult:
+    """Check a backup; the result is recorded in its manifest (when it has one).
+
+    The restore test restores as ``umbau restore`` does, with the same pg_restore
+    options (owners included unless ``no_owner``): roles that own objects in the backup
+    and are missing on the server are a problem (not verified), as they would fail the
+    restore."""
     config = backup_config(settings)
     entry = mf.entry_for(Path(path).resolve())
     manifest = entry.manifest
@@ -103,13 +112,20 @@ def verify(settings: Settings, path: Path, *, restore_test: bool = False,
         if not url:
             settings.require_database_url()
         with connect(url or "") as conn:
-            major = pg.server_major(conn)
+            major = catalog.server_major(conn)
     restore = pg.tool(config, "pg_restore", pg.at_least(major, pg.archive_major(manifest)))
     emit(on_event, Event(kind="verify_step", message="reading the archive"))
     _read_archive(restore, entry.path, result)
     if restore_test and result.archive_ok and result.checksum_ok is not False:
         emit(on_event, Event(kind="verify_step", message="restore test"))
-        result.restore_test = _restore_test(restore, entry.path, manifest, url or "", on_event)
+        try:
+            with clients.sigterm_as_interrupt("verify stopped; the scratch database was "
+                                              "dropped"):
+                result.restore_test = _restore_test(restore, entry.path, manifest,
+                                                    url or "", no_owner, on_event)
+        except OwnerRoleMissing as exc:
+            result.problems.append(f"the restore test (restoring as umbau restore does) "
+                                   f"cannot run: {exc}")
     if manifest:
         _record(entry, result)
     return result
@@ -132,39 +148,43 @@ def _read_archive(restore: Any, path: Path, result: VerifyResult) -> None:
     result.archive_ok = True
 
 
-def _restore_test(restore: Any, path: Path, manifest: dict[str, Any], url: str,
-                  on_event: EventHandler | None) -> RestoreTest:
-    scratch = f"umbau_verify_{uuid.uuid4().hex[:12]}"
-    test = RestoreTest(scratch)
-    scratch_url = pg.with_database(url, scratch)
-    with connect(url, autocommit=True) as admin:
-        force = " WITH (FORCE)" if pg.server_major(admin) >= 13 else ""
-        try:
-            admin.execute(text(f"CREATE DATABASE {pg.quote_ident(scratch)} TEMPLATE template0"))
-        except sa.exc.DBAPIError as exc:
-            raise BackupFailed(f"cannot create the scratch database {scratch}: "
-                               f"{str(exc.orig).strip().splitlines()[0]}: grant CREATEDB or "
-                               "pass --database a URL of a server where you may") from exc
-        try:
-            conninfo, env = pg.libpq(scratch_url)
-            args = ["--no-owner", "--no-privileges", "--exit-on-error", "--dbname", conninfo]
-            if manifest.get("format") == "directory":
-                args += ["--jobs", str(max(2, int(manifest.get("options", {}).get("jobs", 1))))]
-            started = time.monotonic()
-            pg.run_checked(restore, [*args, str(path)], "pg_restore (restore test)", env=env)
-            test.duration_s = time.monotonic() - started
-            emit(on_event, Event(kind="verify_step", message="comparing row counts",
-                                 duration=test.duration_s))
-            _compare(scratch_url, manifest, test)
-        finally:
-            admin.execute(text(f"DROP DATABASE IF EXISTS {pg.quote_ident(scratch)}{force}"))
+def _restore_test(restore: PgTool, path: Path, manifest: dict[str, Any], url: str,
+                  no_owner: bool, on_event: EventHandler | None) -> RestoreTest:
+    """Restore into a scratch database with the options ``restore`` uses (owners
+    included unless ``no_owner``), then compare row counts and revision."""
+    with connect(url) as conn:
+        major = catalog.server_major(conn)
+        if not no_owner:
+            check_owners(conn, archive_owners(restore, path), describe(normalize_url(url)))
+    name = f"umbau_verify_{uuid.uuid4().hex[:12]}"
+    try:
+        scratch.create_database(url, name, template="template0")
+    except sa.exc.DBAPIError as exc:
+        raise BackupFailed(f"cannot create the scratch database {name}: "
+                           f"{describe_error(exc)}: grant CREATEDB or pass --database a URL "
+                           "of a server where you may") from exc
+    test = RestoreTest(name)
+    scratch_url = scratch.database_url(url, name)
+    try:
+        conninfo, env = clients.conninfo(scratch_url, major)
+        # restore's defaults: one transaction, owners unless no_owner.
+        args = restore_args(conninfo, directory=path.is_dir(), jobs=None, clean=False,
+                            no_owner=no_owner)
+        started = time.monotonic()
+        pg.run_checked(restore, [*args, str(path)], "pg_restore (restore test)", env=env)
+        test.duration_s = time.monotonic() - started
+        emit(on_event, Event(kind="verify_step", message="comparing row counts",
+                             duration=test.duration_s))
+        _compare(scratch_url, manifest, test)
+    finally:
+        scratch.drop_database(url, name)
     return test
 
 
 def _compare(scratch_url: str, manifest: dict[str, Any], test: RestoreTest) -> None:
     expected: dict[str, dict[str, Any]] = manifest.get("tables") or {}
     with connect(scratch_url) as conn:
-        actual = pg.exact_counts(conn, list(expected))
+        actual = catalog.exact_counts(conn, list(expected))
         for key, want in expected.items():
             got = actual.get(key)
             ok = got is not None and (got == want["rows"] or not want.get("exact", True))
@@ -174,7 +194,7 @@ def _compare(scratch_url: str, manifest: dict[str, Any], test: RestoreTest) -> N
         # (--table, --exclude-table, a version table kept elsewhere) cannot show it.
         if VERSION_TABLE in expected:
             test.revision_expected = list(manifest.get("revision") or [])
-            test.revision_actual = list(pg.version_table_revisions(conn))
+            test.revision_actual = list(catalog.version_table_revisions(conn))
 
 
 def _record(entry: mf.BackupEntry, result: VerifyResult) -> None:

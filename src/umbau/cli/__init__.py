@@ -16,7 +16,7 @@ import click
 
 from umbau._version import __version__
 from umbau.cli import render
-from umbau.errors import EXIT_USAGE, UmbauError
+from umbau.errors import EXIT_USAGE, Terminated, UmbauError
 from umbau.settings import Settings, load_settings
 
 FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
@@ -96,6 +96,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = cli.main(args=args, prog_name="umbau", standalone_mode=False)
     except click.exceptions.Abort as exc:
         # click turns Ctrl-C into Abort even with standalone_mode=False
+        if isinstance(exc.__context__, Terminated):
+            render.error(str(exc.__context__))
+            return exc.__context__.exit_code
         if isinstance(exc.__context__, KeyboardInterrupt):
             render.error("interrupted: the step in progress was rolled back; rerun to continue")
             return 130
@@ -109,6 +112,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UmbauError as exc:
         if debug:
             raise
+        render.error(str(exc))
+        return exc.exit_code
+    except Terminated as exc:
         render.error(str(exc))
         return exc.exit_code
     except KeyboardInterrupt:
