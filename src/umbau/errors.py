@@ -33,7 +33,11 @@
     │   ├── NoUsableKey                20  table without a primary key / unique NOT NULL key
     │   ├── BackfillDefinitionChanged  20  same name, different definition
     │   └── BackfillFailed             20  a batch failed (transform, SQL, retries); resumable
-    └── VerificationFailed             21  rows that do not satisfy the backfill's verify
+    ├── VerificationFailed             21  rows that do not satisfy the backfill's verify
+    ├── PartiallyApplied (Migration…)  16  a revision left its transaction, then failed
+    ├── NoMatchingRevision             17  baseline: no revision's schema matches the database
+    ├── NoChangesDetected              18  new --autogenerate: the models match the database
+    └── EnvironmentFailed              19  env.py fails to load or run (import error, greenlet)
 
 Exit code 3 is not an error: ``umbau check`` returns it when revisions are pending.
 Every message is one line that says what to do next.
@@ -61,6 +65,10 @@ EXIT_BACKUP_CORRUPT = 14
 EXIT_UNSAFE = 15
 EXIT_BACKFILL = 20
 EXIT_VERIFICATION = 21
+EXIT_PARTIAL = 16
+EXIT_NO_MATCH = 17
+EXIT_NO_CHANGES = 18
+EXIT_ENV_FAILED = 19
 
 
 class UmbauError(Exception):
@@ -240,3 +248,33 @@ class UnsafeMigration(UmbauError):
     def __init__(self, message: str, findings: Sequence[object] = ()) -> None:
         super().__init__(message)
         self.findings = tuple(findings)
+
+
+class PartiallyApplied(MigrationFailed):
+    """A revision committed part of its work (``op.get_bind().commit()``, an
+    ``autocommit_block``) and then failed: the database holds half of it."""
+
+    exit_code = EXIT_PARTIAL
+
+    def __init__(self, message: str, revision: str, attempts: int,
+                 committed: Sequence[str] = ()) -> None:
+        super().__init__(message, revision, attempts)
+        self.committed = tuple(committed)
+
+
+class NoMatchingRevision(UmbauError):
+    """``umbau baseline``: no revision's schema matches the database's."""
+
+    exit_code = EXIT_NO_MATCH
+
+
+class NoChangesDetected(UmbauError):
+    """``umbau new --autogenerate``: the models and the database agree, nothing to write."""
+
+    exit_code = EXIT_NO_CHANGES
+
+
+class EnvironmentFailed(UmbauError):
+    """The project's env.py cannot be loaded or run (an import error, a missing module)."""
+
+    exit_code = EXIT_ENV_FAILED

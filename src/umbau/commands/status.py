@@ -52,9 +52,16 @@ class StatusResult:
             return f"{len(self.pending)} revision(s) pending: run `umbau upgrade`"
         return "the database is at the head"
 
+    @property
+    def partial(self) -> history.HistoryRow | None:
+        """The last run, when it left a revision partially applied."""
+        run = self.last_run
+        return run if run is not None and run.outcome == "partial" else None
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "state": self.state,
+            "partial": self.partial.revision if self.partial else None,
             "summary": self.summary(),
             "current": list(self.current),
             "heads": list(self.heads),
