@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -34,7 +34,13 @@ from umbau.errors import (
 )
 from umbau.events import Event, EventHandler, emit
 from umbau.postgres import catalog, history
-from umbau.postgres.blockers import Blocker, BlockerWatch, cancel, describe_all
+from umbau.postgres.blockers import (
+    Blocker,
+    BlockerWatch,
+    cancel,
+    describe_all,
+    old_lock_holders,
+)
 from umbau.postgres.connect import (
     LOCK_NOT_AVAILABLE,
     RETRYABLE_SQLSTATES,
@@ -550,6 +556,33 @@ def _partial_message(failure: _Failure, committed: list[str], commands: list[str
             f"already committed: {shown}{more}; it was not retried: finish it by hand, "
             f"either run the rest of its upgrade() and `umbau stamp {rev}`, or undo the "
             f"committed part{drops} (`umbau history --runs` shows it)")
+
+
+def retry_budget(settings: Settings) -> float:
+    """Seconds a revision may spend waiting for locks before umbau gives up: every
+    attempt's ``lock_timeout`` plus the longest backoff delays between them."""
+    base, cap = settings.backoff_base or 0.0, settings.backoff_max or 0.0
+    delays = sum(min(base * 2 ** i, cap or base * 2 ** i) for i in range(settings.retries))
+    return float((settings.retries + 1) * (settings.lock_timeout or 0.0) + delays)
+
+
+def warn_old_lock_holders(settings: Settings, tables: Iterable[str],
+                          on_event: EventHandler | None) -> list[Blocker]:
+    """Before an upgrade: sessions whose transaction is older than the whole retry budget
+    and that hold a lock on a table the pending revisions alter. Such a session will
+    outlast every retry; it is reported (event ``old_lock_holders``), never touched."""
+    names = list(tables)
+    if not names or not settings.lock_timeout:
+        return []
+    budget = retry_budget(settings)
+    with connect(settings.require_database_url(), autocommit=True) as conn:
+        found = old_lock_holders(conn, names, budget)
+    if found:
+        emit(on_event, Event("old_lock_holders", message=(
+            f"{describe_all(found)} has held a lock on a table this upgrade alters for "
+            f"longer than the whole retry budget ({budget:.0f}s): the upgrade will likely "
+            "fail on lock timeouts; end that transaction first")))
+    return found
 
 
 def cancel_blockers_after(settings: Settings) -> int | None:

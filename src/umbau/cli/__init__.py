@@ -40,6 +40,13 @@ class State:
         return self._settings
 
 
+    def override_section(self, name: str, **values: Any) -> None:
+        """Flags that live in a sub-table, e.g. ``[tool.umbau.upgrade]``."""
+        sections = dict(self.settings.sections)
+        sections[name] = {**sections.get(name, {}), **values}
+        self._settings = self.settings.with_overrides(sections=sections)
+
+
 pass_state = click.make_pass_decorator(State)
 
 # Which module defines each command. A module is imported only when one of its commands

@@ -93,8 +93,15 @@ def _line(event: Event) -> str | None:
         who = event.holder or "another session"
         return f"waiting for the migrator lock, held by {who} ({event.waited or 0:.0f}s so far)"
     if event.kind == "retry":
+        blocked = f"; blocked by {event.holder}" if event.holder else ""
         return (f"retry {event.revision} in {event.delay:.1f}s (attempt {event.attempt} "
-                f"failed: {event.error})")
+                f"failed: {event.error}{blocked})")
+    if event.kind == "blockers_cancelled":
+        return f"cancelled the statements of the sessions blocking {event.revision}: {event.holder}"
+    if event.kind == "invalid_index_dropped":
+        return f"dropped the invalid index a failed concurrent build left: {event.message}"
+    if event.kind == "old_lock_holders":
+        return f"warning: {event.message}"
     if event.kind == "backup_before_upgrade":
         return f"backing up before the upgrade: {event.message}"
     if event.kind == "backup_taken":

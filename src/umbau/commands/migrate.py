@@ -11,7 +11,7 @@ from umbau import alembic_bridge as bridge
 from umbau.commands._common import database, open_project
 from umbau.errors import ConfirmationRequired, UsageError
 from umbau.events import EventHandler
-from umbau.runner import MigrateResult, migrate
+from umbau.runner import MigrateResult, migrate, warn_old_lock_holders
 from umbau.settings import Settings
 
 
@@ -33,7 +33,8 @@ def upgrade(settings: Settings, target: str = "head", *,
     if allow_unsafe is not True:  # the linter (and pglast) only when it has work to do
         from umbau.commands.lint import check_upgrade
 
-        check_upgrade(settings, target, allow_unsafe)
+        linted = check_upgrade(settings, target, allow_unsafe)
+        warn_old_lock_holders(settings, linted.tables if linted else (), on_event)
     if backup == "never" and rollback in (None, "none"):
         return migrate(settings, project, "upgrade", target, on_event=on_event)
     from umbau.backup.guard import guarded_upgrade
