@@ -15,6 +15,7 @@ import hashlib
 import inspect
 import io
 import re
+import sys
 import textwrap
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -34,6 +35,7 @@ from sqlalchemy.engine import Connection
 
 from umbau.errors import (
     BrokenRevisionGraph,
+    EnvironmentFailed,
     EnvironmentNotShared,
     IrreversibleRevision,
     MultipleHeads,
@@ -42,6 +44,7 @@ from umbau.errors import (
     ScriptError,
     SettingsError,
     UmbauError,
+    UnknownDatabaseRevision,
     UnknownRevision,
 )
 from umbau.postgres import UMBAU_TABLES
@@ -205,30 +208,52 @@ class Project:
         return self._checksums[revision]
 
     def resolve_target(self, target: str) -> str:
-        """Validate a target revision name early; returns it unchanged."""
+        """Validate a target revision name early; returns it unchanged.
+
+        Alembic's forms: ``head``, ``heads``, ``base``, ``+2``/``-1``, a revision or a
+        prefix of one, ``rev+1``, and branch-relative ``label@head``, ``label@+1``,
+        ``label@-1``, ``label@rev`` (Alembic docs, "Working with Branches").
+        """
         if target in {"head", "heads", "base"} or re.fullmatch(r"[+-]\d+", target):
             if target == "head":
                 self.single_head()
             return target
-        base = re.split(r"[+-]\d+$", target)[0]
-        if "@" in base:
-            base = base.split("@", 1)[1] or base
+        label, at, rest = target.rpartition("@")
+        if at:
+            self._check_branch_label(label)
+            if rest in {"", "head", "heads", "base"} or re.fullmatch(r"[+-]\d+", rest):
+                return target
+        base = re.split(r"[+-]\d+$", rest if at else target)[0]
         if base in {"head", "heads", "base"}:
             return target
+        self._check_revision(base)
+        return target
+
+    def _check_branch_label(self, label: str) -> None:
+        labels = {lb for s in self.script.walk_revisions("base", "heads")
+                  for lb in s.branch_labels}
+        if label not in labels:
+            hint = f"branch labels: {', '.join(sorted(labels))}" if labels else \
+                "no revision has branch_labels"
+            raise UnknownRevision(f"unknown branch label {label!r}: {hint}", label)
+
+    def _check_revision(self, base: str) -> None:
         try:
             self.script.revision_map.get_revisions(base)
         except alembic_revision.MultipleHeads as exc:
             raise multiple_heads(self.heads()) from exc
-        except (alembic_util.CommandError, alembic_revision.RevisionError) as exc:
+        except (alembic_util.CommandError, alembic_revision.RevisionError,
+                AssertionError) as exc:
             raise self.unknown(base) from exc
-        return target
 
     def upgrade_steps(self, current: Sequence[str], target: str) -> list[Step]:
+        check_known(self, current)
         with _translate_resolution(self):
             steps = self.script._upgrade_revs(target, tuple(current))  # type: ignore[arg-type]
         return [step_of(s.info) for s in steps]
 
     def downgrade_steps(self, current: Sequence[str], target: str) -> list[Step]:
+        check_known(self, current)
         with _translate_resolution(self):
             steps = self.script._downgrade_revs(target, tuple(current))  # type: ignore[arg-type]
         return [step_of(s.info) for s in steps]
@@ -275,6 +300,28 @@ def _translate_resolution(project: Project) -> Iterator[None]:
         ) from exc
     except alembic_util.CommandError as exc:
         raise ScriptError(f"{exc}: check the target revision") from exc
+    except AttributeError as exc:
+        error = _missing_function(project, exc)
+        if error is exc:
+            raise
+        raise error from exc
+
+
+def _missing_function(project: Project, exc: AttributeError) -> UmbauError | AttributeError:
+    """Alembic reads ``module.upgrade``/``module.downgrade`` when it plans a step: a
+    revision file without one is named, with what to do."""
+    name = getattr(exc, "name", None)
+    module = getattr(getattr(exc, "obj", None), "__name__", None)
+    script = next((s for s in project.script.walk_revisions("base", "heads")
+                   if getattr(s.module, "__name__", None) == module), None)
+    if script is None or name not in {"upgrade", "downgrade"}:
+        return exc
+    if name == "downgrade":
+        return IrreversibleRevision(
+            f"revision {script.revision} has no downgrade() ({script.path}): write one, or "
+            "restore a backup instead", script.revision)
+    return RevisionFileError(f"{script.path}: revision {script.revision} has no upgrade(): "
+                             "add one", script.path)
 
 
 def _is_empty_function(func: Callable[..., Any]) -> bool:
@@ -376,6 +423,7 @@ class EnvRun:
     version_table_schema: str | None = None
     connection_shared: bool | None = None
     on_version_apply: list[Callable[..., None]] = field(default_factory=list)
+    migrations_failed: BaseException | None = None  # what context.run_migrations() raised
 
 
 class _UmbauEnvironmentContext(EnvironmentContext):
@@ -401,6 +449,13 @@ class _UmbauEnvironmentContext(EnvironmentContext):
                     "when it is set (`umbau doctor` prints the lines to add)"
                 )
         super().configure(*args, **kw)
+
+    def run_migrations(self, **kw: Any) -> None:
+        try:
+            super().run_migrations(**kw)
+        except Exception as exc:
+            self.umbau_run.migrations_failed = exc
+            raise
 
 
 def _skip_umbau_tables(user_filter: Callable[..., bool] | None) -> Callable[..., bool]:
@@ -454,12 +509,145 @@ def run_env(
     context.umbau_run = run
     context.umbau_connection = connection
     try:
-        with context:
-            project.script.run_env()
+        with context, _env_patches(cfg, connection, as_sql):
+            _run_env_file(project, run)
     finally:
         cfg.attributes.pop("connection", None)
         cfg.output_buffer = saved_buffer
     return run
+
+
+def _run_env_file(project: Project, run: EnvRun) -> None:
+    """Run env.py; an error outside ``context.run_migrations()`` is env.py's own."""
+    try:
+        project.script.run_env()
+    except UmbauError:
+        raise
+    except Exception as exc:
+        if run.migrations_failed is exc:
+            raise  # a revision failed: the runner decides (retry, partial, failed)
+        raise env_failed(exc, project) from exc
+
+
+def env_failed(exc: BaseException, project: Project) -> EnvironmentFailed:
+    """env.py could not be loaded or run, with its file and line."""
+    env_py = str(Path(project.script.env_py_location).resolve())
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if str(Path(tb.tb_frame.f_code.co_filename).resolve()) == env_py:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    where = f"{env_py}:{line}" if line else env_py
+    text_ = " ".join(str(exc).split()) or type(exc).__name__
+    hint = "fix env.py or install what it imports"
+    if "greenlet" in text_:
+        hint = ("the async env.py needs greenlet: pip install 'sqlalchemy[asyncio]' "
+                "(umbau itself runs it on its own synchronous connection)")
+    return EnvironmentFailed(f"{where}: env.py fails ({type(exc).__name__}: {text_[:300]}): "
+                             f"{hint}")
+
+
+class _SharedEngine:
+    """Stands in for the engine a stock env.py makes from ``sqlalchemy.url``: its
+    connections are umbau's own connection, never closed by env.py. Sync and async
+    (``async with engine.connect() as c: await c.run_sync(fn)``) templates alike."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        yield self.connection
+
+    def begin(self) -> Any:
+        return self.connect()
+
+    def dispose(self) -> Any:
+        return _AsyncNoop()
+
+
+class _AsyncShared:
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    async def __aenter__(self) -> _AsyncShared:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    async def run_sync(self, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+        return fn(self.connection, *args, **kw)
+
+    async def commit(self) -> None:
+        return None
+
+
+class _AsyncSharedEngine(_SharedEngine):
+    def connect(self) -> Any:
+        return _AsyncShared(self.connection)
+
+    def begin(self) -> Any:
+        return _AsyncShared(self.connection)
+
+
+class _AsyncNoop:
+    """``await engine.dispose()`` and a plain ``engine.dispose()`` both work."""
+
+    def __await__(self) -> Iterator[None]:
+        return iter(())
+
+
+@contextmanager
+def _env_patches(cfg: Config, connection: Connection | None, as_sql: bool) -> Iterator[None]:
+    """While env.py runs: Alembic's stock templates get umbau's connection, and
+    Alembic's INFO log lines follow the ``umbau`` logger's level.
+
+    The stock templates (``alembic init -t generic|async|pyproject``) make their own
+    engine with ``engine_from_config``/``async_engine_from_config`` from
+    ``sqlalchemy.url``, which umbau sets to its URL: that call, for that URL only,
+    returns an engine whose connection is umbau's (lock, timeouts, one transaction per
+    revision), so the templates run unchanged and without greenlet.
+    """
+    import logging.config
+
+    import sqlalchemy
+
+    saved_file: Callable[..., None] = logging.config.fileConfig
+    saved_sync: Callable[..., Any] = sqlalchemy.engine_from_config
+    url = cfg.get_main_option("sqlalchemy.url")
+
+    def file_config(*args: Any, **kw: Any) -> None:
+        saved_file(*args, **kw)
+        quiet = not logging.getLogger("umbau").isEnabledFor(logging.INFO)
+        for name in ("alembic", "sqlalchemy"):
+            if quiet and logging.getLogger(name).getEffectiveLevel() < logging.WARNING:
+                logging.getLogger(name).setLevel(logging.WARNING)
+
+    def shared(kind: type[_SharedEngine], real: Callable[..., Any]) -> Callable[..., Any]:
+        def engine_from_config(configuration: Any, prefix: str = "sqlalchemy.",
+                               **kw: Any) -> Any:
+            if connection is not None and configuration.get(f"{prefix}url") == url:
+                return kind(connection)
+            return real(configuration, prefix, **kw)
+
+        return engine_from_config
+
+    logging.config.fileConfig = file_config
+    setattr(sqlalchemy, "engine_from_config", shared(_SharedEngine, saved_sync))  # noqa: B010
+    async_module = sys.modules.get("sqlalchemy.ext.asyncio")
+    saved_async = getattr(async_module, "async_engine_from_config", None)
+    if async_module is not None and saved_async is not None:
+        async_module.async_engine_from_config = shared(  # type: ignore[attr-defined]
+            _AsyncSharedEngine, saved_async)
+    try:
+        yield
+    finally:
+        logging.config.fileConfig = saved_file
+        setattr(sqlalchemy, "engine_from_config", saved_sync)  # noqa: B010
+        if async_module is not None and saved_async is not None:
+            async_module.async_engine_from_config = saved_async  # type: ignore[attr-defined]
 
 
 def current_heads(project: Project, connection: Connection) -> tuple[str, ...]:
@@ -477,8 +665,19 @@ def current_heads(project: Project, connection: Connection) -> tuple[str, ...]:
     return seen[0] if seen else ()
 
 
+def check_known(project: Project, current: Sequence[str],
+                hint: str = "run `umbau doctor`") -> None:
+    """Refuse to plan from a database revision that no script knows (as `umbau check`)."""
+    unknown = [r for r in current if not project.known(r)]
+    if unknown:
+        raise UnknownDatabaseRevision(
+            f"the database is at {', '.join(unknown)}, which no revision file knows: {hint}",
+            unknown)
+
+
 def upgrade_fn(project: Project, target: str) -> Callable[[tuple[str, ...], Any], Any]:
     def fn(rev: tuple[str, ...], context: Any) -> Any:
+        check_known(project, rev)
         with _translate_resolution(project):
             return project.script._upgrade_revs(target, rev)  # type: ignore[arg-type]
 
@@ -487,6 +686,7 @@ def upgrade_fn(project: Project, target: str) -> Callable[[tuple[str, ...], Any]
 
 def downgrade_fn(project: Project, target: str) -> Callable[[tuple[str, ...], Any], Any]:
     def fn(rev: tuple[str, ...], context: Any) -> Any:
+        check_known(project, rev)
         with _translate_resolution(project):
             return project.script._downgrade_revs(target, rev)  # type: ignore[arg-type]
 
@@ -495,6 +695,9 @@ def downgrade_fn(project: Project, target: str) -> Callable[[tuple[str, ...], An
 
 def stamp_fn(project: Project, target: str) -> Callable[[tuple[str, ...], Any], Any]:
     def fn(rev: tuple[str, ...], context: Any) -> Any:
+        # with --purge Alembic hands over no current revision: nothing to check then
+        check_known(project, rev, f"run `umbau stamp --purge {target}` if the schema is at "
+                                  f"{target}, else `umbau doctor`")
         with _translate_resolution(project):
             return project.script._stamp_revs(target, rev)
 

@@ -62,9 +62,9 @@ def test_exhausted_retries_name_the_blocker(tmp_path: Path, database_url: str) -
     settings = settings_for(project, database_url, lock_timeout="300ms", retries=1,
                             backoff_base="10ms", backoff_max="20ms")
     migrate.upgrade(settings, "r1")
-    blocker, conn = _hold_lock(database_url)
+    blocker, _conn = _hold_lock(database_url)
     try:
-        with pytest.raises(RetriesExhausted, match="blocked by pid .*blocker-app"):
+        with pytest.raises(RetriesExhausted, match=r"blocked by pid .*blocker-app"):
             migrate.upgrade(settings)
     finally:
         blocker.__exit__(None, None, None)  # type: ignore[attr-defined]
