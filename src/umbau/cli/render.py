@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from umbau.events import Event, EventHandler
+from umbau.masking import mask_secrets
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -45,10 +46,11 @@ def __getattr__(name: str) -> Any:
 
 def line(text: str = "", *, stderr: bool = False) -> None:
     """One line of plain text."""
-    click.echo(text, err=stderr)
+    click.echo(mask_secrets(text), err=stderr)
 
 
 def error(message: str) -> None:
+    message = mask_secrets(message)
     if sys.stderr.isatty():
         from rich.markup import escape
 
@@ -60,12 +62,13 @@ def error(message: str) -> None:
 
 
 def as_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    text = json.dumps(data, indent=2, default=str)
+    sys.stdout.write(mask_secrets(text) + "\n")
     sys.stdout.flush()
 
 
 def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
-    cells = [["" if v is None else str(v) for v in row] for row in rows]
+    cells = [["" if v is None else mask_secrets(str(v)) for v in row] for row in rows]
     if not sys.stdout.isatty():
         _plain_table(title, columns, cells)
         return
@@ -122,7 +125,7 @@ def progress(enabled: bool, quiet: bool = False) -> Iterator[EventHandler]:
         def plain(event: Event) -> None:
             text = _line(event)
             if text:
-                click.echo(text, err=True)
+                click.echo(mask_secrets(text), err=True)
 
         yield plain
         return
@@ -144,7 +147,7 @@ def progress(enabled: bool, quiet: bool = False) -> Iterator[EventHandler]:
                 bar.advance(task)
             text = _line(event)
             if text:
-                bar.console.print(text, markup=False)
+                bar.console.print(mask_secrets(text), markup=False)
 
     with bar:
         yield handle
