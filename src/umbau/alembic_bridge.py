@@ -39,6 +39,7 @@ from umbau.errors import (
     EnvironmentNotShared,
     IrreversibleRevision,
     MultipleHeads,
+    NoChangesDetected,
     OfflineRenderError,
     RevisionFileError,
     ScriptError,
@@ -791,10 +792,22 @@ def generate_revision(
             project.script = original
         if connection.in_transaction():
             connection.rollback()
+        _refuse_empty(revision_context)
     scripts = [s for s in revision_context.generate_scripts() if s is not None]
     if not scripts:
         raise ScriptError("alembic wrote no revision file")
     return scripts[0]
+
+
+def _refuse_empty(revision_context: Any) -> None:
+    """Autogenerate found no difference: write nothing (as `alembic check` says it)."""
+    directives = revision_context.generated_revisions
+    if directives and all(d.upgrade_ops is None or d.upgrade_ops.is_empty()
+                          for d in directives):
+        raise NoChangesDetected(
+            "no changes in the models: the database already matches them, so no revision "
+            "was written; change the models first, or drop --autogenerate for a hand-written "
+            "(e.g. data) revision")
 
 
 class _TemplateScriptDirectory(ScriptDirectory):
