@@ -246,6 +246,10 @@ def _fn_for(project: bridge.Project, direction: str, target: str) -> Any:
     return bridge.stamp_fn(project, target)
 
 
+# duplicate_table, duplicate_column, duplicate_object, duplicate_schema (PostgreSQL docs,
+# Appendix A "PostgreSQL Error Codes")
+_ALREADY_EXISTS = frozenset({"42P07", "42701", "42710", "42P06"})
+
 # psycopg's status of statements that change nothing durable when run outside a transaction
 _HARMLESS = ("SELECT", "SHOW", "SET", "RESET")
 
@@ -430,8 +434,12 @@ class _Run:
                 f"revision {revision} cannot be downgraded: "
                 f"{failure.exc or 'NotImplementedError'}", revision)
         where = f"revision {revision}" if revision else "env.py"
+        advice = "fix it and rerun"
+        if failure.code in _ALREADY_EXISTS and not self.result.before:
+            advice = ("the database has no version table but already has this schema: "
+                      "run `umbau baseline` to find and stamp its revision")
         return MigrationFailed(f"{where} failed and was rolled back: {failure.reason}; "
-                               "fix it and rerun", revision, failure.attempts)
+                               f"{advice}", revision, failure.attempts)
 
     def blocked_by(self, failure: _Failure) -> str | None:
         """Who blocked the step (seen while it waited), for lock timeouts only."""

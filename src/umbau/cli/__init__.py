@@ -57,7 +57,8 @@ pass_state = click.make_pass_decorator(State)
 COMMAND_MODULES = {
     **dict.fromkeys(
         ["init", "new", "config", "status", "check", "history", "show", "heads", "current",
-         "upgrade", "downgrade", "stamp", "merge", "doctor", "demo"], "umbau.cli.core"),
+         "upgrade", "downgrade", "stamp", "merge", "doctor", "demo", "baseline"],
+        "umbau.cli.core"),
     "lint": "umbau.cli.lint",
     "backfill": "umbau.cli.backfill",
     **dict.fromkeys(["backup", "backups", "restore", "copy"], "umbau.cli.backup"),

@@ -303,6 +303,31 @@ def stamp(state: State, revision: str, purge: bool, fmt: str) -> None:
 
 
 @cli.command()
+@click.option("--revision", help="Stamp this revision without comparing schemas.")
+@click.option("--yes", "-y", is_flag=True, help="Stamp without asking.")
+@FORMAT
+@pass_state
+def baseline(state: State, revision: str | None, yes: bool, fmt: str) -> None:
+    """Adopt a database that has tables but no version table: find the revision whose
+    schema it has (newest first, on a throwaway database) and stamp it."""
+    from umbau.commands.baseline import BaselineResult
+    from umbau.commands.baseline import baseline as run
+
+    def confirm(found: BaselineResult) -> bool:
+        if not (sys.stderr.isatty() and sys.stdin.isatty()):
+            return False
+        how = "its schema matches" if found.matched else "named with --revision"
+        return click.confirm(f"Stamp revision {found.revision} ({how})?", default=False,
+                             err=True)
+
+    result = run(state.settings, revision=revision, yes=yes, confirm=confirm)
+    if not _emit(fmt, result):
+        how = "its schema matches the database" if result.matched else "as named"
+        render.line(f"stamped {result.revision} ({how}): now at "
+                    f"{', '.join(result.after) or 'base'}")
+
+
+@cli.command()
 @click.argument("revisions", nargs=-1)
 @click.option("-m", "--message", required=True, help="Message of the merge revision.")
 @FORMAT
