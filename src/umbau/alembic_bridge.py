@@ -510,7 +510,7 @@ def run_env(
     context.umbau_run = run
     context.umbau_connection = connection
     try:
-        with context, _env_patches(cfg, connection, as_sql):
+        with context, _env_patches(cfg, project.script.env_py_location, connection):
             _run_env_file(project, run)
     finally:
         cfg.attributes.pop("connection", None)
@@ -600,8 +600,22 @@ class _AsyncNoop:
         return iter(())
 
 
+def _async_module(env_py: str) -> Any:
+    """sqlalchemy.ext.asyncio when env.py uses it and it can be imported (it needs
+    greenlet: without it env.py's own import fails, and says so in one line)."""
+    if "sqlalchemy.ext.asyncio" in sys.modules:
+        return sys.modules["sqlalchemy.ext.asyncio"]
+    if "async_engine_from_config" not in Path(env_py).read_text(encoding="utf-8"):
+        return None
+    try:
+        import sqlalchemy.ext.asyncio
+    except ImportError:
+        return None
+    return sqlalchemy.ext.asyncio
+
+
 @contextmanager
-def _env_patches(cfg: Config, connection: Connection | None, as_sql: bool) -> Iterator[None]:
+def _env_patches(cfg: Config, env_py: str, connection: Connection | None) -> Iterator[None]:
     """While env.py runs: Alembic's stock templates get umbau's connection, and
     Alembic's INFO log lines follow the ``umbau`` logger's level.
 
@@ -621,7 +635,8 @@ def _env_patches(cfg: Config, connection: Connection | None, as_sql: bool) -> It
 
     def file_config(*args: Any, **kw: Any) -> None:
         saved_file(*args, **kw)
-        quiet = not logging.getLogger("umbau").isEnabledFor(logging.INFO)
+        # the level, not isEnabledFor(): fileConfig has just disabled loggers it does not name
+        quiet = logging.getLogger("umbau").getEffectiveLevel() > logging.INFO
         for name in ("alembic", "sqlalchemy"):
             if quiet and logging.getLogger(name).getEffectiveLevel() < logging.WARNING:
                 logging.getLogger(name).setLevel(logging.WARNING)
@@ -637,10 +652,10 @@ def _env_patches(cfg: Config, connection: Connection | None, as_sql: bool) -> It
 
     logging.config.fileConfig = file_config
     setattr(sqlalchemy, "engine_from_config", shared(_SharedEngine, saved_sync))  # noqa: B010
-    async_module = sys.modules.get("sqlalchemy.ext.asyncio")
+    async_module = _async_module(env_py)
     saved_async = getattr(async_module, "async_engine_from_config", None)
     if async_module is not None and saved_async is not None:
-        async_module.async_engine_from_config = shared(  # type: ignore[attr-defined]
+        async_module.async_engine_from_config = shared(
             _AsyncSharedEngine, saved_async)
     try:
         yield
@@ -648,7 +663,7 @@ def _env_patches(cfg: Config, connection: Connection | None, as_sql: bool) -> It
         logging.config.fileConfig = saved_file
         setattr(sqlalchemy, "engine_from_config", saved_sync)  # noqa: B010
         if async_module is not None and saved_async is not None:
-            async_module.async_engine_from_config = saved_async  # type: ignore[attr-defined]
+            async_module.async_engine_from_config = saved_async
 
 
 def current_heads(project: Project, connection: Connection) -> tuple[str, ...]:
@@ -738,9 +753,18 @@ def render_sql(project: Project, start: str | None, target: str, *, downgrade: b
 
 
 def env_shares_connection(project: Project) -> bool:
-    """A static look at env.py: does it read config.attributes['connection']?"""
+    """A static look at env.py: will it run on the connection umbau hands over?"""
     source = Path(project.script.env_py_location).read_text(encoding="utf-8")
-    return "attributes" in source and "connection" in source
+    return source_shares_connection(source)
+
+
+def source_shares_connection(source: str) -> bool:
+    """Yes when env.py reads ``config.attributes['connection']`` (Alembic's recipe), or
+    makes its engine from the config's ``sqlalchemy.*`` section as Alembic's stock
+    templates do: umbau then hands that engine its own connection (``_env_patches``)."""
+    recipe = "attributes" in source and "connection" in source
+    stock = re.search(r"engine_from_config\(\s*config\.get_section\(", source) is not None
+    return recipe or stock
 
 
 def now() -> datetime:

@@ -172,6 +172,9 @@ def test_existing_project_gets_the_lines_to_add(tmp_path: Path,
     assert alembic
     subprocess.run([alembic, "init", "migrations"], cwd=tmp_path, check=True,
                    capture_output=True)
+    env = tmp_path / "migrations" / "env.py"  # an engine of its own: the stock one is shared
+    env.write_text(env.read_text().replace("engine_from_config(\n        config.get_section(",
+                                           "engine_from_config(\n        dict("))
     code, out, _ = run_cli(["init", str(tmp_path)], capsys)
     assert code == 0
     assert 'config.attributes.get("connection", None)' in out
