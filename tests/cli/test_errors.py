@@ -46,7 +46,7 @@ def test_env_py_that_fails_to_import(tmp_path: Path, database_url: str,
     env.write_text(env.read_text().replace("import os\n", "import os\nimport not_installed_mod\n"))
     for command in (["upgrade"], ["status"], ["check"], ["downgrade", "base", "--yes"],
                     ["current"]):
-        code, out, err = _cli(project, database_url, capsys, *command)
+        code, _, err = _cli(project, database_url, capsys, *command)
         assert code == 19, (command, err)
         line = _one_line(err)
         assert "env.py:" in line and "not_installed_mod" in line
