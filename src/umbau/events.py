@@ -12,7 +12,9 @@ class Event:
     """Something worth telling the user while a command runs.
 
     kinds: ``lock_wait``, ``lock_acquired``, ``step_start``, ``step_done``,
-    ``retry``, ``plan``.
+    ``retry`` (``holder``: the sessions that blocked the attempt), ``plan``,
+    ``old_lock_holders`` (a warning before an upgrade), ``blockers_cancelled``,
+    ``invalid_index_dropped``.
     """
 
     kind: str
