@@ -39,7 +39,8 @@ COMMANDS = [
     ["upgrade", "nope"], ["downgrade", "-1", "--yes"], ["stamp", "r2"], ["stamp", "nope"],
     ["merge", "-m", "m"], ["new", "added later"], ["backfill", "status"],
     ["backups", "list"], ["restore", "missing.dump"], ["baseline", "--yes"],
-    ["upgrade", "--retries", "x"],
+    ["upgrade", "--retries", "x"], ["backup", "--dir", "{tmp}/backups"],
+    ["copy", "--from", "{url}", "--to", "{url}"], ["test", "--server", "{url}"],
 ]
 
 
@@ -52,8 +53,9 @@ def test_no_command_prints_the_password(form: str, tmp_path: Path, database_url:
     codes = set()
     for command in COMMANDS:
         for fmt in ([], ["--format", "json"]):
+            filled = [a.format(url=url, tmp=tmp_path) for a in command]
             args = ["--config", str(project / "umbau.toml"), "--database-url", url,
-                    *command, *fmt]
+                    *filled, *fmt]
             code = main(args)
             codes.add(code)
             out, err = capsys.readouterr()
