@@ -636,7 +636,8 @@ def _blocker_watch(settings: Settings, conn: Connection,
     if not settings.lock_timeout or not settings.retries:
         return None
     pid = conn.connection.dbapi_connection.info.backend_pid  # type: ignore[union-attr]
-    watch = BlockerWatch(settings.require_database_url(), pid, settings.lock_timeout / 2)
+    # from a quarter of lock_timeout on: early enough to see the wait before it times out
+    watch = BlockerWatch(settings.require_database_url(), pid, settings.lock_timeout / 4)
     return stack.enter_context(watch)
 
 

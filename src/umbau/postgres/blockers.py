@@ -3,7 +3,7 @@
 A lock timeout cancels the waiting statement, and with it the wait that
 ``pg_blocking_pids()`` reports: by the time the error arrives nobody is blocked
 any more. :class:`BlockerWatch` therefore looks while the step still waits, from
-a connection of its own, once a step has run for half of ``lock_timeout``.
+a connection of its own, once a step has run for a quarter of ``lock_timeout``.
 Sources: PostgreSQL docs, "System Information Functions" (``pg_blocking_pids``),
 "The Cumulative Statistics System" (``pg_stat_activity``), "Server Signaling
 Functions" (``pg_cancel_backend``).
