@@ -50,7 +50,7 @@ from umbau.postgres.connect import (
 )
 from umbau.postgres.errors import describe_error
 from umbau.postgres.locks import LockHolder, migrator_lock
-from umbau.postgres.quoting import quote_ident
+from umbau.postgres.quoting import parse_qualified, quote_ident
 from umbau.retry import backoff_delay
 from umbau.settings import Settings
 
@@ -359,14 +359,29 @@ class _Run:
             # transaction as the version table and the first step: a refused or
             # rolled-back run leaves nothing behind (hence on every attempt).
             history.ensure_table(context.connection, self.settings.history_table)
+            steps = list(inner(rev, context))
             if self.first:
                 self.result.before = tuple(rev)
                 self.first = False
-            steps = list(inner(rev, context))
+                self.refuse_partial(context.connection, steps)
             emit(self.on_event, Event("plan", total=len(steps), direction=self.direction))
             return bridge.iter_steps(steps, self.step_starts)
 
         return fn
+
+    def refuse_partial(self, conn: Connection, steps: list[Any]) -> None:
+        """A pending revision whose last run was ``partial`` is not rerun blindly: what
+        it committed would run twice (``--retry-partial`` after undoing it by hand)."""
+        if self.direction == "stamp" or retry_partial(self.settings) or not steps:
+            return
+        revisions = [bridge.step_of(s.info).revision for s in steps]
+        for revision, finished in last_partial(conn, self.settings.history_table,
+                                               revisions, self.direction):
+            raise PartiallyApplied(
+                f"revision {revision} was partially applied on {finished:%Y-%m-%d %H:%M} "
+                "(`umbau history --runs` shows what it committed): a rerun would repeat "
+                f"that part; finish it by hand and `umbau stamp {revision}`, or undo the "
+                "committed part and rerun with --retry-partial", revision, 0)
 
     def step_starts(self, step: Any) -> None:
         self.recorder.start(step)
@@ -591,6 +606,23 @@ def warn_old_lock_holders(settings: Settings, tables: Iterable[str],
             f"longer than the whole retry budget ({budget:.0f}s): the upgrade will likely "
             "fail on lock timeouts; end that transaction first")))
     return found
+
+
+def last_partial(conn: Connection, table: str, revisions: list[str],
+                 direction: str) -> list[tuple[str, datetime]]:
+    """Those of ``revisions`` whose last ``direction`` run was recorded ``partial``."""
+    name = parse_qualified(table).sql.replace("%", "%%")
+    rows = conn.exec_driver_sql(
+        f"SELECT DISTINCT ON (revision) revision, outcome, finished_at FROM {name} "
+        "WHERE direction = %(d)s AND revision = ANY(%(r)s) ORDER BY revision, id DESC",
+        {"d": direction, "r": revisions})
+    return [(r[0], r[2]) for r in rows if r[1] == "partial"]
+
+
+def retry_partial(settings: Settings) -> bool:
+    """``--retry-partial`` (``[tool.umbau.upgrade] retry_partial``): rerun a revision
+    recorded ``partial``, once its committed part has been undone by hand."""
+    return bool(settings.section("upgrade").get("retry_partial", False))
 
 
 def cancel_blockers_after(settings: Settings) -> int | None:

@@ -182,3 +182,47 @@ def test_cli_exit_code_for_partial(tmp_path: Path, database_url: str,
     assert main([*args, "status"]) in (0, 3)
     out = capsys.readouterr().out
     assert "partial" in out and "r2" in out
+
+
+def test_a_partial_revision_is_not_rerun_blindly(tmp_path: Path, database_url: str,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    project = linear_project(tmp_path, 1)
+    path = add_revision(project, "r2", "r1", upgrade='''
+        op.execute("CREATE TABLE half (id int)")
+        op.execute("INSERT INTO t1 (v) VALUES ('moved once')")
+        op.get_bind().commit()
+        op.execute("SELECT 1/0")
+    ''')
+    settings = settings_for(project, database_url)
+    with pytest.raises(PartiallyApplied):
+        migrate.upgrade(settings)
+    with pytest.raises(PartiallyApplied, match="was partially applied on .*--retry-partial"):
+        migrate.upgrade(settings)  # refused before anything runs
+    with connect(database_url) as conn:
+        assert conn.execute(text("SELECT count(*) FROM t1")).scalar() == 1  # not twice
+        conn.execute(text("DROP TABLE half"))  # undone by hand
+        conn.execute(text("DELETE FROM t1"))
+        conn.commit()
+    path.write_text(path.read_text().replace('op.execute("SELECT 1/0")', "pass"))
+    args = ["--config", str(project / "umbau.toml"), "--database-url", database_url]
+    assert main([*args, "upgrade"]) == 16
+    assert "--retry-partial" in capsys.readouterr().err
+    assert main([*args, "upgrade", "--retry-partial"]) == 0
+    assert _rows(database_url)[-1][:2] == ("r2", "success")
+    with connect(database_url) as conn:
+        assert conn.execute(text("SELECT count(*) FROM t1")).scalar() == 1
+
+
+def test_finished_by_hand_and_stamped_goes_on(tmp_path: Path, database_url: str) -> None:
+    project = linear_project(tmp_path, 1)
+    add_revision(project, "r2", "r1", upgrade='''
+        op.execute("CREATE TABLE half (id int)")
+        op.get_bind().commit()
+        op.execute("SELECT 1/0")
+    ''')
+    add_revision(project, "r3", "r2", upgrade='op.execute("CREATE TABLE after_r3 (id int)")')
+    settings = settings_for(project, database_url)
+    with pytest.raises(PartiallyApplied):
+        migrate.upgrade(settings)
+    migrate.stamp(settings, "r2")  # the rest of r2 done by hand
+    assert migrate.upgrade(settings).after == ("r3",)

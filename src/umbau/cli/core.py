@@ -226,16 +226,21 @@ def _render_migrate(result: Any) -> None:
 @click.option("--cancel-blockers", "cancel_after", type=click.IntRange(min=1), metavar="N",
               help="After N lock-timeout retries of a revision, pg_cancel_backend the "
                    "sessions that block it (default: never).")
+@click.option("--retry-partial", is_flag=True,
+              help="Rerun a revision recorded as partially applied (after undoing its "
+                   "committed part by hand).")
 @FORMAT
 @pass_state
 def upgrade(state: State, target: str, sql: bool, quiet: bool, fmt: str,
             allow_unsafe: bool | None, backup_policy: str | None,
-            rollback: str | None, cancel_after: int | None) -> None:
+            rollback: str | None, cancel_after: int | None, retry_partial: bool) -> None:
     """Apply revisions up to TARGET (default: head), one transaction per revision."""
     from umbau.commands import migrate
 
     if cancel_after is not None:
         state.override_section("upgrade", cancel_blockers_after=cancel_after)
+    if retry_partial:
+        state.override_section("upgrade", retry_partial=True)
 
     if sql:
         sql_result = migrate.upgrade_sql(state.settings, target)
