@@ -196,7 +196,7 @@ def test_a_partial_revision_is_not_rerun_blindly(tmp_path: Path, database_url: s
     settings = settings_for(project, database_url)
     with pytest.raises(PartiallyApplied):
         migrate.upgrade(settings)
-    with pytest.raises(PartiallyApplied, match="was partially applied on .*--retry-partial"):
+    with pytest.raises(PartiallyApplied, match=r"was partially applied on .*--retry-partial"):
         migrate.upgrade(settings)  # refused before anything runs
     with connect(database_url) as conn:
         assert conn.execute(text("SELECT count(*) FROM t1")).scalar() == 1  # not twice
