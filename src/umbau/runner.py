@@ -578,7 +578,8 @@ def _partial_message(failure: _Failure, committed: list[str], commands: list[str
     return (f"revision {rev} left its transaction and then failed: {failure.reason}; "
             f"already committed: {shown}{more}; it was not retried: finish it by hand, "
             f"either run the rest of its upgrade() and `umbau stamp {rev}`, or undo the "
-            f"committed part{drops} (`umbau history --runs` shows it)")
+            f"committed part{drops} and rerun with --retry-partial (`umbau history --runs` "
+            "shows it)")
 
 
 def retry_budget(settings: Settings) -> float:

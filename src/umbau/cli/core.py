@@ -263,11 +263,18 @@ def upgrade(state: State, target: str, sql: bool, quiet: bool, fmt: str,
 @click.option("--yes", "-y", is_flag=True, help="Confirm a downgrade that drops data.")
 @click.option("--sql", is_flag=True, help="Print the SQL of FROM:TO instead of running it.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+@click.option("--retry-partial", is_flag=True,
+              help="Rerun a revision recorded as partially applied (after undoing its "
+                   "committed part by hand).")
 @FORMAT
 @pass_state
-def downgrade(state: State, target: str, yes: bool, sql: bool, quiet: bool, fmt: str) -> None:
+def downgrade(state: State, target: str, yes: bool, sql: bool, quiet: bool, fmt: str,
+              retry_partial: bool) -> None:
     """Revert to TARGET: -1, a revision, or base (drops need --yes)."""
     from umbau.commands import migrate
+
+    if retry_partial:
+        state.override_section("upgrade", retry_partial=True)
 
     if sql:
         sql_result = migrate.downgrade_sql(state.settings, target)

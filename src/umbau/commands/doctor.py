@@ -172,8 +172,8 @@ def _check_failed_runs(rows: list[history.HistoryRow], result: DoctorResult) -> 
                 f"the last {direction} of {rev} was partially applied on "
                 f"{row.finished_at:%Y-%m-%d %H:%M}: it committed part of its work, then "
                 f"failed: {row.error}",
-                f"finish it by hand and `umbau stamp {rev}`, or undo the committed part; "
-                f"a plain rerun repeats what is already done"))
+                f"finish it by hand and `umbau stamp {rev}`, or undo the committed part "
+                f"and `umbau {direction} --retry-partial`"))
 
 
 def load_metadata(settings: Settings) -> Any:
