@@ -19,7 +19,7 @@ import sys
 import textwrap
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -629,19 +629,53 @@ def _env_patches(cfg: Config, env_py: str, connection: Connection | None) -> Ite
 
     import sqlalchemy
 
-    saved_file: Callable[..., None] = logging.config.fileConfig
-    saved_sync: Callable[..., Any] = sqlalchemy.engine_from_config
     url = cfg.get_main_option("sqlalchemy.url")
+    with ExitStack() as stack:
+        stack.enter_context(_replaced(logging.config, "fileConfig", _quiet_file_config))
+        stack.enter_context(_replaced(sqlalchemy, "engine_from_config",
+                                      _sharing(_SharedEngine, url, connection)))
+        async_module = _async_module(env_py)
+        if async_module is not None:
+            stack.enter_context(_replaced(async_module, "async_engine_from_config",
+                                          _sharing(_AsyncSharedEngine, url, connection)))
+        yield
+
+
+@contextmanager
+def _replaced(module: Any, name: str,
+              wrap: Callable[[Callable[..., Any]], Callable[..., Any]]) -> Iterator[None]:
+    """``module.name`` replaced by ``wrap(original)`` for the block, then restored."""
+    original = getattr(module, name)
+    setattr(module, name, wrap(original))
+    try:
+        yield
+    finally:
+        setattr(module, name, original)
+
+
+def _quiet_file_config(real: Callable[..., Any]) -> Callable[..., None]:
+    """env.py's ``fileConfig(alembic.ini)``, then Alembic's and SQLAlchemy's loggers no
+    chattier than WARNING unless the ``umbau`` logger is at INFO (``umbau -v``)."""
+    import logging
 
     def file_config(*args: Any, **kw: Any) -> None:
-        saved_file(*args, **kw)
+        real(*args, **kw)
         # the level, not isEnabledFor(): fileConfig has just disabled loggers it does not name
-        quiet = logging.getLogger("umbau").getEffectiveLevel() > logging.INFO
+        if logging.getLogger("umbau").getEffectiveLevel() <= logging.INFO:
+            return
         for name in ("alembic", "sqlalchemy"):
-            if quiet and logging.getLogger(name).getEffectiveLevel() < logging.WARNING:
+            if logging.getLogger(name).getEffectiveLevel() < logging.WARNING:
                 logging.getLogger(name).setLevel(logging.WARNING)
 
-    def shared(kind: type[_SharedEngine], real: Callable[..., Any]) -> Callable[..., Any]:
+    return file_config
+
+
+def _sharing(kind: type[_SharedEngine], url: str | None, connection: Connection | None,
+             ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A wrapper of ``(async_)engine_from_config`` that returns ``kind(connection)`` for
+    the config's own URL and the real engine for any other."""
+
+    def wrap(real: Callable[..., Any]) -> Callable[..., Any]:
         def engine_from_config(configuration: Any, prefix: str = "sqlalchemy.",
                                **kw: Any) -> Any:
             if connection is not None and configuration.get(f"{prefix}url") == url:
@@ -650,20 +684,7 @@ def _env_patches(cfg: Config, env_py: str, connection: Connection | None) -> Ite
 
         return engine_from_config
 
-    logging.config.fileConfig = file_config
-    setattr(sqlalchemy, "engine_from_config", shared(_SharedEngine, saved_sync))  # noqa: B010
-    async_module = _async_module(env_py)
-    saved_async = getattr(async_module, "async_engine_from_config", None)
-    if async_module is not None and saved_async is not None:
-        async_module.async_engine_from_config = shared(
-            _AsyncSharedEngine, saved_async)
-    try:
-        yield
-    finally:
-        logging.config.fileConfig = saved_file
-        setattr(sqlalchemy, "engine_from_config", saved_sync)  # noqa: B010
-        if async_module is not None and saved_async is not None:
-            async_module.async_engine_from_config = saved_async
+    return wrap
 
 
 def current_heads(project: Project, connection: Connection) -> tuple[str, ...]:
