@@ -38,6 +38,7 @@ LEVELS: dict[str, int] = {
     "umbau.sql": 60,
     "umbau.postgres": 60,
     "umbau.settings": 70,
+    "umbau.masking": 73,  # pure string rules: passwords out of every output
     "umbau.events": 71,
     "umbau.errors": 72,
 }

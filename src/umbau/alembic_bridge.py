@@ -15,10 +15,11 @@ import hashlib
 import inspect
 import io
 import re
+import sys
 import textwrap
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,14 +35,17 @@ from sqlalchemy.engine import Connection
 
 from umbau.errors import (
     BrokenRevisionGraph,
+    EnvironmentFailed,
     EnvironmentNotShared,
     IrreversibleRevision,
     MultipleHeads,
+    NoChangesDetected,
     OfflineRenderError,
     RevisionFileError,
     ScriptError,
     SettingsError,
     UmbauError,
+    UnknownDatabaseRevision,
     UnknownRevision,
 )
 from umbau.postgres import UMBAU_TABLES
@@ -205,30 +209,52 @@ class Project:
         return self._checksums[revision]
 
     def resolve_target(self, target: str) -> str:
-        """Validate a target revision name early; returns it unchanged."""
+        """Validate a target revision name early; returns it unchanged.
+
+        Alembic's forms: ``head``, ``heads``, ``base``, ``+2``/``-1``, a revision or a
+        prefix of one, ``rev+1``, and branch-relative ``label@head``, ``label@+1``,
+        ``label@-1``, ``label@rev`` (Alembic docs, "Working with Branches").
+        """
         if target in {"head", "heads", "base"} or re.fullmatch(r"[+-]\d+", target):
             if target == "head":
                 self.single_head()
             return target
-        base = re.split(r"[+-]\d+$", target)[0]
-        if "@" in base:
-            base = base.split("@", 1)[1] or base
+        label, at, rest = target.rpartition("@")
+        if at:
+            self._check_branch_label(label)
+            if rest in {"", "head", "heads", "base"} or re.fullmatch(r"[+-]\d+", rest):
+                return target
+        base = re.split(r"[+-]\d+$", rest if at else target)[0]
         if base in {"head", "heads", "base"}:
             return target
+        self._check_revision(base)
+        return target
+
+    def _check_branch_label(self, label: str) -> None:
+        labels = {lb for s in self.script.walk_revisions("base", "heads")
+                  for lb in s.branch_labels}
+        if label not in labels:
+            hint = f"branch labels: {', '.join(sorted(labels))}" if labels else \
+                "no revision has branch_labels"
+            raise UnknownRevision(f"unknown branch label {label!r}: {hint}", label)
+
+    def _check_revision(self, base: str) -> None:
         try:
             self.script.revision_map.get_revisions(base)
         except alembic_revision.MultipleHeads as exc:
             raise multiple_heads(self.heads()) from exc
-        except (alembic_util.CommandError, alembic_revision.RevisionError) as exc:
+        except (alembic_util.CommandError, alembic_revision.RevisionError,
+                AssertionError) as exc:
             raise self.unknown(base) from exc
-        return target
 
     def upgrade_steps(self, current: Sequence[str], target: str) -> list[Step]:
+        check_known(self, current)
         with _translate_resolution(self):
             steps = self.script._upgrade_revs(target, tuple(current))  # type: ignore[arg-type]
         return [step_of(s.info) for s in steps]
 
     def downgrade_steps(self, current: Sequence[str], target: str) -> list[Step]:
+        check_known(self, current)
         with _translate_resolution(self):
             steps = self.script._downgrade_revs(target, tuple(current))  # type: ignore[arg-type]
         return [step_of(s.info) for s in steps]
@@ -275,6 +301,28 @@ def _translate_resolution(project: Project) -> Iterator[None]:
         ) from exc
     except alembic_util.CommandError as exc:
         raise ScriptError(f"{exc}: check the target revision") from exc
+    except AttributeError as exc:
+        error = _missing_function(project, exc)
+        if error is exc:
+            raise
+        raise error from exc
+
+
+def _missing_function(project: Project, exc: AttributeError) -> UmbauError | AttributeError:
+    """Alembic reads ``module.upgrade``/``module.downgrade`` when it plans a step: a
+    revision file without one is named, with what to do."""
+    name = getattr(exc, "name", None)
+    module = getattr(getattr(exc, "obj", None), "__name__", None)
+    script = next((s for s in project.script.walk_revisions("base", "heads")
+                   if getattr(s.module, "__name__", None) == module), None)
+    if script is None or name not in {"upgrade", "downgrade"}:
+        return exc
+    if name == "downgrade":
+        return IrreversibleRevision(
+            f"revision {script.revision} has no downgrade() ({script.path}): write one, or "
+            "restore a backup instead", script.revision)
+    return RevisionFileError(f"{script.path}: revision {script.revision} has no upgrade(): "
+                             "add one", script.path)
 
 
 def _is_empty_function(func: Callable[..., Any]) -> bool:
@@ -376,6 +424,7 @@ class EnvRun:
     version_table_schema: str | None = None
     connection_shared: bool | None = None
     on_version_apply: list[Callable[..., None]] = field(default_factory=list)
+    migrations_failed: BaseException | None = None  # what context.run_migrations() raised
 
 
 class _UmbauEnvironmentContext(EnvironmentContext):
@@ -401,6 +450,13 @@ class _UmbauEnvironmentContext(EnvironmentContext):
                     "when it is set (`umbau doctor` prints the lines to add)"
                 )
         super().configure(*args, **kw)
+
+    def run_migrations(self, **kw: Any) -> None:
+        try:
+            super().run_migrations(**kw)
+        except Exception as exc:
+            self.umbau_run.migrations_failed = exc
+            raise
 
 
 def _skip_umbau_tables(user_filter: Callable[..., bool] | None) -> Callable[..., bool]:
@@ -454,12 +510,181 @@ def run_env(
     context.umbau_run = run
     context.umbau_connection = connection
     try:
-        with context:
-            project.script.run_env()
+        with context, _env_patches(cfg, project.script.env_py_location, connection):
+            _run_env_file(project, run)
     finally:
         cfg.attributes.pop("connection", None)
         cfg.output_buffer = saved_buffer
     return run
+
+
+def _run_env_file(project: Project, run: EnvRun) -> None:
+    """Run env.py; an error outside ``context.run_migrations()`` is env.py's own."""
+    try:
+        project.script.run_env()
+    except UmbauError:
+        raise
+    except Exception as exc:
+        if run.migrations_failed is exc:
+            raise  # a revision failed: the runner decides (retry, partial, failed)
+        raise env_failed(exc, project) from exc
+
+
+def env_failed(exc: BaseException, project: Project) -> EnvironmentFailed:
+    """env.py could not be loaded or run, with its file and line."""
+    env_py = str(Path(project.script.env_py_location).resolve())
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if str(Path(tb.tb_frame.f_code.co_filename).resolve()) == env_py:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    where = f"{env_py}:{line}" if line else env_py
+    text_ = " ".join(str(exc).split()) or type(exc).__name__
+    hint = "fix env.py or install what it imports"
+    if "greenlet" in text_:
+        hint = ("the async env.py needs greenlet: pip install 'sqlalchemy[asyncio]' "
+                "(umbau itself runs it on its own synchronous connection)")
+    return EnvironmentFailed(f"{where}: env.py fails ({type(exc).__name__}: {text_[:300]}): "
+                             f"{hint}")
+
+
+class _SharedEngine:
+    """Stands in for the engine a stock env.py makes from ``sqlalchemy.url``: its
+    connections are umbau's own connection, never closed by env.py. Sync and async
+    (``async with engine.connect() as c: await c.run_sync(fn)``) templates alike."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        yield self.connection
+
+    def begin(self) -> Any:
+        return self.connect()
+
+    def dispose(self) -> Any:
+        return _AsyncNoop()
+
+
+class _AsyncShared:
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    async def __aenter__(self) -> _AsyncShared:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    async def run_sync(self, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+        return fn(self.connection, *args, **kw)
+
+    async def commit(self) -> None:
+        return None
+
+
+class _AsyncSharedEngine(_SharedEngine):
+    def connect(self) -> Any:
+        return _AsyncShared(self.connection)
+
+    def begin(self) -> Any:
+        return _AsyncShared(self.connection)
+
+
+class _AsyncNoop:
+    """``await engine.dispose()`` and a plain ``engine.dispose()`` both work."""
+
+    def __await__(self) -> Iterator[None]:
+        return iter(())
+
+
+def _async_module(env_py: str) -> Any:
+    """sqlalchemy.ext.asyncio when env.py uses it and it can be imported (it needs
+    greenlet: without it env.py's own import fails, and says so in one line)."""
+    if "sqlalchemy.ext.asyncio" in sys.modules:
+        return sys.modules["sqlalchemy.ext.asyncio"]
+    if "async_engine_from_config" not in Path(env_py).read_text(encoding="utf-8"):
+        return None
+    try:
+        import sqlalchemy.ext.asyncio
+    except ImportError:
+        return None
+    return sqlalchemy.ext.asyncio
+
+
+@contextmanager
+def _env_patches(cfg: Config, env_py: str, connection: Connection | None) -> Iterator[None]:
+    """While env.py runs: Alembic's stock templates get umbau's connection, and
+    Alembic's INFO log lines follow the ``umbau`` logger's level.
+
+    The stock templates (``alembic init -t generic|async|pyproject``) make their own
+    engine with ``engine_from_config``/``async_engine_from_config`` from
+    ``sqlalchemy.url``, which umbau sets to its URL: that call, for that URL only,
+    returns an engine whose connection is umbau's (lock, timeouts, one transaction per
+    revision), so the templates run unchanged and without greenlet.
+    """
+    import logging.config
+
+    import sqlalchemy
+
+    url = cfg.get_main_option("sqlalchemy.url")
+    with ExitStack() as stack:
+        stack.enter_context(_replaced(logging.config, "fileConfig", _quiet_file_config))
+        stack.enter_context(_replaced(sqlalchemy, "engine_from_config",
+                                      _sharing(_SharedEngine, url, connection)))
+        async_module = _async_module(env_py)
+        if async_module is not None:
+            stack.enter_context(_replaced(async_module, "async_engine_from_config",
+                                          _sharing(_AsyncSharedEngine, url, connection)))
+        yield
+
+
+@contextmanager
+def _replaced(module: Any, name: str,
+              wrap: Callable[[Callable[..., Any]], Callable[..., Any]]) -> Iterator[None]:
+    """``module.name`` replaced by ``wrap(original)`` for the block, then restored."""
+    original = getattr(module, name)
+    setattr(module, name, wrap(original))
+    try:
+        yield
+    finally:
+        setattr(module, name, original)
+
+
+def _quiet_file_config(real: Callable[..., Any]) -> Callable[..., None]:
+    """env.py's ``fileConfig(alembic.ini)``, then Alembic's and SQLAlchemy's loggers no
+    chattier than WARNING unless the ``umbau`` logger is at INFO (``umbau -v``)."""
+    import logging
+
+    def file_config(*args: Any, **kw: Any) -> None:
+        real(*args, **kw)
+        # the level, not isEnabledFor(): fileConfig has just disabled loggers it does not name
+        if logging.getLogger("umbau").getEffectiveLevel() <= logging.INFO:
+            return
+        for name in ("alembic", "sqlalchemy"):
+            if logging.getLogger(name).getEffectiveLevel() < logging.WARNING:
+                logging.getLogger(name).setLevel(logging.WARNING)
+
+    return file_config
+
+
+def _sharing(kind: type[_SharedEngine], url: str | None, connection: Connection | None,
+             ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A wrapper of ``(async_)engine_from_config`` that returns ``kind(connection)`` for
+    the config's own URL and the real engine for any other."""
+
+    def wrap(real: Callable[..., Any]) -> Callable[..., Any]:
+        def engine_from_config(configuration: Any, prefix: str = "sqlalchemy.",
+                               **kw: Any) -> Any:
+            if connection is not None and configuration.get(f"{prefix}url") == url:
+                return kind(connection)
+            return real(configuration, prefix, **kw)
+
+        return engine_from_config
+
+    return wrap
 
 
 def current_heads(project: Project, connection: Connection) -> tuple[str, ...]:
@@ -477,8 +702,19 @@ def current_heads(project: Project, connection: Connection) -> tuple[str, ...]:
     return seen[0] if seen else ()
 
 
+def check_known(project: Project, current: Sequence[str],
+                hint: str = "run `umbau doctor`") -> None:
+    """Refuse to plan from a database revision that no script knows (as `umbau check`)."""
+    unknown = [r for r in current if not project.known(r)]
+    if unknown:
+        raise UnknownDatabaseRevision(
+            f"the database is at {', '.join(unknown)}, which no revision file knows: {hint}",
+            unknown)
+
+
 def upgrade_fn(project: Project, target: str) -> Callable[[tuple[str, ...], Any], Any]:
     def fn(rev: tuple[str, ...], context: Any) -> Any:
+        check_known(project, rev)
         with _translate_resolution(project):
             return project.script._upgrade_revs(target, rev)  # type: ignore[arg-type]
 
@@ -487,6 +723,7 @@ def upgrade_fn(project: Project, target: str) -> Callable[[tuple[str, ...], Any]
 
 def downgrade_fn(project: Project, target: str) -> Callable[[tuple[str, ...], Any], Any]:
     def fn(rev: tuple[str, ...], context: Any) -> Any:
+        check_known(project, rev)
         with _translate_resolution(project):
             return project.script._downgrade_revs(target, rev)  # type: ignore[arg-type]
 
@@ -495,6 +732,9 @@ def downgrade_fn(project: Project, target: str) -> Callable[[tuple[str, ...], An
 
 def stamp_fn(project: Project, target: str) -> Callable[[tuple[str, ...], Any], Any]:
     def fn(rev: tuple[str, ...], context: Any) -> Any:
+        # with --purge Alembic hands over no current revision: nothing to check then
+        check_known(project, rev, f"run `umbau stamp --purge {target}` if the schema is at "
+                                  f"{target}, else `umbau doctor`")
         with _translate_resolution(project):
             return project.script._stamp_revs(target, rev)
 
@@ -534,9 +774,18 @@ def render_sql(project: Project, start: str | None, target: str, *, downgrade: b
 
 
 def env_shares_connection(project: Project) -> bool:
-    """A static look at env.py: does it read config.attributes['connection']?"""
+    """A static look at env.py: will it run on the connection umbau hands over?"""
     source = Path(project.script.env_py_location).read_text(encoding="utf-8")
-    return "attributes" in source and "connection" in source
+    return source_shares_connection(source)
+
+
+def source_shares_connection(source: str) -> bool:
+    """Yes when env.py reads ``config.attributes['connection']`` (Alembic's recipe), or
+    makes its engine from the config's ``sqlalchemy.*`` section as Alembic's stock
+    templates do: umbau then hands that engine its own connection (``_env_patches``)."""
+    recipe = "attributes" in source and "connection" in source
+    stock = re.search(r"engine_from_config\(\s*config\.get_section\(", source) is not None
+    return recipe or stock
 
 
 def now() -> datetime:
@@ -588,10 +837,22 @@ def generate_revision(
             project.script = original
         if connection.in_transaction():
             connection.rollback()
+        _refuse_empty(revision_context)
     scripts = [s for s in revision_context.generate_scripts() if s is not None]
     if not scripts:
         raise ScriptError("alembic wrote no revision file")
     return scripts[0]
+
+
+def _refuse_empty(revision_context: Any) -> None:
+    """Autogenerate found no difference: write nothing (as `alembic check` says it)."""
+    directives = revision_context.generated_revisions
+    if directives and all(d.upgrade_ops is None or d.upgrade_ops.is_empty()
+                          for d in directives):
+        raise NoChangesDetected(
+            "no changes in the models: the database already matches them, so no revision "
+            "was written; change the models first, or drop --autogenerate for a hand-written "
+            "(e.g. data) revision")
 
 
 class _TemplateScriptDirectory(ScriptDirectory):

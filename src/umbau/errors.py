@@ -13,7 +13,7 @@
     │   └── UnknownDatabaseRevision     4  alembic_version names no known script
     ├── ScriptError                     8  revision files that cannot be loaded
     │   ├── RevisionFileError           8  syntax error, import error (file, line)
-    │   └── BrokenRevisionGraph         8  cycle, missing down_revision
+    │   ├── BrokenRevisionGraph         8  cycle, missing down_revision
     │   └── OfflineRenderError          8  a revision cannot be rendered as SQL (--sql)
     ├── UnknownRevision                 9  a target no script knows
     ├── LockWaitExceeded                6  another migrator held the lock too long
@@ -38,6 +38,10 @@
     │   ├── BackfillStateLost          25  the state vanished under a running backfill
     │   └── BackfillInterrupted   130/143  SIGINT/SIGTERM: stopped after the current batches
     ├── VerificationFailed             21  rows that do not satisfy the backfill's verify
+    ├── PartiallyApplied (Migration…)  16  a revision left its transaction, then failed
+    ├── NoMatchingRevision             17  baseline: no revision's schema matches the database
+    ├── NoChangesDetected              18  new --autogenerate: the models match the database
+    ├── EnvironmentFailed              19  env.py fails to load or run (import error, greenlet)
     └── PayloadError                   34  a payload chain or document umbau cannot walk
 
     KeyboardInterrupt (not an UmbauError: it unwinds like Ctrl-C, through every cleanup)
@@ -76,6 +80,11 @@ EXIT_PAYLOAD = 34
 
 EXIT_OWNER_ROLE_MISSING = 26
 EXIT_TERMINATED = 143  # 128 + SIGTERM, as shells report it
+
+EXIT_PARTIAL = 16
+EXIT_NO_MATCH = 17
+EXIT_NO_CHANGES = 18
+EXIT_ENV_FAILED = 19
 
 
 class UmbauError(Exception):
@@ -317,3 +326,32 @@ class Terminated(KeyboardInterrupt):
 
     def __str__(self) -> str:
         return self.message
+
+class PartiallyApplied(MigrationFailed):
+    """A revision committed part of its work (``op.get_bind().commit()``, an
+    ``autocommit_block``) and then failed: the database holds half of it."""
+
+    exit_code = EXIT_PARTIAL
+
+    def __init__(self, message: str, revision: str, attempts: int,
+                 committed: Sequence[str] = ()) -> None:
+        super().__init__(message, revision, attempts)
+        self.committed = tuple(committed)
+
+
+class NoMatchingRevision(UmbauError):
+    """``umbau baseline``: no revision's schema matches the database's."""
+
+    exit_code = EXIT_NO_MATCH
+
+
+class NoChangesDetected(UmbauError):
+    """``umbau new --autogenerate``: the models and the database agree, nothing to write."""
+
+    exit_code = EXIT_NO_CHANGES
+
+
+class EnvironmentFailed(UmbauError):
+    """The project's env.py cannot be loaded or run (an import error, a missing module)."""
+
+    exit_code = EXIT_ENV_FAILED

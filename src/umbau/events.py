@@ -20,7 +20,9 @@ class Event:
     """Something worth telling the user while a command runs.
 
     kinds: ``lock_wait``, ``lock_acquired``, ``plan``, ``step_start``, ``step_done``,
-    ``retry`` (migrations); ``backup_start``, ``backup_table``, ``backup_done``,
+    ``retry`` (migrations; ``holder``: the sessions that blocked the attempt),
+    ``old_lock_holders`` (a warning before an upgrade), ``blockers_cancelled``,
+    ``invalid_index_dropped``; ``backup_start``, ``backup_table``, ``backup_done``,
     ``verify_step``, ``restore_step``, ``copy_step``, ``copy_table``,
     ``backup_before_upgrade``, ``backup_taken``, ``rollback_skipped``,
     ``rollback_restore`` (backups); ``backfill_progress`` (backfills); ``stage``

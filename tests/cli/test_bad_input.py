@@ -157,7 +157,9 @@ def test_env_py_that_ignores_the_connection(tmp_path: Path, database_url: str) -
     project = linear_project(tmp_path, 1)
     env = project / "migrations" / "env.py"
     env.write_text(env.read_text().replace(
-        'connectable = config.attributes.get("connection", None)', "connectable = None"))
+        'connectable = config.attributes.get("connection", None)', "connectable = None").replace(
+        'engine_from_config(\n        {"sqlalchemy.url": _url()}, prefix="sqlalchemy.",',
+        '__import__("sqlalchemy").create_engine(_url(),'))  # its own engine, not shareable
     with pytest.raises(EnvironmentNotShared, match=r"config\.attributes") as info:
         migrate.upgrade(settings_for(project, database_url))
     assert info.value.exit_code == 12
@@ -170,6 +172,9 @@ def test_existing_project_gets_the_lines_to_add(tmp_path: Path,
     assert alembic
     subprocess.run([alembic, "init", "migrations"], cwd=tmp_path, check=True,
                    capture_output=True)
+    env = tmp_path / "migrations" / "env.py"  # an engine of its own: the stock one is shared
+    env.write_text(env.read_text().replace("engine_from_config(\n        config.get_section(",
+                                           "engine_from_config(\n        dict("))
     code, out, _ = run_cli(["init", str(tmp_path)], capsys)
     assert code == 0
     assert 'config.attributes.get("connection", None)' in out

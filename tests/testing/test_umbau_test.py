@@ -13,7 +13,7 @@ from helpers import add_revision, linear_project, make_project, settings_for
 
 from umbau.cli import main
 from umbau.commands.test import throwaway_database
-from umbau.errors import MigrationFailed
+from umbau.errors import EnvironmentFailed
 from umbau.testing.report import TestReport
 from umbau.testing.runner import TestOptions, run_checks
 
@@ -302,10 +302,9 @@ def test_an_env_py_that_fails_outside_a_step_ends_the_run(tmp_path: Path,
     env.write_text(env.read_text(encoding="utf-8").replace(
         "config = context.config", "config = context.config\nraise RuntimeError('env broken')"),
         encoding="utf-8")
-    with pytest.raises(MigrationFailed) as raised:
+    with pytest.raises(EnvironmentFailed) as raised:  # one line, exit 19, env.py's line
         run(project, database_url)
-    assert str(raised.value).startswith("env.py failed outside a revision step: "
-                                        "RuntimeError: env broken;")
+    assert "env.py:" in str(raised.value) and "RuntimeError: env broken" in str(raised.value)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import importlib
+import io
 import os
 import sys
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ import click
 from umbau._version import __version__
 from umbau.cli import render
 from umbau.errors import EXIT_USAGE, Terminated, UmbauError
+from umbau.masking import mask_secrets
 from umbau.settings import Settings, load_settings
 
 FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
@@ -40,6 +42,13 @@ class State:
         return self._settings
 
 
+    def override_section(self, name: str, **values: Any) -> None:
+        """Flags that live in a sub-table, e.g. ``[tool.umbau.upgrade]``."""
+        sections = dict(self.settings.sections)
+        sections[name] = {**sections.get(name, {}), **values}
+        self._settings = self.settings.with_overrides(sections=sections)
+
+
 pass_state = click.make_pass_decorator(State)
 
 # Which module defines each command. A module is imported only when one of its commands
@@ -48,7 +57,8 @@ pass_state = click.make_pass_decorator(State)
 COMMAND_MODULES = {
     **dict.fromkeys(
         ["init", "new", "config", "status", "check", "history", "show", "heads", "current",
-         "upgrade", "downgrade", "stamp", "merge", "doctor", "demo"], "umbau.cli.core"),
+         "upgrade", "downgrade", "stamp", "merge", "doctor", "demo", "baseline"],
+        "umbau.cli.core"),
     "lint": "umbau.cli.lint",
     "backfill": "umbau.cli.backfill",
     **dict.fromkeys(["backup", "backups", "restore", "copy"], "umbau.cli.backup"),
@@ -81,45 +91,160 @@ class LazyGroup(click.Group):
 @click.option("--statement-timeout", help="statement_timeout per revision, e.g. 5min, or off.")
 @click.option("--retries", type=int, help="Retries of a revision after lock timeout/deadlock.")
 @click.option("--lock-wait", help="How long to wait for another migrator, e.g. 15min.")
-@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.option("--debug", is_flag=True,
+              help="Show the traceback of an error (the exit code stays the documented one).")
+@click.option("--verbose", "-v", is_flag=True, help="Log more, Alembic's INFO lines included.")
 @click.pass_context
-def cli(ctx: click.Context, /, config_file: Path | None, debug: bool, **flags: Any) -> None:
-    """umbau: safe, zero-downtime migrations for Alembic projects on PostgreSQL."""
+def cli(ctx: click.Context, /, config_file: Path | None, debug: bool, verbose: bool,
+        **flags: Any) -> None:
+    """umbau: safe, zero-downtime migrations for Alembic projects on PostgreSQL.
+
+    The options above work before or after the command (`umbau upgrade --lock-wait 1s`).
+    """
+    if verbose:
+        _log_verbosely()
     ctx.obj = State(flags, config_file, debug)
 
 
+def _log_verbosely() -> None:
+    """INFO lines of umbau, and of Alembic (whose level follows umbau's), on stderr."""
+    import logging
+
+    logger = logging.getLogger("umbau")
+    logger.setLevel(logging.INFO)
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)-5.5s [%(name)s] %(message)s"))
+        logger.addHandler(handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit code."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in args
+    """Run the CLI; returns the exit code.
+
+    Errors: one line on stderr (``--format json``: ``{"error": {"type", "exit_code",
+    "message"}}`` on stdout) and the documented exit code; ``--debug`` adds the traceback.
+    """
+    args = hoist_global_options(list(sys.argv[1:] if argv is None else argv))
+    report = _Reporter(debug="--debug" in args, json_output=_wants_json(args))
     try:
         result = cli.main(args=args, prog_name="umbau", standalone_mode=False)
     except click.exceptions.Abort as exc:
         # click turns Ctrl-C into Abort even with standalone_mode=False
         if isinstance(exc.__context__, Terminated):
-            render.error(str(exc.__context__))
-            return exc.__context__.exit_code
+            context = exc.__context__
+            return report.fail(context, "Terminated", context.exit_code, str(context))
         if isinstance(exc.__context__, KeyboardInterrupt):
-            render.error("interrupted: the step in progress was rolled back; rerun to continue")
-            return 130
-        render.error("aborted")
-        return 1
-    except click.exceptions.ClickException as exc:
-        exc.show()
-        return exc.exit_code if exc.exit_code else EXIT_USAGE
+            return report.fail(exc, "Interrupted", 130, _INTERRUPTED)
+        return report.fail(exc, "Aborted", 1, "aborted")
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
+    except click.exceptions.ClickException as exc:
+        return report.click_error(exc)
     except UmbauError as exc:
-        if debug:
-            raise
-        render.error(str(exc))
-        return exc.exit_code
+        return report.fail(exc, type(exc).__name__, exc.exit_code, str(exc))
     except Terminated as exc:
-        render.error(str(exc))
-        return exc.exit_code
-    except KeyboardInterrupt:
-        render.error("interrupted: the revision in progress was rolled back; rerun to continue")
-        return 130
+        return report.fail(exc, "Terminated", exc.exit_code, str(exc))
+    except KeyboardInterrupt as exc:
+        return report.fail(exc, "Interrupted", 130, _INTERRUPTED)
     return int(result or 0)
 
 
+_INTERRUPTED = "interrupted: the revision in progress was rolled back; rerun to continue"
+
+
+class _Reporter:
+    """Renders an error as one line (or JSON) and returns its exit code."""
+
+    def __init__(self, debug: bool, json_output: bool) -> None:
+        self.debug = debug
+        self.json_output = json_output
+
+    def fail(self, exc: BaseException, kind: str, code: int, message: str) -> int:
+        if self.debug:
+            import traceback
+
+            trace = "".join(traceback.format_exception(exc))
+            sys.stderr.write(mask_secrets(trace))
+        if self.json_output:
+            render.as_json({"error": {"type": kind, "exit_code": code, "message": message}})
+        else:
+            render.error(message)
+        return code
+
+    def click_error(self, exc: click.exceptions.ClickException) -> int:
+        code = exc.exit_code if exc.exit_code else EXIT_USAGE
+        if self.json_output:
+            return self.fail(exc, "UsageError", code, exc.format_message())
+        shown = io.StringIO()
+        exc.show(file=shown)
+        sys.stderr.write(mask_secrets(shown.getvalue()))
+        return code
+
+
+def _wants_json(args: Sequence[str]) -> bool:
+    """``--format json`` (or ``--format=json``) anywhere before ``--``."""
+    head = args[:args.index("--")] if "--" in args else args
+    pairs = zip(head, [*head[1:], ""], strict=True)
+    return "--format=json" in head or any(a == "--format" and b == "json" for a, b in pairs)
+
+
+def hoist_global_options(args: list[str]) -> list[str]:
+    """Move the group's options given after the command in front of it.
+
+    ``umbau upgrade --lock-wait 1s`` becomes ``umbau --lock-wait 1s upgrade``, except
+    for an option that the command (or one of its subcommands) defines itself.
+    """
+    takes_value = _global_options()
+    position = _command_position(args, takes_value)
+    if position is None:
+        return args
+    own = _own_options(args[position])
+    front, rest, index = args[:position], [], position + 1
+    while index < len(args):
+        token = args[index]
+        if token == "--":
+            rest.extend(args[index:])
+            break
+        name = token.split("=", 1)[0]
+        if name in takes_value and name not in own:
+            needs_value = takes_value[name] and "=" not in token
+            front.extend(args[index:index + 1 + needs_value])
+            index += 1 + needs_value
+            continue
+        rest.append(token)
+        index += 1
+    return [*front, args[position], *rest]
+
+
+def _global_options() -> dict[str, bool]:
+    """The group's option names -> whether each takes a value."""
+    names: dict[str, bool] = {}
+    for param in cli.params:
+        if isinstance(param, click.Option) and param.name not in {"version", "help"}:
+            for opt in param.opts:
+                names[opt] = not param.is_flag
+    return names
+
+
+def _command_position(args: list[str], takes_value: dict[str, bool]) -> int | None:
+    index = 0
+    while index < len(args):
+        token = args[index]
+        if not token.startswith("-"):
+            return index if token in COMMAND_MODULES else None
+        index += 1 + (takes_value.get(token, False) and "=" not in token)
+    return None
+
+
+def _own_options(name: str) -> set[str]:
+    """Every option name of a command and its subcommands."""
+    command = cli.get_command(click.Context(cli), name)
+    found: set[str] = set()
+    stack = [command] if command is not None else []
+    while stack:
+        current = stack.pop()
+        for param in current.params:
+            found.update(getattr(param, "opts", ()))
+        if isinstance(current, click.Group):
+            stack.extend(current.commands.values())
+    return found

@@ -224,13 +224,24 @@ def _render_migrate(result: Any) -> None:
 @click.option("--rollback", type=click.Choice(["none", "restore"]),
               help="restore: restore that backup when a revision fails in a way its "
                    "transaction cannot undo.")
+@click.option("--cancel-blockers", "cancel_after", type=click.IntRange(min=1), metavar="N",
+              help="After N lock-timeout retries of a revision, pg_cancel_backend the "
+                   "sessions that block it (default: never).")
+@click.option("--retry-partial", is_flag=True,
+              help="Rerun a revision recorded as partially applied (after undoing its "
+                   "committed part by hand).")
 @FORMAT
 @pass_state
 def upgrade(state: State, target: str, sql: bool, quiet: bool, fmt: str,
             allow_unsafe: bool | None, backup_policy: str | None,
-            rollback: str | None) -> None:
+            rollback: str | None, cancel_after: int | None, retry_partial: bool) -> None:
     """Apply revisions up to TARGET (default: head), one transaction per revision."""
     from umbau.commands import migrate
+
+    if cancel_after is not None:
+        state.override_section("upgrade", cancel_blockers_after=cancel_after)
+    if retry_partial:
+        state.override_section("upgrade", retry_partial=True)
 
     if sql:
         sql_result = migrate.upgrade_sql(state.settings, target)
@@ -250,11 +261,18 @@ def upgrade(state: State, target: str, sql: bool, quiet: bool, fmt: str,
 @click.option("--yes", "-y", is_flag=True, help="Confirm a downgrade that drops data.")
 @click.option("--sql", is_flag=True, help="Print the SQL of FROM:TO instead of running it.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+@click.option("--retry-partial", is_flag=True,
+              help="Rerun a revision recorded as partially applied (after undoing its "
+                   "committed part by hand).")
 @FORMAT
 @pass_state
-def downgrade(state: State, target: str, yes: bool, sql: bool, quiet: bool, fmt: str) -> None:
+def downgrade(state: State, target: str, yes: bool, sql: bool, quiet: bool, fmt: str,
+              retry_partial: bool) -> None:
     """Revert to TARGET: -1, a revision, or base (drops need --yes)."""
     from umbau.commands import migrate
+
+    if retry_partial:
+        state.override_section("upgrade", retry_partial=True)
 
     if sql:
         sql_result = migrate.downgrade_sql(state.settings, target)
@@ -292,6 +310,31 @@ def stamp(state: State, revision: str, purge: bool, fmt: str) -> None:
     result = run(state.settings, revision, purge=purge)
     if not _emit(fmt, result):
         render.line(f"stamped: now at {', '.join(result.after) or 'base'}")
+
+
+@cli.command()
+@click.option("--revision", help="Stamp this revision without comparing schemas.")
+@click.option("--yes", "-y", is_flag=True, help="Stamp without asking.")
+@FORMAT
+@pass_state
+def baseline(state: State, revision: str | None, yes: bool, fmt: str) -> None:
+    """Adopt a database that has tables but no version table: find the revision whose
+    schema it has (newest first, on a throwaway database) and stamp it."""
+    from umbau.commands.baseline import BaselineResult
+    from umbau.commands.baseline import baseline as run
+
+    def confirm(found: BaselineResult) -> bool:
+        if not (sys.stderr.isatty() and sys.stdin.isatty()):
+            return False
+        how = "its schema matches" if found.matched else "named with --revision"
+        return click.confirm(f"Stamp revision {found.revision} ({how})?", default=False,
+                             err=True)
+
+    result = run(state.settings, revision=revision, yes=yes, confirm=confirm)
+    if not _emit(fmt, result):
+        how = "its schema matches the database" if result.matched else "as named"
+        render.line(f"stamped {result.revision} ({how}): now at "
+                    f"{', '.join(result.after) or 'base'}")
 
 
 @cli.command()

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from umbau.events import Event, EventHandler
+from umbau.masking import mask_secrets
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -46,10 +47,11 @@ def __getattr__(name: str) -> Any:
 
 def line(text: str = "", *, stderr: bool = False) -> None:
     """One line of plain text."""
-    click.echo(text, err=stderr)
+    click.echo(mask_secrets(text), err=stderr)
 
 
 def error(message: str) -> None:
+    message = mask_secrets(message)
     if sys.stderr.isatty():
         from rich.markup import escape
 
@@ -61,12 +63,13 @@ def error(message: str) -> None:
 
 
 def as_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    text = json.dumps(data, indent=2, default=str)
+    sys.stdout.write(mask_secrets(text) + "\n")
     sys.stdout.flush()
 
 
 def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
-    cells = [["" if v is None else str(v) for v in row] for row in rows]
+    cells = [["" if v is None else mask_secrets(str(v)) for v in row] for row in rows]
     if not sys.stdout.isatty():
         _plain_table(title, columns, cells)
         return
@@ -105,10 +108,14 @@ _TEMPLATES = {
     "copy_step": "{message}…",
     "copy_table": "  copying {message}",
     "stage": "\n== {message}",
+    "invalid_index_dropped": "dropped the invalid index a failed concurrent build left: "
+                             "{message}",
+    "old_lock_holders": "warning: {message}",
 }
 # drawn above the bar too (the others only change the bar's description)
 _ABOVE_THE_BAR = {"lock_wait", "retry", "step_done", "backup_before_upgrade", "backup_taken",
-                  "rollback_skipped", "rollback_restore", "stage"}
+                  "rollback_skipped", "rollback_restore", "stage", "blockers_cancelled",
+                  "invalid_index_dropped", "old_lock_holders"}
 _ONE_DONE = {"step_done", "backup_table", "copy_table"}  # each advances the bar by one
 
 
@@ -122,8 +129,12 @@ def describe(event: Event) -> str | None:
         who = event.holder or "another session"
         return f"waiting for the migrator lock, held by {who} ({event.waited or 0:.0f}s so far)"
     if event.kind == "retry":
+        blocked = f"; blocked by {event.holder}" if event.holder else ""
         return (f"retry {event.revision} in {event.delay:.1f}s (attempt {event.attempt} "
-                f"failed: {event.error})")
+                f"failed: {event.error}{blocked})")
+    if event.kind == "blockers_cancelled":
+        return (f"cancelled the statements of the sessions blocking {event.revision}: "
+                f"{event.holder}")
     if event.kind == "step_done":
         return (f"{event.direction:<9} {event.revision}  {event.message or ''}  "
                 f"[{(event.duration or 0) * 1000:.0f} ms]")
@@ -155,7 +166,7 @@ class _Lines:
             self.last = now
         text = describe(event)
         if text:
-            click.echo(text, err=True)
+            click.echo(mask_secrets(text), err=True)
 
 
 class _Bar:
@@ -175,7 +186,7 @@ class _Bar:
             self.bar.update(self.task, description=label)
         text = describe(event) if event.kind in _ABOVE_THE_BAR else None
         if text:
-            self.bar.console.print(text.lstrip("\n"), markup=False)
+            self.bar.console.print(mask_secrets(text.lstrip("\n")), markup=False)
 
     def _count(self, event: Event) -> None:
         if event.total is not None and event.kind != self.phase:

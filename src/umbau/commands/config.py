@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from umbau.settings import DURATION_KEYS, KEYS, Settings, format_duration, mask_url
+from umbau.masking import mask_secrets
+from umbau.settings import DURATION_KEYS, KEYS, Settings, format_duration
 
 
 @dataclass
@@ -25,7 +26,7 @@ def show_config(settings: Settings) -> ConfigResult:
     for key in KEYS:
         value = getattr(settings, key)
         if key == "database_url":
-            shown = mask_url(value) or "(not set)"
+            shown = mask_secrets(value) if value else "(not set)"
         elif key in DURATION_KEYS:
             shown = format_duration(value)
         elif value is None:

@@ -180,6 +180,14 @@ def _check_failed_runs(rows: list[history.HistoryRow], result: DoctorResult) -> 
                 f"after {row.attempts} attempt(s): {row.error}",
                 f"fix the cause, then umbau {direction} "
                 f"{'head' if direction == 'upgrade' else '-1'}"))
+        elif row.outcome == "partial":
+            result.findings.append(Finding(
+                "partial-run", "error",
+                f"the last {direction} of {rev} was partially applied on "
+                f"{row.finished_at:%Y-%m-%d %H:%M}: it committed part of its work, then "
+                f"failed: {row.error}",
+                f"finish it by hand and `umbau stamp {rev}`, or undo the committed part "
+                f"and `umbau {direction} --retry-partial`"))
 
 
 def load_metadata(settings: Settings) -> Any:

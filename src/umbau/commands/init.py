@@ -90,7 +90,7 @@ def init(settings: Settings, folder: Path | None = None, *, directory: str = "mi
         result.existing_project = True
         env_py = _env_py_of(settings, ini)
         source = env_py.read_text(encoding="utf-8") if env_py and env_py.exists() else ""
-        result.env_shares_connection = "attributes" in source and "connection" in source
+        result.env_shares_connection = bridge.source_shares_connection(source)
         if not result.env_shares_connection:
             result.lines_to_add = bridge.SHARING_RECIPE
     else:
@@ -127,12 +127,25 @@ def _with_metadata(env: str, metadata: str | None) -> str:
                        f"from {module} import {first}  # noqa: E402\n\ntarget_metadata = {attr}")
 
 
+def _pyproject_location(folder: Path) -> str | None:
+    """``[tool.alembic] script_location`` of pyproject.toml (`alembic init -t pyproject`)."""
+    import tomllib
+
+    pyproject = folder / "pyproject.toml"
+    if not pyproject.is_file():
+        return None
+    table = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {})
+    location = table.get("alembic", {}).get("script_location")
+    return str(location).replace("%(here)s", str(folder)) if location else None
+
+
 def _env_py_of(settings: Settings, ini: Path) -> Path | None:
     import configparser
 
     parser = configparser.ConfigParser(defaults={"here": str(ini.parent)})
     parser.read(ini)
-    location = parser.get("alembic", "script_location", fallback=None)
+    location = parser.get("alembic", "script_location", fallback=None) or \
+        _pyproject_location(ini.parent)
     if not location:
         return None
     path = Path(location)

@@ -12,7 +12,7 @@ from umbau.commands._common import NewRevisionResult, database, open_project
 from umbau.errors import ConfirmationRequired, UsageError
 from umbau.events import EventHandler
 from umbau.plan import read_plan
-from umbau.runner import MigrateResult, migrate
+from umbau.runner import MigrateResult, migrate, warn_old_lock_holders
 from umbau.settings import Settings
 
 
@@ -39,7 +39,7 @@ def upgrade(settings: Settings, target: str = "head", *,
     gate = _lint_gate_on(settings, allow_unsafe)
     decision = None
     if gate or policy not in (None, "never"):  # else nothing to judge: no plan to read
-        decision = _judge(settings, project, target, gate, policy)
+        decision = _judge(settings, project, target, gate, policy, on_event)
     if policy is None:
         return run()
     from umbau.backup.guard import guarded_upgrade
@@ -69,16 +69,19 @@ def _lint_gate_on(settings: Settings, allow_unsafe: bool | None) -> bool:
 
 
 def _judge(settings: Settings, project: bridge.Project, target: str, gate: bool,
-           policy: str | None) -> Any:
-    """Read the plan in one session, then the lint gate (raises UnsafeMigration) and the
-    backup decision (None when no backup is to be decided)."""
+           policy: str | None, on_event: EventHandler | None) -> Any:
+    """Read the plan in one session, then the lint gate (raises UnsafeMigration; warns
+    about old lock holders on the tables it names) and the backup decision (None when no
+    backup is to be decided)."""
     with database(settings) as conn:  # the plan's one session, closed before the run
         plan = read_plan(project, target, conn)
         try:
             if gate:  # the linter (and pglast) only when it has work to do
                 from umbau.commands.lint import check_upgrade
 
-                check_upgrade(settings, target, False, plan)
+                linted = check_upgrade(settings, target, False, plan)
+                warn_old_lock_holders(settings, linted.tables if linted else (), on_event,
+                                      plan.connection)
             if policy in (None, "never"):
                 return None  # guarded_upgrade then opens no connection: never means never
             from umbau.backup.guard import decide

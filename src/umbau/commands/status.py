@@ -8,13 +8,14 @@ from typing import Any
 from umbau import alembic_bridge as bridge
 from umbau.commands._common import database, open_project
 from umbau.errors import EXIT_GRAPH, EXIT_OK, EXIT_PENDING, UnknownRevision
-from umbau.postgres import history
+from umbau.postgres import catalog, history
 from umbau.settings import Settings
 
 UP_TO_DATE = "up-to-date"
 PENDING = "pending"
 MULTIPLE_HEADS = "multiple-heads"
 UNKNOWN_REVISION = "unknown-revision"
+UNVERSIONED = "unversioned"
 
 
 @dataclass
@@ -25,6 +26,7 @@ class StatusResult:
     unknown: tuple[str, ...] = ()
     last_run: history.HistoryRow | None = None
     messages: dict[str, str] = field(default_factory=dict)
+    unversioned: tuple[str, ...] = ()  # tables of a database without a version table
 
     @property
     def state(self) -> str:
@@ -32,6 +34,8 @@ class StatusResult:
             return UNKNOWN_REVISION
         if len(self.heads) > 1:
             return MULTIPLE_HEADS
+        if self.unversioned:
+            return UNVERSIONED
         if self.pending:
             return PENDING
         return UP_TO_DATE
@@ -48,17 +52,36 @@ class StatusResult:
         if self.state == MULTIPLE_HEADS:
             return (f"the scripts have {len(self.heads)} heads: merge them with "
                     f"`umbau merge -m \"merge heads\" {' '.join(self.heads)}`")
+        if self.state == UNVERSIONED:
+            shown = ", ".join(self.unversioned[:3]) + (", ..." if len(self.unversioned) > 3
+                                                        else "")
+            return (f"the database has {len(self.unversioned)} table(s) ({shown}) but no "
+                    "version table: its schema was not made by these revisions, or its "
+                    "alembic_version was lost; run `umbau baseline` to find its revision "
+                    "(upgrade would fail on \"already exists\")")
+        if self.partial is not None:
+            return (f"revision {self.partial.revision} was partially applied on "
+                    f"{self.partial.finished_at:%Y-%m-%d %H:%M} (it committed part of its "
+                    "work, then failed): finish it by hand, see `umbau doctor`")
         if self.state == PENDING:
             return f"{len(self.pending)} revision(s) pending: run `umbau upgrade`"
         return "the database is at the head"
 
+    @property
+    def partial(self) -> history.HistoryRow | None:
+        """The last run, when it left a revision partially applied."""
+        run = self.last_run
+        return run if run is not None and run.outcome == "partial" else None
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "state": self.state,
+            "partial": self.partial.revision if self.partial else None,
             "summary": self.summary(),
             "current": list(self.current),
             "heads": list(self.heads),
             "unknown": list(self.unknown),
+            "unversioned_tables": list(self.unversioned),
             "pending": [
                 {"revision": s.revision, "down_revision": s.down_revision, "message": s.message}
                 for s in self.pending
@@ -74,8 +97,10 @@ def status(settings: Settings) -> StatusResult:
     with database(settings) as conn:
         current = bridge.current_heads(project, conn)
         rows = history.read(conn, settings.history_table, limit=1)
+        tables = () if current else tuple(catalog.user_tables(conn, settings.history_table))
         conn.rollback()
-    result = StatusResult(current=current, heads=heads, last_run=rows[0] if rows else None)
+    result = StatusResult(current=current, heads=heads, last_run=rows[0] if rows else None,
+                          unversioned=tables)
     result.unknown = tuple(r for r in current if not project.known(r))
     for rev in (*current, *heads):
         if project.known(rev):
