@@ -33,7 +33,9 @@
     │   ├── NoUsableKey                20  table without a primary key / unique NOT NULL key
     │   ├── BackfillDefinitionChanged  20  same name, different definition
     │   └── BackfillFailed             20  a batch failed (transform, SQL, retries); resumable
-    └── VerificationFailed             21  rows that do not satisfy the backfill's verify
+    ├── VerificationFailed             21  rows that do not satisfy the backfill's verify
+    ├── LintRuleError (UsageError)     28  a custom lint rule's id is taken or malformed
+    └── LintUnknown                    29  upgrade refused: a pending revision could not be linted
 
 Exit code 3 is not an error: ``umbau check`` returns it when revisions are pending.
 Every message is one line that says what to do next.
@@ -61,6 +63,8 @@ EXIT_BACKUP_CORRUPT = 14
 EXIT_UNSAFE = 15
 EXIT_BACKFILL = 20
 EXIT_VERIFICATION = 21
+EXIT_LINT_RULE = 28
+EXIT_LINT_UNKNOWN = 29
 
 
 class UmbauError(Exception):
@@ -240,3 +244,15 @@ class UnsafeMigration(UmbauError):
     def __init__(self, message: str, findings: Sequence[object] = ()) -> None:
         super().__init__(message)
         self.findings = tuple(findings)
+
+
+class LintRuleError(UsageError):
+    """A lint rule that cannot be registered: its id is taken or malformed (custom rules)."""
+
+    exit_code = EXIT_LINT_RULE
+
+
+class LintUnknown(UmbauError):
+    """``umbau upgrade`` under ``lint.gate_strict``: a pending revision could not be linted."""
+
+    exit_code = EXIT_LINT_UNKNOWN

@@ -138,3 +138,18 @@ def rewritten_objects(sql: str) -> list[str]:
         elif isinstance(node, ast.DeleteStmt) and node.whereClause is not None:
             rewritten.append(f"delete from {_relname(node.relation)}")
     return rewritten
+
+
+def identifiers(text: str) -> list[str]:
+    """The identifiers of a statement as written, before the parser truncates them to
+    63 bytes (quoted ones unquoted, unquoted ones folded to lower case)."""
+    try:
+        tokens = pglast.parser.scan(text)
+    except pglast.parser.ParseError:
+        return []
+    out = []
+    for token in tokens:
+        if token.name == "IDENT":
+            raw = text[token.start:token.end + 1]
+            out.append(raw[1:-1].replace('""', '"') if raw.startswith('"') else raw.lower())
+    return out

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from umbau.lint import config
-from umbau.lint.context import Unit
+from umbau.lint.context import LintContext, Unit
 from umbau.lint.docs import render_page
 from umbau.lint.engine import lint_units
 from umbau.lint.registry import all_rules
@@ -31,8 +31,13 @@ def _options(sql: str) -> dict[str, object]:
 
 
 def _findings(rule_id: str, unit: Unit, **options: object) -> list[str]:
+    # what a connected run learns from the server, and the kind of unit, are not settings
+    version = options.pop("server_version_num", None)
+    if options.pop("revision", False):
+        unit.kind = "revision"
     cfg = config.load({"enable": [rule_id], **options})
-    return [f.rule for f in lint_units([unit], cfg) if f.rule == rule_id]
+    ctx = LintContext(cfg.target_version, server_version_num=version)  # type: ignore[arg-type]
+    return [f.rule for f in lint_units([unit], cfg, ctx) if f.rule == rule_id]
 
 
 def _case_id(path: Path) -> str:

@@ -16,14 +16,13 @@ import bisect
 import io
 import re
 import sys
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event
 
 from umbau import alembic_bridge as bridge
 from umbau import sql as sqlparse
@@ -159,47 +158,60 @@ def _placeholders(statement: str) -> str:
     return statement.replace("%%", "%")
 
 
-@contextmanager
-def scratch_server(database_url: str | None) -> Iterator[str]:
-    """A server URL to create scratch databases on: the embedded PostgreSQL when the
-    ``embedded`` extra is installed (never a scratch database on a production server),
-    else the configured server."""
-    import importlib.util
+class Capture:
+    """Runs revisions that need a connection on a throwaway database, and captures their SQL.
 
-    if database_url and importlib.util.find_spec("pgserver") is None:
-        from umbau.postgres.connect import normalize_url
+    The server: ``server_url`` (``--server``, or the configured database's server) when
+    given, else an embedded PostgreSQL in a temporary folder, started only when a
+    revision needs it. ``setup`` runs on each throwaway database before the history.
+    Use as a context manager: the embedded server stops at the end.
+    """
 
-        url = normalize_url(database_url).set(database="postgres")
-        yield url.render_as_string(hide_password=False)
-        return
-    from umbau.postgres import embedded
+    def __init__(self, settings: Settings, server_url: str | None,
+                 setup: Callable[[Any], None] | None = None) -> None:
+        self.settings, self.server_url, self.setup = settings, server_url, setup
+        self._stack = ExitStack()
+        self._server: str | None = None
 
-    with embedded.temporary(prefix="umbau-lint-") as server:
-        yield server
+    def __enter__(self) -> Capture:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def server(self) -> str:
+        if self._server is None:
+            if self.server_url:
+                from umbau.postgres.scratch import database_url
+
+                self._server = database_url(self.server_url, "postgres")
+            else:
+                from umbau.postgres import embedded
+
+                self._server = self._stack.enter_context(embedded.temporary("umbau-lint-"))
+        return self._server
+
+    def __call__(self, revision: str) -> list[LintStatement]:
+        return capture_on_database(self.settings, self.server(), revision, self.setup)
 
 
 def capture_on_database(settings: Settings, server_url: str, revision: str,
-                        ) -> list[LintStatement]:
+                        setup: Callable[[Any], None] | None = None) -> list[LintStatement]:
     """Run ``revision`` on a scratch database upgraded to its parent; return what it executed."""
-    from umbau.postgres.connect import connect, normalize_url
+    from umbau.postgres.connect import connect
+    from umbau.postgres.scratch import scratch_database
     from umbau.runner import migrate
 
-    name = f"umbau_lint_{uuid.uuid4().hex[:12]}"
-    url = normalize_url(server_url).set(database=name).render_as_string(hide_password=False)
-    with connect(server_url, autocommit=True) as admin:
-        admin.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
+    with scratch_database(server_url, "umbau_lint") as url:
+        if setup is not None:
+            with connect(url) as conn:
+                setup(conn)
+                conn.commit()
         scratch = settings.with_overrides(database_url=url)
         project = bridge.Project(scratch, url)
         for parent in project.get(revision).down_revisions:
             migrate(scratch, project, "upgrade", parent)
         return _run_capturing(project, url, revision)
-    finally:
-        from umbau.postgres.catalog import server_version
-
-        with connect(server_url, autocommit=True) as admin:
-            force = " WITH (FORCE)" if server_version(admin) >= 130000 else ""  # 13+ only
-            admin.execute(text(f'DROP DATABASE IF EXISTS "{name}"{force}'))
 
 
 def _run_capturing(project: bridge.Project, url: str, revision: str) -> list[LintStatement]:
@@ -235,6 +247,32 @@ def _run_capturing(project: bridge.Project, url: str, revision: str) -> list[Lin
             if conn.in_transaction():
                 conn.rollback()
     return seen
+
+
+# -- the downgrade path -----------------------------------------------------------------
+
+
+def downgrade_units(project: bridge.Project, wanted: set[str],
+                    sources: dict[str, str | None]) -> list[Unit]:
+    """The downgrade of the whole history, heads to base, rendered offline in one pass:
+    one unit per revision (reported for ``wanted``), in the order they would run."""
+    where = _Where(revision_files(project))
+    buffer = _TracingBuffer(where)
+    failure = None
+    try:
+        bridge.run_env(project, bridge.downgrade_fn(project, "base"), as_sql=True,
+                       starting_rev="heads", destination_rev="base", output=buffer)
+    except Exception as exc:  # reported per revision as unrendered, never a crash
+        failure = f"downgrade offline: {type(exc).__name__}: {exc}"[:300]
+    out: dict[str, list[LintStatement]] = {}
+    _statements_from(buffer.getvalue(), buffer.marks, out)
+    units = []
+    for info in reversed(project.revisions()):
+        units.append(Unit(
+            id=info.revision, path=info.path, statements=out.get(info.revision, []),
+            source=sources.get(info.revision), report=info.revision in wanted,
+            failure=failure, direction="downgrade"))
+    return units
 
 
 # -- plain SQL files ---------------------------------------------------------------------

@@ -16,12 +16,24 @@ def check(node: Any, ctx: LintContext) -> Iterator[Hit]:
                 and existing(ctx, table):
             yield Hit(f"ADD UNIQUE on {table} builds the index under an ACCESS EXCLUSIVE lock: "
                       "create a unique index CONCURRENTLY, then ADD CONSTRAINT … UNIQUE USING "
-                      "INDEX", table)
+                      "INDEX", table, safe=_safe(table, constraint))
     for table, column in added_columns(node):
         if constraint_of(column, CT.CONSTR_UNIQUE) is not None and existing(ctx, table):
             yield Hit(f"ADD COLUMN {column.colname} … UNIQUE builds a unique index on {table} "
                       "under an ACCESS EXCLUSIVE lock: add the column, then the index "
                       "CONCURRENTLY, then the constraint USING INDEX", table)
+
+
+def _safe(table: str, constraint: Any) -> str:
+    columns = [str(k.sval) for k in constraint.keys or ()]
+    name = constraint.conname or f"uq_{table.replace('.', '_')}_{'_'.join(columns)}"
+    cols = ", ".join(columns)
+    quoted = ", ".join(f'"{c}"' for c in columns)
+    return f'''def upgrade():
+    with op.get_context().autocommit_block():
+        op.execute("CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS {name} ON {table} ({cols})")
+    op.execute("ALTER TABLE {table} ADD CONSTRAINT {name} UNIQUE USING INDEX {name}")
+    # or, with umbau's helpers: ops.add_unique("{name}", "{table}", [{quoted}])'''
 
 
 RULE = Rule(

@@ -35,7 +35,7 @@ def _refuses(func: ast.FunctionDef) -> bool:
 
 
 def check_unit(unit: Unit, ctx: LintContext) -> Iterator[Hit]:
-    if unit.kind != "revision" or not unit.source:
+    if unit.kind != "revision" or not unit.source or unit.direction != "upgrade":
         return
     funcs = _functions(unit.python_tree())
     upgrade, downgrade = funcs.get("upgrade"), funcs.get("downgrade")
