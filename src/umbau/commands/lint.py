@@ -237,18 +237,15 @@ def _harmless_here(stats: TableStats | None, cfg: lint_config.LintConfig) -> str
         return None
     if cfg.gate_min_size and (stats.bytes is None or stats.bytes >= cfg.gate_min_size):
         return None
-    approx = "" if stats.counted else "~"
-    return (f"{stats.name} holds {approx}{stats.rows:,} rows here "
-            f"(gate_min_rows {cfg.gate_min_rows:,})")
+    return f"{stats.name} holds {stats.rows_text()} here (gate_min_rows {cfg.gate_min_rows:,})"
 
 
 def _size_of(result: LintResult, finding: Finding) -> str:
     stats = result.tables.get(finding.table or "")
     if stats is None or not stats.exists:
         return ""
-    rows = "? rows" if stats.rows is None else f"{stats.rows:,} rows"
     size = "? bytes" if stats.bytes is None else f"{stats.bytes:,} bytes"
-    return f", on {stats.name}: {rows}, {size}"
+    return f", on {stats.name}: {stats.rows_text()}, {size}"
 
 
 def allow_unsafe_default(settings: Settings) -> bool:

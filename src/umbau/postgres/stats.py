@@ -30,10 +30,18 @@ class TableStats:
     rows: int | None = None
     bytes: int | None = None
     counted: bool = False  # rows is an exact count (small tables), not pg_class's estimate
+    at_least: bool = False  # the count stopped at its limit: the table holds more
+
+    def rows_text(self) -> str:
+        """``"42 rows"``, ``"at least 10,000 rows"``, ``"~1,234,567 rows"``."""
+        if self.rows is None:
+            return "? rows"
+        prefix = "at least " if self.at_least else ("" if self.counted else "~")
+        return f"{prefix}{self.rows:,} rows"
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "exists": self.exists, "rows": self.rows,
-                "bytes": self.bytes, "rows_counted": self.counted}
+                "bytes": self.bytes, "rows_counted": self.counted, "rows_at_least": self.at_least}
 
 
 _STATS_SQL = (
@@ -79,7 +87,8 @@ def table_stats(conn: Connection, names: Sequence[str], *,
         if exists and count_below and (estimate is None or estimate < count_below):
             counted = count_rows(conn, name, count_below)
             if counted is not None:
-                out[name] = TableStats(name, True, counted, size, counted=True)
+                out[name] = TableStats(name, True, counted, size, counted=True,
+                                       at_least=counted >= count_below)
     conn.rollback()
     return out
 
