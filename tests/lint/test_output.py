@@ -196,3 +196,27 @@ def test_downgrade_path_is_linted(tmp_path: Path) -> None:
     line = Path(both.findings[0].path or "").read_text().splitlines()[both.findings[0].line - 1]
     assert "op.create_index" in line  # the downgrade's own line
     assert both.findings[0].message.endswith("(downgrade)")
+
+
+def test_a_commit_outside_an_autocommit_block_is_flagged(tmp_path: Path) -> None:
+    make_project(tmp_path)
+    add_revision(tmp_path, "r1", None,
+                 upgrade='op.create_table("docs", sa.Column("id", sa.BigInteger, '
+                         'primary_key=True), sa.Column("title", sa.Text))',
+                 downgrade='op.drop_table("docs")')
+    add_revision(tmp_path, "r2", "r1", upgrade='''
+        op.add_column("docs", sa.Column("n", sa.Integer))
+        with op.get_context().autocommit_block():
+            op.create_index("ix_docs_title", "docs", ["title"], postgresql_concurrently=True,
+                            if_not_exists=True)''',
+                 downgrade='op.drop_column("docs", "n")')
+    add_revision(tmp_path, "r3", "r2", upgrade='''
+        op.add_column("docs", sa.Column("m", sa.Integer))
+        op.execute("COMMIT")
+        op.execute("UPDATE docs SET m = 1 WHERE id < 10")''',
+                 downgrade='op.drop_column("docs", "m")')
+    result = lint(settings_for(tmp_path, None), ["r2", "r3"])
+    found = [(f.unit, f.rule) for f in result.findings]
+    assert found == [("r3", "commit-outside-autocommit")]
+    line = Path(result.findings[0].path or "").read_text().splitlines()[result.findings[0].line - 1]
+    assert 'op.execute("COMMIT")' in line
