@@ -220,3 +220,30 @@ def test_a_commit_outside_an_autocommit_block_is_flagged(tmp_path: Path) -> None
     assert found == [("r3", "commit-outside-autocommit")]
     line = Path(result.findings[0].path or "").read_text().splitlines()[result.findings[0].line - 1]
     assert 'op.execute("COMMIT")' in line
+
+
+def test_after_a_failing_revision_the_rest_renders_in_one_pass(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from umbau import alembic_bridge
+
+    make_project(tmp_path)
+    down = None
+    for i in range(1, 9):
+        body = (f'op.create_table("t{i}", sa.Column("id", sa.BigInteger, primary_key=True))'
+                if i != 3 else  # r3 reads data: offline rendering fails there
+                'op.get_bind().execute(sa.text("SELECT 1")).fetchall()')
+        add_revision(tmp_path, f"r{i}", down, upgrade=body, downgrade="op.execute('SELECT 1')")
+        down = f"r{i}"
+    runs: list[object] = []
+    real = alembic_bridge.run_env
+
+    def counting(*args: object, **kwargs: object) -> object:
+        runs.append(kwargs.get("starting_rev"))
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(alembic_bridge, "run_env", counting)
+    result = lint(settings_for(tmp_path, None), ["r2", "r5", "r8"])
+    assert runs == [None, "r2", "r3"]  # the history, r3 alone, the rest from r3
+    assert {u.id: u.via for u in result.units} == {"r2": "offline", "r5": "offline",
+                                                   "r8": "offline"}
+    assert result.findings == []

@@ -81,15 +81,20 @@ def revision_files(project: bridge.Project) -> dict[str, str]:
 
 
 def _statements_from(sql: str, marks: list[tuple[int, str | None, int | None]],
-                     out: dict[str, list[LintStatement]]) -> None:
+                     out: dict[str, list[LintStatement]], stamped: set[str] | None = None,
+                     ) -> None:
+    """Group the statements of ``sql`` by revision; note in ``stamped`` the revisions
+    Alembic's version-table statements mark as done."""
     offsets = [m[0] for m in marks]
     for stmt in sqlparse.split(sql):
         index = bisect.bisect_right(offsets, stmt.start) - 1
         if index < 0:
             continue
         _, revision, line = marks[index]
-        if revision is None:
-            continue  # Alembic's own: the version table, per-revision BEGIN/COMMIT
+        if revision is None:  # Alembic's own: the version table, per-revision BEGIN/COMMIT
+            if stamped is not None and stmt.node is not None:
+                stamped |= sqlparse.version_stamps(stmt.node)
+            continue
         out.setdefault(revision, []).append(
             LintStatement(stmt.text, stmt.node, stmt.error, line))
 
@@ -107,36 +112,72 @@ def render_offline(project: bridge.Project, start: Any, target: str,
 
 def render_history(project: bridge.Project, needed: set[str],
                    capture: Callable[[str], list[LintStatement]]) -> Rendered:
-    """Every revision's statements; ``capture`` runs the ``needed`` ones offline cannot render."""
+    """Every revision's statements; ``capture`` runs the ``needed`` ones offline cannot render.
+
+    One offline pass from base to heads; when a revision fails it, that revision alone is
+    rendered on its own (or captured), and the rest again in one pass from it — so a
+    history with a few revisions that need a connection costs a few passes, not one
+    env.py run per revision. What a pass cannot reach (other branches) is rendered
+    revision by revision.
+    """
     where = _Where(revision_files(project))
     result = Rendered()
-    try:
-        result.statements = render_offline(project, None, "heads", where)
-        result.via = {r.revision: "offline" for r in project.revisions()}
-        return result
-    except Exception:  # a printer gap or a revision needing a connection: handled below
-        pass
+    start: Any = None
+    for _ in range(len(project.revisions()) + 1):
+        failing = _one_pass(project, where, start, result)
+        if failing is None or failing in result.via:
+            break
+        _render_alone(project, where, failing, needed, capture, result)
+        start = failing
     for info in project.revisions():
-        start: Any = None
-        if info.down_revisions:
-            start = info.down_revisions if len(info.down_revisions) > 1 else info.down_revisions[0]
-        try:
-            rendered = render_offline(project, start, info.revision, where)
-            result.statements[info.revision] = rendered.get(info.revision, [])
-            result.via[info.revision] = "offline"
-            continue
-        except Exception as exc:  # reported as a finding, never a crash
-            reason = f"{type(exc).__name__}: {exc}"[:300]
-        if info.revision not in needed:
-            result.failed[info.revision] = reason
-            continue
-        try:
-            result.statements[info.revision] = capture(info.revision)
-            result.via[info.revision] = "database"
-        except Exception as exc:  # reported as a finding, never a crash
-            result.failed[info.revision] = (
-                f"offline: {reason}; on a throwaway database: {type(exc).__name__}: {exc}"[:600])
+        if info.revision not in result.via and info.revision not in result.failed:
+            _render_alone(project, where, info.revision, needed, capture, result)
     return result
+
+
+def _one_pass(project: bridge.Project, where: _Where, start: Any,
+              result: Rendered) -> str | None:
+    """Render ``start:heads`` into ``result``; the revision that failed the pass, if any."""
+    buffer = _TracingBuffer(where)
+    failing = None
+    try:
+        bridge.run_env(project, bridge.upgrade_fn(project, "heads"), as_sql=True,
+                       starting_rev=start, destination_rev="heads", output=buffer)
+    except Exception as exc:  # a revision needing a connection, or a printer gap
+        location = bridge.revision_location(exc, project.script)
+        failing = where.files.get(location[0]) if location else None
+        failing = failing or "?"  # "?": no revision to blame; the rest one by one
+    out: dict[str, list[LintStatement]] = {}
+    stamped: set[str] = set()
+    _statements_from(buffer.getvalue(), buffer.marks, out, stamped)
+    for revision in stamped - {failing}:
+        result.statements[revision] = out.get(revision, [])
+        result.via[revision] = "offline"
+    return failing
+
+
+def _render_alone(project: bridge.Project, where: _Where, revision: str, needed: set[str],
+                  capture: Callable[[str], list[LintStatement]], result: Rendered) -> None:
+    info = project.get(revision)
+    start: Any = None
+    if info.down_revisions:
+        start = info.down_revisions if len(info.down_revisions) > 1 else info.down_revisions[0]
+    try:
+        rendered = render_offline(project, start, revision, where)
+        result.statements[revision] = rendered.get(revision, [])
+        result.via[revision] = "offline"
+        return
+    except Exception as exc:  # reported as a finding, never a crash
+        reason = f"{type(exc).__name__}: {exc}"[:300]
+    if revision not in needed:
+        result.failed[revision] = reason
+        return
+    try:
+        result.statements[revision] = capture(revision)
+        result.via[revision] = "database"
+    except Exception as exc:  # reported as a finding, never a crash
+        result.failed[revision] = (
+            f"offline: {reason}; on a throwaway database: {type(exc).__name__}: {exc}"[:600])
 
 
 # -- the throwaway database ------------------------------------------------------------

@@ -10,9 +10,6 @@ from pglast import ast, enums
 from umbau.lint.context import LintContext, Unit
 from umbau.lint.model import Hit, Rule
 
-_ENDS = {enums.TransactionStmtKind.TRANS_STMT_COMMIT, enums.TransactionStmtKind.TRANS_STMT_BEGIN,
-         enums.TransactionStmtKind.TRANS_STMT_START}
-
 
 def autocommit_lines(tree: pyast.Module | None) -> set[int]:
     """The lines of ``with …autocommit_block():`` statements: Alembic's own COMMIT/BEGIN."""
@@ -28,11 +25,11 @@ def autocommit_lines(tree: pyast.Module | None) -> set[int]:
 def check_unit(unit: Unit, ctx: LintContext) -> Iterator[Hit]:
     if unit.kind != "revision":
         return
-    allowed = autocommit_lines(unit.python_tree())
-    for stmt in unit.statements:
-        node = stmt.node
-        if isinstance(node, ast.TransactionStmt) and node.kind == enums.TransactionStmtKind.\
-                TRANS_STMT_COMMIT and stmt.line not in allowed:
+    commits = [s for s in unit.statements if isinstance(s.node, ast.TransactionStmt)
+               and s.node.kind == enums.TransactionStmtKind.TRANS_STMT_COMMIT]
+    allowed = autocommit_lines(unit.python_tree()) if commits else set()  # walk only if needed
+    for stmt in commits:
+        if stmt.line not in allowed:
             yield Hit("the revision commits half way: what ran before is permanent even if the "
                       "rest fails, and umbau cannot roll the step back or retry it; put the "
                       "part that must commit on its own in `with op.get_context()."
