@@ -247,3 +247,16 @@ def test_after_a_failing_revision_the_rest_renders_in_one_pass(
     assert {u.id: u.via for u in result.units} == {"r2": "offline", "r5": "offline",
                                                    "r8": "offline"}
     assert result.findings == []
+
+
+def test_the_pre_commit_hook_runs_umbau_lint(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    hooks = (Path(__file__).resolve().parents[2] / ".pre-commit-hooks.yaml").read_text()
+    entry = next(line.split(":", 1)[1].strip() for line in hooks.splitlines()
+                 if line.strip().startswith("entry:"))
+    assert entry.split()[0] == "umbau"
+    make_project(tmp_path)
+    add_revision(tmp_path, "r1", None, upgrade='op.execute("TRUNCATE docs")',
+                 downgrade="op.execute('SELECT 1')")
+    monkeypatch.chdir(tmp_path)
+    assert main(entry.split()[1:]) == 1  # the hook fails the commit on an error finding
