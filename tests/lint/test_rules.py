@@ -80,3 +80,25 @@ def test_every_rule_has_its_docs_page(rule_id: str) -> None:
 
 def test_case_folders_name_real_rules() -> None:
     assert {p.name for p in CASES.iterdir() if p.is_dir()} <= set(all_rules())
+
+
+# rules whose finding has no name of its own to put into the rewrite
+GENERIC_REWRITE = {"missing-downgrade", "commit-outside-autocommit", "unparseable-sql",
+                   "unused-ignore", "ignore-needs-reason"}
+
+
+@pytest.mark.parametrize("path", sorted(CASES.glob("*/bad_*.sql")), ids=_case_id)
+def test_every_finding_has_a_rewrite_of_its_own(path: Path) -> None:
+    rule_id = path.parent.name
+    if rule_id in GENERIC_REWRITE:
+        pytest.skip("a rewrite without names")
+    options = _options(path.read_text())
+    unit = sql_file_unit(path, assume_in_transaction=bool(options.get("assume_in_transaction")))
+    version = options.pop("server_version_num", None)
+    if options.pop("revision", False):
+        unit.kind = "revision"
+    cfg = config.load({"enable": [rule_id], **options})
+    ctx = LintContext(cfg.target_version, server_version_num=version)  # type: ignore[arg-type]
+    found = [f for f in lint_units([unit], cfg, ctx) if f.rule == rule_id]
+    assert found and all(f.safe != all_rules()[rule_id].safe for f in found), (
+        f"{rule_id}: the safe rewrite of {path.name} is the rule's fixed example")

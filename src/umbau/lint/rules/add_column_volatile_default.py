@@ -29,7 +29,7 @@ def check(node: Any, ctx: LintContext) -> Iterator[Hit]:
         elif ctx.target_version < 11:
             yield Hit(f"before PostgreSQL 11 any default on ADD COLUMN rewrites {table} "
                       f"(target is {ctx.target_version}): add the column, then set the default",
-                      table)
+                      table, safe=_safe(table, column.colname, default))
 
 
 def _safe(table: str, column: str, default: Any) -> str:

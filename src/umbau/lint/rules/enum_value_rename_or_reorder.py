@@ -26,7 +26,10 @@ def check(node: Any, ctx: LintContext) -> Iterator[Hit]:
                 [v for v in before if v in after]:
             yield Hit(f"{enum} is recreated with its values in another order ({', '.join(before)}"
                       f" -> {', '.join(after)}): ORDER BY and < > comparisons on it change "
-                      "meaning; add new values with ADD VALUE … BEFORE/AFTER instead")
+                      "meaning; add new values with ADD VALUE … BEFORE/AFTER instead",
+                      safe=f'''def upgrade():
+    with op.get_context().autocommit_block():
+        op.execute("ALTER TYPE {enum} ADD VALUE IF NOT EXISTS '<new>' BEFORE '<existing>'")''')
 
 
 def _rename_safe(enum: str, old: str, new: str) -> str:

@@ -31,7 +31,8 @@ def check(node: Any, ctx: LintContext) -> Iterator[Hit]:
             other = relname(fk.pktable)
             yield Hit(f"ADD COLUMN {column.colname} … REFERENCES {other} validates the new "
                       f"foreign key at once and locks {table} and {other} against writes: add the "
-                      "column, then the constraint NOT VALID, then VALIDATE", table)
+                      "column, then the constraint NOT VALID, then VALIDATE", table,
+                      safe=_column_safe(table, str(column.colname), other))
 
 
 def _safe(table: str, other: str, constraint: Any) -> str:
@@ -43,6 +44,18 @@ def _safe(table: str, other: str, constraint: Any) -> str:
                           [{local}], [{remote}], postgresql_not_valid=True)
     # or, with umbau's helpers:
     # ops.add_foreign_key("{name}", "{table}", "{other}", [{local}], [{remote}])
+
+# a later revision (SHARE UPDATE EXCLUSIVE: reads and writes go on):
+def upgrade():
+    op.execute("ALTER TABLE {table} VALIDATE CONSTRAINT {name}")'''
+
+
+def _column_safe(table: str, column: str, other: str) -> str:
+    name = f"fk_{table.replace('.', '_')}_{column}"
+    return f'''def upgrade():
+    op.add_column({py_table(table)}, sa.Column("{column}", sa.BigInteger(), nullable=True))
+    op.execute("ALTER TABLE {table} ADD CONSTRAINT {name} FOREIGN KEY ({column}) "
+               "REFERENCES {other} NOT VALID")
 
 # a later revision (SHARE UPDATE EXCLUSIVE: reads and writes go on):
 def upgrade():

@@ -19,7 +19,7 @@ def check(node: Any, ctx: LintContext) -> Iterator[Hit]:
             yield Hit(f"{table}.{column} is {kind}: use an identity column (GENERATED ALWAYS AS "
                       "IDENTITY), whose sequence belongs to the column and keeps its grants",
                       table, safe=f'sa.Column("{column}", sa.{_SERIAL[kind]}(), sa.Identity('
-                                  'always=True), primary_key=True)')
+                                  f'always=True), primary_key=True)  # on {table}')
 
 
 RULE = Rule(

@@ -19,7 +19,9 @@ def check(node: Any, ctx: LintContext) -> Iterator[Hit]:
                 continue
             yield Hit(f"PostgreSQL {ctx.target_version} ignores the CHECK ({cmd.name} IS NOT "
                       f"NULL) and scans {table} under an ACCESS EXCLUSIVE lock: upgrade to 12+, "
-                      "or keep the CHECK constraint instead of NOT NULL", table)
+                      "or keep the CHECK constraint instead of NOT NULL", table,
+                      safe=f"# before PostgreSQL 12 keep the validated CHECK ({cmd.name} IS NOT "
+                           f"NULL) on {table} instead of SET NOT NULL, or upgrade the server")
             continue
         yield Hit(f"SET NOT NULL on {table}.{cmd.name} scans the whole table under an ACCESS "
                   f"EXCLUSIVE lock: first add CHECK ({cmd.name} IS NOT NULL) NOT VALID and "

@@ -1,1 +1,1 @@
-ALTER TABLE events DETACH PARTITION events_2023;
+ALTER TABLE measurements DETACH PARTITION measurements_2022;
