@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import gc
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -126,12 +128,24 @@ def lint(
               for p in files]
     context = LintContext(version, server_version_num=live[0] if live else None,
                           functions=live[1] if live else None)
-    findings = lint_units(units, cfg, context)
+    with _parse_trees_frozen():
+        findings = lint_units(units, cfg, context)
     result.units = [LintedUnit(u.id, u.path, u.via, len(u.statements)) for u in units if u.report]
     if url:
         _add_table_stats(result, findings, _touched(units, findings), url, cfg)
     result.findings = findings
     return result
+
+
+@contextmanager
+def _parse_trees_frozen() -> Iterator[None]:
+    """Keep the history's parse trees (alive until the rules are done) out of the garbage
+    collector's passes while the rules run: it would walk them again and again."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _server_facts(url: str | None) -> tuple[int, dict[str, str]] | None:
