@@ -260,3 +260,19 @@ def test_the_pre_commit_hook_runs_umbau_lint(tmp_path: Path,
                  downgrade="op.execute('SELECT 1')")
     monkeypatch.chdir(tmp_path)
     assert main(entry.split()[1:]) == 1  # the hook fails the commit on an error finding
+
+
+@pytest.mark.parametrize("fmt", ["sarif", "gitlab"])
+def test_cli_machine_formats(fmt: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                             capsys: pytest.CaptureFixture[str]) -> None:
+    make_project(tmp_path)
+    add_revision(tmp_path, "r1", None, upgrade='op.execute("TRUNCATE docs")',
+                 downgrade="op.execute('SELECT 1')")
+    monkeypatch.chdir(tmp_path)
+    assert main(["lint", "--offline", "--format", fmt]) == 1
+    document = json.loads(capsys.readouterr().out)
+    if fmt == "sarif":
+        jsonschema.validate(document, sarif_schema())
+        assert document["runs"][0]["results"][0]["ruleId"] == "truncate-table"
+    else:
+        assert document[0]["location"]["path"] == "migrations/versions/r1.py"

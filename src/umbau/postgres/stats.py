@@ -79,12 +79,13 @@ def table_stats(conn: Connection, names: Sequence[str], *,
     if not names:
         return {}
     params = {"names": list(names), "quoted": [quoted(n) for n in names]}
-    rows = _sizes(conn, params)
+    rows, blocked = _sizes(conn, params)
     out = {}
     for name, exists, tuples, size in rows:
         estimate = int(tuples) if tuples is not None and tuples >= 0 else None
         out[name] = TableStats(name, bool(exists), estimate, size)
-        if exists and count_below and (estimate is None or estimate < count_below):
+        # behind an application's lock a count would wait too: keep the estimate then
+        if exists and count_below and not blocked and (estimate is None or estimate < count_below):
             counted = count_rows(conn, name, count_below)
             if counted is not None:
                 out[name] = TableStats(name, True, counted, size, counted=True,
@@ -93,15 +94,17 @@ def table_stats(conn: Connection, names: Sequence[str], *,
     return out
 
 
-def _sizes(conn: Connection, params: dict[str, Any]) -> list[Any]:
+def _sizes(conn: Connection, params: dict[str, Any]) -> tuple[list[Any], bool]:
+    """The rows of the stats query, and whether a lock forced the catalog's estimate."""
     try:
         conn.exec_driver_sql(_LOCK_TIMEOUT)
-        return list(conn.execute(text(_STATS_SQL.format(size=_EXACT_SIZE)), params).all())
+        return list(conn.execute(text(_STATS_SQL.format(size=_EXACT_SIZE)), params).all()), False
     except sa.exc.OperationalError as exc:
         if sqlstate(exc) != LOCK_NOT_AVAILABLE:
             raise
         conn.rollback()  # the catalog's estimate needs no lock on the table
-        return list(conn.execute(text(_STATS_SQL.format(size=_ESTIMATED_SIZE)), params).all())
+        rows = conn.execute(text(_STATS_SQL.format(size=_ESTIMATED_SIZE)), params).all()
+        return list(rows), True
 
 
 def count_rows(conn: Connection, name: str, limit: int) -> int | None:
