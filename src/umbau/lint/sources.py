@@ -16,7 +16,7 @@ import bisect
 import io
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,23 +80,38 @@ def revision_files(project: bridge.Project) -> dict[str, str]:
     return files
 
 
+# Alembic's version-table statements: INSERT … VALUES ('r1') / UPDATE … SET version_num='r2'
+_STAMP = re.compile(r"(?:SET\s+version_num\s*=\s*|VALUES\s*\(\s*)'([^']+)'", re.IGNORECASE)
+
+
 def _statements_from(sql: str, marks: list[tuple[int, str | None, int | None]],
                      out: dict[str, list[LintStatement]], stamped: set[str] | None = None,
                      ) -> None:
     """Group the statements of ``sql`` by revision; note in ``stamped`` the revisions
-    Alembic's version-table statements mark as done."""
+    Alembic's version-table statements mark as done.
+
+    Only the revisions' own text is parsed (Alembic's BEGIN/COMMIT and version-table
+    statements, as many as the revisions' own, are read with a pattern instead).
+    """
     offsets = [m[0] for m in marks]
-    for stmt in sqlparse.split(sql):
-        index = bisect.bisect_right(offsets, stmt.start) - 1
-        if index < 0:
+    for begin, finish, revision in _runs(marks, len(sql)):
+        if revision is None:
+            if stamped is not None:
+                stamped.update(_STAMP.findall(sql, begin, finish))
             continue
-        _, revision, line = marks[index]
-        if revision is None:  # Alembic's own: the version table, per-revision BEGIN/COMMIT
-            if stamped is not None and stmt.node is not None:
-                stamped |= sqlparse.version_stamps(stmt.node)
-            continue
-        out.setdefault(revision, []).append(
-            LintStatement(stmt.text, stmt.node, stmt.error, line))
+        for stmt in sqlparse.split(sql[begin:finish]):
+            line = marks[bisect.bisect_right(offsets, begin + stmt.start) - 1][2]
+            out.setdefault(revision, []).append(
+                LintStatement(stmt.text, stmt.node, stmt.error, line))
+
+
+def _runs(marks: list[tuple[int, str | None, int | None]],
+          end: int) -> Iterator[tuple[int, int, str | None]]:
+    """(start, end, revision) of each stretch of output one revision (or Alembic) wrote."""
+    starts = [i for i, mark in enumerate(marks) if i == 0 or marks[i - 1][1] != mark[1]]
+    for number, index in enumerate(starts):
+        following = marks[starts[number + 1]][0] if number + 1 < len(starts) else end
+        yield marks[index][0], following, marks[index][1]
 
 
 def render_offline(project: bridge.Project, start: Any, target: str,
