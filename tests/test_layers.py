@@ -60,12 +60,7 @@ KNOWN: set[tuple[str, str]] = {
     # testing ↔ commands: the verdicts engineer (issue 9: drift comparison in one place)
     ("umbau.testing.runner", "umbau.commands.doctor"),
     ("umbau.testing.plugin", "umbau.commands.test"),
-    # lint/registry ↔ lint/rules: the lint engineer (one RULES tuple)
-    ("umbau.lint.registry", "umbau.lint.rules"),
-    ("umbau.lint.rules", "umbau.lint.registry"),
     ("umbau.commands.test", "umbau.commands.lint"),  # verdicts engineer: the lint hook
-    # lint's reporters type their input with commands.lint.LintResult: the lint engineer
-    ("umbau.lint.reporters", "umbau.commands.lint"),
     # commands.lint keeps the upgrade's lint gate (check_upgrade) until the lint engineer
     # moves it below commands/
     ("umbau.commands.migrate", "umbau.commands.lint"),
@@ -165,9 +160,7 @@ DOORS = {
     "pglast": ("umbau.sql", "umbau.lint.context", "umbau.lint.rules"),  # the parser, and
     # the rules' and the lint context's use of its AST node classes
 }
-KNOWN_DOORS: set[tuple[str, str]] = {
-    ("umbau.lint.reporters", "rich"),  # the lint engineer moves lint's rendering to cli/
-}
+KNOWN_DOORS: set[tuple[str, str]] = set()
 
 
 def foreign_imports(path: Path) -> set[str]:

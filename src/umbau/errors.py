@@ -42,6 +42,8 @@
     ├── NoMatchingRevision             17  baseline: no revision's schema matches the database
     ├── NoChangesDetected              18  new --autogenerate: the models match the database
     ├── EnvironmentFailed              19  env.py fails to load or run (import error, greenlet)
+    ├── LintRuleError (UsageError)     28  a custom lint rule's id is taken or malformed
+    ├── LintUnknown                    29  upgrade refused: a pending revision could not be linted
     └── PayloadError                   34  a payload chain or document umbau cannot walk
 
     KeyboardInterrupt (not an UmbauError: it unwinds like Ctrl-C, through every cleanup)
@@ -85,6 +87,9 @@ EXIT_PARTIAL = 16
 EXIT_NO_MATCH = 17
 EXIT_NO_CHANGES = 18
 EXIT_ENV_FAILED = 19
+
+EXIT_LINT_RULE = 28
+EXIT_LINT_UNKNOWN = 29
 
 
 class UmbauError(Exception):
@@ -355,3 +360,14 @@ class EnvironmentFailed(UmbauError):
     """The project's env.py cannot be loaded or run (an import error, a missing module)."""
 
     exit_code = EXIT_ENV_FAILED
+
+class LintRuleError(UsageError):
+    """A lint rule that cannot be registered: its id is taken or malformed (custom rules)."""
+
+    exit_code = EXIT_LINT_RULE
+
+
+class LintUnknown(UmbauError):
+    """``umbau upgrade`` under ``lint.gate_strict``: a pending revision could not be linted."""
+
+    exit_code = EXIT_LINT_UNKNOWN

@@ -138,3 +138,43 @@ def rewritten_objects(sql: str) -> list[str]:
         elif isinstance(node, ast.DeleteStmt) and node.whereClause is not None:
             rewritten.append(f"delete from {_relname(node.relation)}")
     return rewritten
+
+
+def identifiers(text: str) -> list[str]:
+    """The identifiers of a statement as written, before the parser truncates them to
+    63 bytes (quoted ones unquoted, unquoted ones folded to lower case)."""
+    try:
+        tokens = pglast.parser.scan(text)
+    except pglast.parser.ParseError:
+        return []
+    out = []
+    for token in tokens:
+        if token.name == "IDENT":
+            raw = text[token.start:token.end + 1]
+            out.append(raw[1:-1].replace('""', '"') if raw.startswith('"') else raw.lower())
+    return out
+
+
+def version_stamps(node: Any) -> set[str]:
+    """The revision ids an Alembic version-table statement writes (``INSERT … VALUES
+    ('r1')``, ``UPDATE … SET version_num='r2' WHERE …``): the values, not the WHERE."""
+    if isinstance(node, ast.UpdateStmt):
+        parts: Any = node.targetList
+    elif isinstance(node, ast.InsertStmt):
+        parts = node.selectStmt
+    else:
+        return set()
+    return {str(value) for value in _string_constants(parts)}
+
+
+def _string_constants(node: Any) -> list[str]:
+    if isinstance(node, tuple | list):
+        return [v for item in node for v in _string_constants(item)]
+    if not isinstance(node, ast.Node):
+        return []
+    if isinstance(node, ast.A_Const) and isinstance(getattr(node, "val", None), ast.String):
+        return [str(getattr(node.val, "sval", ""))]
+    found: list[str] = []
+    for name in type(node).__slots__:  # type: ignore[attr-defined]  # pglast sets them per class
+        found.extend(_string_constants(getattr(node, name, None)))
+    return found

@@ -81,6 +81,10 @@ def test_custom_version_table_is_read_through_env_py(tmp_path: Path, database_ur
     add_revision(project, "r3", "r2", upgrade='op.create_table("t3", sa.Column("id", '
                  'sa.BigInteger, primary_key=True))', downgrade='op.drop_table("t3")')
     settings = settings_for(project, database_url)
+    # the gate judges the target database: t1 must exist there, and its 0 rows count
+    settings = settings.with_overrides(sections={**settings.sections,
+                                                 "lint": {"gate_min_rows": 0}})
+    migrate.upgrade(settings, "r1")
     with pytest.raises(UnsafeMigration, match="require-concurrent-index-creation"):
         migrate.upgrade(settings, "r2")
     migrate.upgrade(settings, "r2", allow_unsafe=True)

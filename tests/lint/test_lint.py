@@ -53,7 +53,8 @@ def test_safe_revision_is_not_flagged(tmp_path: Path) -> None:
     add_revision(tmp_path, "r1", None, upgrade=CREATE, downgrade='op.drop_table("docs")')
     add_revision(tmp_path, "r2", "r1", upgrade='''
         with op.get_context().autocommit_block():
-            op.create_index("ix_docs_title", "docs", ["title"], postgresql_concurrently=True)
+            op.create_index("ix_docs_title", "docs", ["title"], postgresql_concurrently=True,
+                            if_not_exists=True)
         op.create_foreign_key("fk", "docs", "docs", ["id"], ["id"], postgresql_not_valid=True)
         op.alter_column("docs", "body", type_=sa.String(200))
         op.add_column("docs", sa.Column("n", sa.Integer, server_default="0", nullable=False))''',
@@ -177,8 +178,13 @@ def test_upgrade_refuses_unsafe_revisions(tmp_path: Path, database_url: str,
     project = project_with_index(tmp_path)
     settings = settings_for(project, database_url)
     upgrade(settings, "r1")
-    with pytest.raises(UnsafeMigration, match="require-concurrent-index-creation"):
+    with connect(database_url) as conn:  # as many rows as the gate lets pass, and one more
+        conn.execute(text("INSERT INTO docs (id, title) SELECT g, 't' "
+                          "FROM generate_series(1, 10000) AS g"))
+        conn.commit()
+    with pytest.raises(UnsafeMigration, match="require-concurrent-index-creation") as caught:
         upgrade(settings)
+    assert "on docs: at least 10,000 rows" in str(caught.value)
     base = ["--script-location", str(project / "migrations"), "--database-url", database_url]
     assert main([*base, "upgrade"]) == EXIT_UNSAFE
     err = capsys.readouterr().err
@@ -252,7 +258,8 @@ def test_autocommit_block_of_a_captured_revision_is_outside_the_transaction(
     add_revision(project, "r3", "r2", upgrade='''
         rows = op.get_bind().execute(sa.text("SELECT id FROM docs")).fetchall()
         with op.get_context().autocommit_block():
-            op.create_index("ix_docs_body", "docs", ["body"], postgresql_concurrently=True)
+            op.create_index("ix_docs_body", "docs", ["body"], postgresql_concurrently=True,
+                            if_not_exists=True)
         op.create_index("ix_docs_id_title", "docs", ["id", "title"])''',
                  downgrade='op.drop_index("ix_docs_body", table_name="docs")')
     result = lint(settings_for(project, database_url), ["r3"])

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from umbau.lint import config
-from umbau.lint.context import Unit
+from umbau.lint.context import LintContext, Unit
 from umbau.lint.docs import render_page
 from umbau.lint.engine import lint_units
 from umbau.lint.registry import all_rules
@@ -31,8 +31,13 @@ def _options(sql: str) -> dict[str, object]:
 
 
 def _findings(rule_id: str, unit: Unit, **options: object) -> list[str]:
+    # what a connected run learns from the server, and the kind of unit, are not settings
+    version = options.pop("server_version_num", None)
+    if options.pop("revision", False):
+        unit.kind = "revision"
     cfg = config.load({"enable": [rule_id], **options})
-    return [f.rule for f in lint_units([unit], cfg) if f.rule == rule_id]
+    ctx = LintContext(cfg.target_version, server_version_num=version)  # type: ignore[arg-type]
+    return [f.rule for f in lint_units([unit], cfg, ctx) if f.rule == rule_id]
 
 
 def _case_id(path: Path) -> str:
@@ -75,3 +80,24 @@ def test_every_rule_has_its_docs_page(rule_id: str) -> None:
 
 def test_case_folders_name_real_rules() -> None:
     assert {p.name for p in CASES.iterdir() if p.is_dir()} <= set(all_rules())
+
+
+# rules whose finding has no name of its own to put into the rewrite
+GENERIC_REWRITE = {"missing-downgrade", "commit-outside-autocommit", "unparseable-sql",
+                   "unused-ignore", "ignore-needs-reason"}
+
+
+@pytest.mark.parametrize("path", sorted(p for p in CASES.glob("*/bad_*.sql")
+                                         if p.parent.name not in GENERIC_REWRITE), ids=_case_id)
+def test_every_finding_has_a_rewrite_of_its_own(path: Path) -> None:
+    rule_id = path.parent.name
+    options = _options(path.read_text())
+    unit = sql_file_unit(path, assume_in_transaction=bool(options.get("assume_in_transaction")))
+    version = options.pop("server_version_num", None)
+    if options.pop("revision", False):
+        unit.kind = "revision"
+    cfg = config.load({"enable": [rule_id], **options})
+    ctx = LintContext(cfg.target_version, server_version_num=version)  # type: ignore[arg-type]
+    found = [f for f in lint_units([unit], cfg, ctx) if f.rule == rule_id]
+    assert found and all(f.safe != all_rules()[rule_id].safe for f in found), (
+        f"{rule_id}: the safe rewrite of {path.name} is the rule's fixed example")

@@ -40,7 +40,7 @@ def test_commit_half_way_then_failure_is_partial(tmp_path: Path, database_url: s
     ''')
     settings = settings_for(project, database_url)
     with pytest.raises(PartiallyApplied) as info:
-        migrate.upgrade(settings)
+        migrate.upgrade(settings, allow_unsafe=True)
     message = str(info.value)
     assert info.value.exit_code == 16
     assert "rolled back" not in message
@@ -66,10 +66,10 @@ def test_partial_step_is_not_retried_on_lock_timeout(tmp_path: Path, database_ur
     settings = settings_for(project, database_url, lock_timeout="100ms", retries=5,
                             backoff_base="10ms", backoff_max="20ms")
     with connect(database_url) as blocker:
-        migrate.upgrade(settings, "r1")
+        migrate.upgrade(settings, "r1", allow_unsafe=True)
         blocker.execute(text("LOCK TABLE t1 IN ACCESS SHARE MODE"))
         with pytest.raises(PartiallyApplied, match="lock timeout"):
-            migrate.upgrade(settings)
+            migrate.upgrade(settings, allow_unsafe=True)
         blocker.rollback()
     assert _rows(database_url)[-1][:3] == ("r2", "partial", 1)
 
@@ -84,7 +84,7 @@ def test_autocommit_block_work_then_failure_is_partial(tmp_path: Path,
     ''')
     settings = settings_for(project, database_url)
     with pytest.raises(PartiallyApplied, match="CREATE INDEX CONCURRENTLY ix_t1_v"):
-        migrate.upgrade(settings)
+        migrate.upgrade(settings, allow_unsafe=True)
 
 
 def test_sql_commit_is_noticed(tmp_path: Path, database_url: str) -> None:
@@ -95,7 +95,7 @@ def test_sql_commit_is_noticed(tmp_path: Path, database_url: str) -> None:
         op.execute("SELECT 1/0")
     ''')
     with pytest.raises(PartiallyApplied):
-        migrate.upgrade(settings_for(project, database_url))
+        migrate.upgrade(settings_for(project, database_url), allow_unsafe=True)
 
 
 def test_step_that_stays_in_its_transaction_is_rolled_back(tmp_path: Path,
@@ -106,7 +106,7 @@ def test_step_that_stays_in_its_transaction_is_rolled_back(tmp_path: Path,
         op.execute("SELECT 1/0")
     ''')
     with pytest.raises(MigrationFailed, match="rolled back") as info:
-        migrate.upgrade(settings_for(project, database_url))
+        migrate.upgrade(settings_for(project, database_url), allow_unsafe=True)
     assert not isinstance(info.value, PartiallyApplied)
     assert "half" not in _tables(database_url)
     assert _rows(database_url)[-1][1] == "failed"
@@ -129,7 +129,7 @@ def test_failed_concurrent_index_is_dropped_and_retried(tmp_path: Path,
     ''')
     settings = settings_for(project, database_url, lock_timeout="300ms", retries=20,
                             backoff_base="100ms", backoff_max="200ms")
-    migrate.upgrade(settings, "r1")
+    migrate.upgrade(settings, "r1", allow_unsafe=True)
     events: list[Event] = []
     blocker = connect(database_url)
     conn = blocker.__enter__()
@@ -138,7 +138,7 @@ def test_failed_concurrent_index_is_dropped_and_retried(tmp_path: Path,
     released = threading.Timer(1.5, conn.rollback)
     released.start()
     try:
-        result = migrate.upgrade(settings, on_event=events.append)
+        result = migrate.upgrade(settings, on_event=events.append, allow_unsafe=True)
     finally:
         released.join()
         blocker.__exit__(None, None, None)
@@ -156,12 +156,12 @@ def test_failed_unique_concurrent_index_leaves_nothing(tmp_path: Path,
             op.execute("CREATE UNIQUE INDEX CONCURRENTLY ux_t1_v ON t1 (v)")
     ''')
     settings = settings_for(project, database_url)
-    migrate.upgrade(settings, "r1")
+    migrate.upgrade(settings, "r1", allow_unsafe=True)
     with connect(database_url) as conn:
         conn.execute(text("INSERT INTO t1 (v) VALUES ('a'), ('a')"))
         conn.commit()
     with pytest.raises(MigrationFailed, match="rolled back") as info:
-        migrate.upgrade(settings)
+        migrate.upgrade(settings, allow_unsafe=True)
     assert "Key (v)=(a) is duplicated" in str(info.value)
     assert _invalid(database_url) == []
 
@@ -175,7 +175,7 @@ def test_cli_exit_code_for_partial(tmp_path: Path, database_url: str,
         op.execute("SELECT 1/0")
     ''')
     args = ["--config", str(project / "umbau.toml"), "--database-url", database_url]
-    assert main([*args, "upgrade"]) == 16
+    assert main([*args, "upgrade", "--allow-unsafe"]) == 16
     capsys.readouterr()
     assert main([*args, "history", "--runs"]) == 0
     assert "partial" in capsys.readouterr().out
@@ -195,9 +195,9 @@ def test_a_partial_revision_is_not_rerun_blindly(tmp_path: Path, database_url: s
     ''')
     settings = settings_for(project, database_url)
     with pytest.raises(PartiallyApplied):
-        migrate.upgrade(settings)
+        migrate.upgrade(settings, allow_unsafe=True)
     with pytest.raises(PartiallyApplied, match=r"was partially applied on .*--retry-partial"):
-        migrate.upgrade(settings)  # refused before anything runs
+        migrate.upgrade(settings, allow_unsafe=True)  # refused before anything runs
     with connect(database_url) as conn:
         assert conn.execute(text("SELECT count(*) FROM t1")).scalar() == 1  # not twice
         conn.execute(text("DROP TABLE half"))  # undone by hand
@@ -205,9 +205,9 @@ def test_a_partial_revision_is_not_rerun_blindly(tmp_path: Path, database_url: s
         conn.commit()
     path.write_text(path.read_text().replace('op.execute("SELECT 1/0")', "pass"))
     args = ["--config", str(project / "umbau.toml"), "--database-url", database_url]
-    assert main([*args, "upgrade"]) == 16
+    assert main([*args, "upgrade", "--allow-unsafe"]) == 16
     assert "--retry-partial" in capsys.readouterr().err
-    assert main([*args, "upgrade", "--retry-partial"]) == 0
+    assert main([*args, "upgrade", "--allow-unsafe", "--retry-partial"]) == 0
     assert _rows(database_url)[-1][:2] == ("r2", "success")
     with connect(database_url) as conn:
         assert conn.execute(text("SELECT count(*) FROM t1")).scalar() == 1
@@ -223,6 +223,6 @@ def test_finished_by_hand_and_stamped_goes_on(tmp_path: Path, database_url: str)
     add_revision(project, "r3", "r2", upgrade='op.execute("CREATE TABLE after_r3 (id int)")')
     settings = settings_for(project, database_url)
     with pytest.raises(PartiallyApplied):
-        migrate.upgrade(settings)
+        migrate.upgrade(settings, allow_unsafe=True)
     migrate.stamp(settings, "r2")  # the rest of r2 done by hand
-    assert migrate.upgrade(settings).after == ("r3",)
+    assert migrate.upgrade(settings, allow_unsafe=True).after == ("r3",)

@@ -2,91 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from contextlib import ExitStack, nullcontext
-from dataclasses import dataclass, field, replace
+import gc
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from umbau import alembic_bridge as bridge
-from umbau.errors import UnsafeMigration, UsageError
+from umbau.errors import LintUnknown, UnsafeMigration, UsageError
 from umbau.lint import config as lint_config
 from umbau.lint import sources
-from umbau.lint.context import Unit, created_table, touched_tables
-from umbau.lint.engine import lint_units
+from umbau.lint.context import LintContext, Unit, created_table, touched_tables
+from umbau.lint.engine import UNRENDERED, lint_units
 from umbau.lint.model import ERROR, WARNING, Finding
+from umbau.lint.result import LintedUnit, LintResult
 from umbau.plan import UpgradePlan, pending_steps, read_heads, read_plan
-from umbau.postgres.connect import LOCK_NOT_AVAILABLE, sqlstate
+from umbau.postgres.stats import TableStats
 from umbau.settings import Settings
 
-
-@dataclass(frozen=True)
-class TableStats:
-    """What the database says about a touched table (estimates from pg_class)."""
-
-    name: str
-    exists: bool
-    rows: int | None = None
-    bytes: int | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "exists": self.exists, "rows": self.rows, "bytes": self.bytes}
-
-
-@dataclass
-class LintedUnit:
-    id: str
-    path: str | None
-    via: str
-    statements: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "path": self.path, "via": self.via, "statements": self.statements}
-
-
-@dataclass
-class LintResult:
-    """Findings (after ignores), the linted units, and the touched tables' sizes."""
-
-    findings: list[Finding] = field(default_factory=list)
-    units: list[LintedUnit] = field(default_factory=list)
-    tables: dict[str, TableStats] = field(default_factory=dict)
-    target_version: int = 15
-    version_from: str = "setting"  # "server" | "setting"
-    large_table: int = 0
-
-    @property
-    def errors(self) -> list[Finding]:
-        return [f for f in self.findings if f.severity == ERROR]
-
-    @property
-    def warnings(self) -> list[Finding]:
-        return [f for f in self.findings if f.severity == WARNING]
-
-    @property
-    def exit_code(self) -> int:
-        """1 when any error-level finding remains, else 0."""
-        return 1 if self.errors else 0
-
-    def summary(self) -> str:
-        return (f"{len(self.units)} revision(s)/file(s) linted: {len(self.errors)} error(s), "
-                f"{len(self.warnings)} warning(s)")
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "summary": self.summary(),
-            "exit_code": self.exit_code,
-            "target_version": self.target_version,
-            "version_from": self.version_from,
-            "large_table_bytes": self.large_table,
-            "units": [u.as_dict() for u in self.units],
-            "tables": {k: v.as_dict() for k, v in self.tables.items()},
-            "findings": [f.as_dict() for f in self.findings],
-        }
+__all__ = ["LintResult", "TableStats", "check_upgrade", "gate", "lint", "lint_upgrade"]
 
 
 def _is_sql_file(target: str) -> bool:
@@ -102,15 +39,24 @@ def lint(
     disable: Sequence[str] = (),
     target_version: int | None = None,
     offline: bool = False,
+    downgrade: bool = False,
+    server_url: str | None = None,
+    setup: str | None = None,
     plan: UpgradePlan | None = None,
 ) -> LintResult:
     """Lint revisions and/or SQL files.
 
     ``targets``: revision ids and ``.sql`` paths. With neither targets nor ``since``: the
     revisions not yet applied to the configured database, or all of them without one.
-    ``offline=True`` never connects to the configured database (sizes and server
-    version are then unknown). ``plan``: an upgrade's plan (``umbau upgrade``'s gate),
-    whose project, server version and session are used instead of opening new ones.
+    ``offline=True`` never connects to the configured database (sizes, server version
+    and function volatility are then unknown). ``downgrade=True`` also lints the
+    downgrade path of the selected revisions. Revisions that need a connection are run
+    on a throwaway database on ``server_url``, else on the configured database's
+    server, else on an embedded PostgreSQL; ``setup`` (``file.sql`` or
+    ``module:function``) runs there first. ``plan``: an upgrade's plan (``umbau
+    upgrade``'s gate), whose project and session are used instead of opening new ones.
+    Raises :class:`UsageError` for a missing ``.sql`` file and :class:`SettingsError` for
+    bad ``[tool.umbau.lint]`` values.
     """
     cfg = lint_config.load(_with_switches(settings.section("lint"), enable, disable))
     files = [Path(t) for t in targets if _is_sql_file(t)]
@@ -119,29 +65,64 @@ def lint(
         if not path.is_file():
             raise UsageError(f"{path} does not exist: name an existing .sql file or a revision")
     url = None if offline else settings.database_url
+    session = plan.connection if plan else None
+    live = _server_facts(url, session)
     version, version_from = cfg.target_version, "setting"
     if target_version:
         version, version_from = target_version, "option"
-    elif url and plan is not None:
-        version, version_from = plan.server_version // 10000, "server"
-    elif url:
-        version, version_from = _server_major(url), "server"
+    elif live is not None:
+        version, version_from = live[0] // 10000, "server"
     cfg = replace(cfg, target_version=version)
     result = LintResult(target_version=version, version_from=version_from,
                         large_table=cfg.large_table)
 
     units: list[Unit] = []
     if revisions or since or not files:
-        units += _revision_units(settings, cfg, revisions, since, url, plan)
+        capture = sources.Capture(settings, server_url or url, _setup_hook(settings, setup))
+        units += _revision_units(settings, revisions, since, url, capture, downgrade, plan)
     units += [sources.sql_file_unit(p, assume_in_transaction=cfg.assume_in_transaction)
               for p in files]
-    findings = lint_units(units, cfg)
+    context = LintContext(version, server_version_num=live[0] if live else None,
+                          functions=live[1] if live else None)
+    with _parse_trees_frozen():
+        findings = lint_units(units, cfg, context)
     result.units = [LintedUnit(u.id, u.path, u.via, len(u.statements)) for u in units if u.report]
     if url:
-        _add_table_stats(result, findings, _touched(units, findings), url, cfg.large_table,
-                         plan.connection if plan else None)
+        _add_table_stats(result, findings, _touched(units, findings), url, cfg, session)
     result.findings = findings
     return result
+
+
+@contextmanager
+def _parse_trees_frozen() -> Iterator[None]:
+    """Keep the history's parse trees (alive until the rules are done) out of the garbage
+    collector's passes while the rules run: it would walk them again and again."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def _server_facts(url: str | None, session: Connection | None = None,
+                  ) -> tuple[int, dict[str, str]] | None:
+    """(server_version_num, function volatility) of the configured server, or None;
+    asked on ``session`` when given (the upgrade plan's), else on a new connection."""
+    if not url:
+        return None
+    from umbau.postgres import stats
+    from umbau.postgres.connect import connect
+
+    with nullcontext(session) if session is not None else connect(url) as conn:
+        return stats.server_version_num(conn), stats.volatility(conn)
+
+
+def _setup_hook(settings: Settings, setup: str | None) -> Any:
+    if setup is None:
+        return None
+    from umbau.testing.runner import run_setup
+
+    return lambda conn: run_setup(settings, conn, setup)
 
 
 def _with_switches(section: Mapping[str, Any], enable: Sequence[str],
@@ -176,7 +157,8 @@ def lint_upgrade(settings: Settings, target: str = "head",
 def check_upgrade(settings: Settings, target: str = "head",
                   allow_unsafe: bool | None = None,
                   plan: UpgradePlan | None = None) -> LintResult | None:
-    """Refuse (:class:`UnsafeMigration`) when the upgrade has error-level findings.
+    """Refuse (:class:`UnsafeMigration`, :class:`LintUnknown`) when the upgrade's gate
+    says so (see :func:`gate`); returns the lint result.
 
     ``allow_unsafe=None`` takes ``[tool.umbau.lint] allow_unsafe`` (default false); when
     unsafe steps are allowed nothing is linted and None is returned. ``plan``: the
@@ -187,28 +169,66 @@ def check_upgrade(settings: Settings, target: str = "head",
     if allow_unsafe:
         return None
     result = lint_upgrade(settings, target, plan)
+    gate(result, lint_config.load(settings.section("lint")))
+    return result
+
+
+def gate(result: LintResult, cfg: lint_config.LintConfig) -> None:
+    """Judge ``result`` for the database it was read from; raise to refuse the upgrade.
+
+    An error-level finding on a table that does not exist there yet, or that holds
+    fewer than ``gate_min_rows`` rows (and, when set, less than ``gate_min_size``
+    bytes), becomes a warning with the reason. A finding without a table, or on a large
+    table, refuses (:class:`UnsafeMigration`, exit 15), naming the table and its size.
+    A revision lint could not render refuses only under ``gate_strict``
+    (:class:`LintUnknown`, exit 29).
+    """
+    for finding in result.errors:
+        reason = _harmless_here(result.tables.get(finding.table or ""), cfg)
+        if reason:
+            finding.severity = WARNING
+            finding.notes.append(f"{reason}: not refused by the upgrade gate")
+    unknown = [f for f in result.findings if f.rule == UNRENDERED]
+    if unknown and cfg.gate_strict:
+        raise LintUnknown(
+            f"{len(unknown)} pending revision(s) could not be linted (first: {unknown[0].unit}) "
+            "and lint.gate_strict is on: see `umbau lint --server URL`, or switch gate_strict "
+            "off, or rerun with --allow-unsafe")
     if result.errors:
         first = result.errors[0]
         raise UnsafeMigration(
             f"{len(result.errors)} error-level lint finding(s) in the pending revisions (first: "
-            f"{first.rule} at {first.location}): see `umbau lint`, then fix them, add "
-            f"`# umbau: ignore[{first.rule}] <reason>`, or rerun with --allow-unsafe",
+            f"{first.rule} at {first.location}{_size_of(result, first)}): see `umbau lint`, "
+            f"then fix them, add `# umbau: ignore[{first.rule}] <reason>`, or rerun with "
+            "--allow-unsafe",
             result.errors,
         )
-    return result
+
+
+def _harmless_here(stats: TableStats | None, cfg: lint_config.LintConfig) -> str | None:
+    """Why a finding's table cannot hurt on this database, or None."""
+    if stats is None:
+        return None
+    if not stats.exists:
+        return f"{stats.name} does not exist here yet (this upgrade creates it)"
+    if stats.rows is None or stats.rows >= cfg.gate_min_rows:
+        return None
+    if cfg.gate_min_size and (stats.bytes is None or stats.bytes >= cfg.gate_min_size):
+        return None
+    return f"{stats.name} holds {stats.rows_text()} here (gate_min_rows {cfg.gate_min_rows:,})"
+
+
+def _size_of(result: LintResult, finding: Finding) -> str:
+    stats = result.tables.get(finding.table or "")
+    if stats is None or not stats.exists:
+        return ""
+    size = "? bytes" if stats.bytes is None else f"{stats.bytes:,} bytes"
+    return f", on {stats.name}: {stats.rows_text()}, {size}"
 
 
 def allow_unsafe_default(settings: Settings) -> bool:
     """``[tool.umbau.lint] allow_unsafe``: whether upgrade runs despite error findings."""
     return lint_config.load(settings.section("lint")).allow_unsafe
-
-
-def _server_major(url: str) -> int:
-    from umbau.postgres.catalog import server_version
-    from umbau.postgres.connect import connect
-
-    with connect(url) as conn:
-        return server_version(conn) // 10000
 
 
 def _selected(project: bridge.Project, settings: Settings, revisions: Sequence[str],
@@ -227,19 +247,12 @@ def _selected(project: bridge.Project, settings: Settings, revisions: Sequence[s
     return {r.revision for r in project.revisions()}
 
 
-def _revision_units(settings: Settings, cfg: lint_config.LintConfig, revisions: Sequence[str],
-                    since: str | None, url: str | None,
+def _revision_units(settings: Settings, revisions: Sequence[str], since: str | None,
+                    url: str | None, capture: sources.Capture, downgrade: bool,
                     plan: UpgradePlan | None = None) -> list[Unit]:
     project = plan.project if plan else bridge.Project(settings, url or sources.OFFLINE_URL)
     wanted = _selected(project, settings, revisions, since, url)
-    with ExitStack() as stack:
-        server: list[str] = []
-
-        def capture(revision: str) -> list[Any]:
-            if not server:  # started (embedded) only when a revision needs it
-                server.append(stack.enter_context(sources.scratch_server(url)))
-            return sources.capture_on_database(settings, server[0], revision)
-
+    with capture:
         rendered = sources.render_history(project, wanted, capture)
     if plan is not None:  # the backup guard judges the same SQL
         plan.sql.update(_offline_sql(rendered))
@@ -252,6 +265,8 @@ def _revision_units(settings: Settings, cfg: lint_config.LintConfig, revisions: 
             via=rendered.via.get(info.revision, "failed"),
             failure=rendered.failed.get(info.revision),
         ))
+    if downgrade:
+        units += sources.downgrade_units(project, wanted, {u.id: u.source for u in units})
     return units
 
 
@@ -261,26 +276,6 @@ def _offline_sql(rendered: sources.Rendered) -> dict[str, str]:
     return {revision: "".join(f"{s.text};\n" for s in statements)
             for revision, statements in rendered.statements.items()
             if rendered.via.get(revision) == "offline"}
-
-
-_STATS_SQL = (
-    "SELECT t.name, c.oid IS NOT NULL, c.reltuples::bigint, "
-    "CASE WHEN c.oid IS NULL THEN NULL ELSE {size} END "
-    "FROM unnest(CAST(:names AS text[]), CAST(:quoted AS text[])) AS t(name, quoted) "
-    "LEFT JOIN pg_class c ON c.oid = to_regclass(t.quoted)"
-)
-_EXACT_SIZE = "pg_total_relation_size(c.oid)"
-_ESTIMATED_SIZE = (
-    "(c.relpages::bigint"
-    " + COALESCE((SELECT relpages FROM pg_class WHERE oid = c.reltoastrelid), 0)"
-    " + COALESCE((SELECT sum(i.relpages) FROM pg_index x JOIN pg_class i"
-    " ON i.oid = x.indexrelid WHERE x.indrelid = c.oid), 0))"
-    " * current_setting('block_size')::bigint"
-)
-
-
-def _quoted(name: str) -> str:
-    return ".".join('"' + part.replace('"', '""') + '"' for part in name.split("."))
 
 
 def _touched(units: Sequence[Unit], findings: Sequence[Finding]) -> list[str]:
@@ -300,36 +295,22 @@ def _touched(units: Sequence[Unit], findings: Sequence[Finding]) -> list[str]:
 
 
 def _add_table_stats(result: LintResult, findings: list[Finding], names: list[str], url: str,
-                     large_table: int, session: Connection | None = None) -> None:
+                     cfg: lint_config.LintConfig, session: Connection | None = None) -> None:
+    from umbau.postgres import stats
     from umbau.postgres.connect import connect
 
-    if not names:
-        return
-    params = {"names": names, "quoted": [_quoted(n) for n in names]}
     with nullcontext(session) if session is not None else connect(url) as conn:
-        try:
-            # pg_total_relation_size waits for a table's lock: never behind the
-            # application's ACCESS EXCLUSIVE for long
-            conn.exec_driver_sql("SET LOCAL lock_timeout = '500ms'")
-            rows = conn.execute(text(_STATS_SQL.format(size=_EXACT_SIZE)), params).all()
-        except sa.exc.OperationalError as exc:
-            if sqlstate(exc) != LOCK_NOT_AVAILABLE:
-                raise
-            conn.rollback()  # the catalog's estimate needs no lock on the table
-            rows = conn.execute(text(_STATS_SQL.format(size=_ESTIMATED_SIZE)), params).all()
-        conn.rollback()
-    for name, exists, tuples, size in rows:
-        rows_estimate = int(tuples) if tuples is not None and tuples >= 0 else None
-        result.tables[name] = TableStats(name, bool(exists), rows_estimate, size)
+        result.tables = stats.table_stats(conn, names, count_below=cfg.gate_min_rows)
     for finding in findings:
-        stats = result.tables.get(finding.table or "")
-        if stats is None:
+        table = result.tables.get(finding.table or "")
+        if table is None:
             continue
-        finding.table_rows, finding.table_bytes = stats.rows, stats.bytes
-        if not stats.exists:
-            finding.notes.append(f"{stats.name} does not exist in the database yet (an earlier "
+        finding.table_rows, finding.table_bytes = table.rows, table.bytes
+        if not table.exists:
+            finding.notes.append(f"{table.name} does not exist in the database yet (an earlier "
                                  "pending revision creates it): harmless on this database, "
                                  "not on one where it holds data")
-        elif stats.bytes is not None and stats.bytes > large_table and finding.severity != ERROR:
+        elif table.bytes is not None and table.bytes > cfg.large_table \
+                and finding.severity != ERROR:
             finding.severity = ERROR
-            finding.notes.append(f"{stats.name} is larger than lint.large_table: raised to error")
+            finding.notes.append(f"{table.name} is larger than lint.large_table: raised to error")

@@ -10,6 +10,9 @@
     large_table = "100MB"                       # findings on bigger tables become errors
     allow_unsafe = false                        # `umbau upgrade` runs despite errors
     assume_in_transaction = false               # plain .sql files run in one transaction
+    gate_min_rows = 10000                       # upgrade gate: smaller tables only warn
+    gate_min_size = "0"                         # ... and/or smaller than this size ("0": off)
+    gate_strict = false                         # upgrade gate refuses unlintable revisions
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from umbau.lint.model import SEVERITIES, Rule
 from umbau.lint.registry import all_rules
 
 KEYS = ("enable", "disable", "severity", "target_version", "large_table", "allow_unsafe",
-        "assume_in_transaction")
+        "assume_in_transaction", "gate_min_rows", "gate_min_size", "gate_strict")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|tb)?\s*$", re.IGNORECASE)
 _UNITS = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3, "tb": 1024**4}
 
@@ -38,6 +41,9 @@ class LintConfig:
     large_table: int = 100 * 1024**2
     allow_unsafe: bool = False
     assume_in_transaction: bool = False
+    gate_min_rows: int = 10_000
+    gate_min_size: int = 0  # bytes; 0: rows alone decide
+    gate_strict: bool = False
 
     def rules(self) -> list[Rule]:
         return [rule for rule_id, rule in all_rules().items() if rule_id in self.enabled]
@@ -98,7 +104,16 @@ def load(section: Mapping[str, Any], **overrides: Any) -> LintConfig:
         large_table=parse_size(raw.get("large_table", 100 * 1024**2)),
         allow_unsafe=_flag(raw, "allow_unsafe"),
         assume_in_transaction=_flag(raw, "assume_in_transaction"),
+        gate_min_rows=_count(raw.get("gate_min_rows", 10_000), "gate_min_rows"),
+        gate_min_size=parse_size(raw.get("gate_min_size", 0), "gate_min_size"),
+        gate_strict=_flag(raw, "gate_strict"),
     )
+
+
+def _count(value: Any, key: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise SettingsError(f"lint.{key} = {value!r}: give a whole number of rows, e.g. 10000")
+    return value
 
 
 def _flag(raw: Mapping[str, Any], key: str) -> bool:

@@ -44,6 +44,7 @@ class Unit:
     via: str = "offline"  # "offline" | "database" | "file"
     starts_in_transaction: bool = True
     failure: str | None = None  # why the SQL could not be rendered or captured
+    direction: str = "upgrade"  # "upgrade" | "downgrade" (umbau lint --downgrade)
     _tree: Any = field(default=None, repr=False, compare=False)
 
     def python_tree(self) -> pyast.Module | None:
@@ -78,6 +79,7 @@ class Table:
     created_in: str | None = None
     columns: dict[str, TypeSig | None] = field(default_factory=dict)
     checks: list[Check] = field(default_factory=list)
+    indexed: list[tuple[str, ...]] = field(default_factory=list)  # leading columns first
 
 
 _ALIASES = {
@@ -151,11 +153,21 @@ _CLOSES = {_TXN.TRANS_STMT_COMMIT, _TXN.TRANS_STMT_ROLLBACK, _TXN.TRANS_STMT_PRE
 class LintContext:
     """The state the rules read: target version, unit, transaction, schema so far."""
 
-    def __init__(self, target_version: int = 15) -> None:
+    def __init__(self, target_version: int = 15, *, server_version_num: int | None = None,
+                 functions: dict[str, str] | None = None) -> None:
         self.target_version = target_version
+        self.server_version_num = server_version_num  # e.g. 140003; None when offline
+        self.functions = dict(functions or {})  # the live server's name -> provolatile
+        self.enums: dict[str, list[str]] = {}  # enum types the history creates, with values
+        self.types_created: set[str] = set()  # every CREATE TYPE/DOMAIN of the history
+        self.extensions = False  # a CREATE EXTENSION was seen (its types are unknown)
+        self.enum_values_added: set[tuple[str, str]] = set()  # in the open transaction
+        self.locked_in_transaction: set[str] = set()  # existing tables under DDL locks
+        self.replaced_enums: dict[str, list[str]] = {}  # dropped/renamed away in this unit
         self.tables: dict[str, Table] = {}
         self.indexes: dict[str, str] = {}  # index name -> table
         self.unit: Unit | None = None
+        self.statement: LintStatement | None = None  # the one the rules look at now
         self.in_transaction = False
         self.not_valid_in_transaction: set[tuple[str, str]] = set()
         self.unit_changes_schema = False  # the unit has DDL, not only data changes
@@ -170,6 +182,13 @@ class LintContext:
         known = self.tables.get(table)
         return known.columns.get(column) if known else None
 
+    def function_kind(self, name: str) -> str | None:
+        """``i``/``s``/``v`` for a function: the history's own CREATE FUNCTION, else the
+        live server's ``pg_proc``, else the built-ins generated offline; None: unknown."""
+        from umbau.lint.builtins import function_volatility
+
+        return self.functions.get(name) or function_volatility().get(name)
+
     def has_validated_not_null_check(self, table: str, column: str) -> bool:
         known = self.tables.get(table)
         return bool(known) and any(
@@ -181,6 +200,9 @@ class LintContext:
         self.unit = unit
         self.in_transaction = unit.starts_in_transaction
         self.not_valid_in_transaction.clear()
+        self.enum_values_added.clear()
+        self.locked_in_transaction.clear()
+        self.replaced_enums = {}
         self.unit_changes_schema = any(
             s.node is not None and changes_schema(s.node) for s in unit.statements)
 
@@ -192,15 +214,65 @@ class LintContext:
             elif node.kind in _CLOSES:
                 self.in_transaction = False
                 self.not_valid_in_transaction.clear()
-        elif isinstance(node, ast.CreateStmt):
+                self.enum_values_added.clear()
+                self.locked_in_transaction.clear()
+        else:
+            self._apply_types(node)
+            self._note_lock(node)
+        self._apply_schema(node)
+
+    def _note_lock(self, node: Any) -> None:
+        # ALTER TABLE on an existing table holds its (mostly ACCESS EXCLUSIVE) lock until
+        # the transaction ends; outside one, each statement commits on its own
+        if self.in_transaction and isinstance(node, ast.AlterTableStmt) and alter_cmds(node):
+            table = relname(node.relation)
+            if not self.is_new(table):
+                self.locked_in_transaction.add(table)
+
+    def _apply_types(self, node: Any) -> None:
+        if isinstance(node, ast.CreateEnumStmt):
+            name = object_name(node.typeName)
+            self.enums[name] = [str(v.sval) for v in node.vals or ()]
+            self.types_created.add(name)
+        elif isinstance(node, ast.AlterEnumStmt) and node.oldVal is None and node.newVal:
+            self.enums.setdefault(object_name(node.typeName), []).append(node.newVal)
+            if self.in_transaction:
+                self.enum_values_added.add((object_name(node.typeName), node.newVal))
+        elif isinstance(node, ast.CompositeTypeStmt | ast.CreateDomainStmt | ast.CreateRangeStmt):
+            target = node.typevar if isinstance(node, ast.CompositeTypeStmt) else node.typeName
+            name = relname(target) if isinstance(target, ast.RangeVar) else object_name(target)
+            self.types_created.add(name)
+        elif isinstance(node, ast.CreateExtensionStmt):
+            self.extensions = True
+        elif isinstance(node, ast.CreateFunctionStmt):
+            self.functions[object_name(node.funcname).split(".")[-1]] = _volatility(node)
+        elif isinstance(node, ast.DropStmt) and node.removeType == OT.OBJECT_TYPE:
+            for obj in node.objects or ():
+                self._replace_enum(object_name(getattr(obj, "names", obj)), None)
+        elif isinstance(node, ast.RenameStmt) and node.renameType == OT.OBJECT_TYPE:
+            self._replace_enum(object_name(node.object), node.newname)
+
+    def _replace_enum(self, name: str, new_name: str | None) -> None:
+        values = self.enums.pop(name, None)
+        if values is not None:
+            self.replaced_enums[name] = values
+            if new_name:
+                self.enums[new_name] = values
+
+    def _apply_schema(self, node: Any) -> None:
+        if isinstance(node, ast.TransactionStmt):
+            return
+        if isinstance(node, ast.CreateStmt):
             self._create(node)
         elif isinstance(node, ast.CreateTableAsStmt) and created_table(node):
             name = str(created_table(node))  # CREATE TABLE … AS: new, columns unknown
             self.tables[name] = Table(name, created_in=self.unit.id if self.unit else None)
         elif isinstance(node, ast.AlterTableStmt):
             self._alter(node)
-        elif isinstance(node, ast.IndexStmt) and node.idxname:
-            self.indexes[node.idxname] = relname(node.relation)
+        elif isinstance(node, ast.IndexStmt):
+            if node.idxname:
+                self.indexes[node.idxname] = relname(node.relation)
+            self._table(relname(node.relation)).indexed.append(index_columns(node))
         elif isinstance(node, ast.RenameStmt):
             self._rename(node)
         elif isinstance(node, ast.DropStmt) and node.removeType == OT.OBJECT_TABLE:
@@ -225,10 +297,14 @@ class LintContext:
     def _add_column(self, table: Table, column: Any) -> None:
         table.columns[column.colname] = type_sig(column.typeName) if column.typeName else None
         for constraint in column_constraints(column):
+            if constraint.contype in (CT.CONSTR_PRIMARY, CT.CONSTR_UNIQUE):
+                table.indexed.append((column.colname,))
             if constraint.contype == CT.CONSTR_CHECK:
                 self._add_constraint(table, constraint)
 
     def _add_constraint(self, table: Table, constraint: Any) -> None:
+        if constraint.contype in (CT.CONSTR_PRIMARY, CT.CONSTR_UNIQUE) and constraint.keys:
+            table.indexed.append(tuple(str(k.sval) for k in constraint.keys))
         if constraint.contype == CT.CONSTR_CHECK:
             table.checks.append(Check(constraint.conname, not constraint.skip_validation,
                                       not_null_check_column(constraint.raw_expr)))
@@ -267,6 +343,25 @@ class LintContext:
         elif node.renameType == OT.OBJECT_COLUMN and node.relation is not None:
             table = self._table(relname(node.relation))
             table.columns[node.newname] = table.columns.pop(node.subname, None)
+
+
+def index_columns(node: Any) -> tuple[str, ...]:
+    """The plain columns an index starts with (up to its first expression)."""
+    out: list[str] = []
+    for param in node.indexParams or ():
+        if not isinstance(param, ast.IndexElem) or not param.name:
+            break
+        out.append(str(param.name))
+    return tuple(out)
+
+
+def _volatility(node: Any) -> str:
+    """``i``/``s``/``v`` of a CREATE FUNCTION (PostgreSQL's default is VOLATILE)."""
+    for option in node.options or ():
+        if isinstance(option, ast.DefElem) and option.defname == "volatility":
+            value = str(getattr(option.arg, "sval", ""))
+            return {"immutable": "i", "stable": "s"}.get(value, "v")
+    return "v"
 
 
 # Statements that change data or the session, not the schema. Anything else (DDL, and

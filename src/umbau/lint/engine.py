@@ -33,6 +33,7 @@ def lint_units(units: Iterable[Unit], config: LintConfig,
                     found.extend(_unparseable(unit, stmt, config))
                 continue
             if unit.report:
+                ctx.statement = stmt
                 for rule in statement_rules:
                     for hit in rule.check(stmt.node, ctx):  # type: ignore[misc]
                         found.append(make_finding(rule, hit, unit, stmt, config))
@@ -48,10 +49,11 @@ def lint_units(units: Iterable[Unit], config: LintConfig,
 
 def make_finding(rule: Rule, hit: Hit, unit: Unit, stmt: LintStatement | None,
                  config: LintConfig) -> Finding:
+    where = "" if unit.direction == "upgrade" else " (downgrade)"
     return Finding(
         rule=rule.id,
         severity=config.severity(rule),
-        message=hit.message,
+        message=hit.message + where,
         title=rule.title,
         unit=unit.id,
         path=unit.path,
@@ -60,7 +62,7 @@ def make_finding(rule: Rule, hit: Hit, unit: Unit, stmt: LintStatement | None,
         lock=hit.lock or rule.lock,
         blocks=rule.blocks,
         effect=hit.effect or rule.effect,
-        safe=rule.safe,
+        safe=hit.safe or rule.safe,
         table=hit.table,
     )
 
@@ -78,14 +80,17 @@ def _unrendered(unit: Unit, config: LintConfig) -> list[Finding]:
     if unit.failure is None or UNRENDERED not in config.enabled:
         return []
     hit = Hit(f"the SQL of {unit.id} could not be rendered offline nor captured on a throwaway "
-              f"database ({unit.failure}): check it by hand, or configure a database_url")
+              f"database ({unit.failure}): check it by hand; if it needs a server with an "
+              "extension or objects no revision creates, rerun with `umbau lint --server URL` "
+              "(a server umbau may create a throwaway database on) and/or `--setup "
+              "module:function` (run there before the history)")
     return [make_finding(all_rules()[UNRENDERED], hit, unit, None, config)]
 
 
 def apply_ignores(unit: Unit, found: list[Finding], config: LintConfig) -> list[Finding]:
     """Drop the findings an ignore covers; report ignores that are unused or lack a reason."""
-    if not unit.source:
-        return found
+    if not unit.source or "umbau:" not in unit.source:
+        return found  # no ignore in the file: spare the parse of the file
     spans = _statement_spans(unit) if unit.kind == "file" else []
     ignores = suppressions.parse(unit.source, unit.kind, spans, unit.python_tree())
     kept: list[Finding] = []

@@ -26,6 +26,7 @@ class Hit:
     lock: str | None = None  # overrides the rule's lock when this case differs
     effect: str | None = None
     line: int | None = None  # only for unit checks, which know their own line
+    safe: str | None = None  # the safe rewrite with this finding's own names
 
 
 @dataclass(frozen=True)

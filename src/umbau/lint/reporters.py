@@ -1,86 +1,34 @@
-"""Reporters: rich text for people, JSON for tools, GitHub workflow annotations for CI."""
+"""Machine formats of a lint result: JSON, GitHub annotations, SARIF 2.1.0, GitLab code quality.
+
+The text for people is drawn with rich in ``umbau.cli.lint``; nothing here renders.
+SARIF: OASIS "Static Analysis Results Interchange Format Version 2.1.0" (sections 3.13
+run, 3.19 tool, 3.27 result, 3.28 location). GitLab: the "Code Quality report format"
+of GitLab's CI documentation (description, check_name, fingerprint, severity, location).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.markup import escape
-
-from umbau.lint.model import ERROR, Finding
+from umbau.lint.model import ERROR, Finding, Rule
 
 if TYPE_CHECKING:
-    from umbau.commands.lint import LintResult
+    from umbau.lint.result import LintResult
 
-DOCS = "docs/rules"
-
-
-def human_size(size: int | None) -> str:
-    if size is None:
-        return "?"
-    value = float(size)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if value < 1024 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+TOOL_URI = "https://github.com/umbau/umbau"
 
 
-def _where(finding: Finding, root: str | None) -> str:
-    path = finding.path
+def relative(path: str | None, root: str | None) -> str | None:
+    """``path`` relative to the project root (unchanged on another drive, or without root)."""
     if path and root:
         with contextlib.suppress(ValueError):  # another drive on Windows
-            path = os.path.relpath(path, root)
-    if path is None:
-        return finding.unit
-    location = f"{path}:{finding.line}" if finding.line else path
-    return location if finding.unit in location else f"{location} (revision {finding.unit})"
-
-
-def text(result: LintResult, console: Console, root: str | None = None) -> None:
-    """Each finding with its SQL, lock, effect, table size and the safe rewrite."""
-    for finding in result.findings:
-        colour = "red" if finding.severity == ERROR else "yellow"
-        console.print(f"[bold {colour}]{finding.severity}[/] [bold]{finding.rule}[/]  "
-                      f"{escape(_where(finding, root))}")
-        console.print(f"  {escape(finding.message)}")
-        if finding.sql:
-            console.print(f"  [dim]sql:[/]   {escape(_short(finding.sql))}")
-        if finding.lock != "none":
-            console.print(f"  [dim]lock:[/]  {escape(finding.lock)} — blocks "
-                          f"{escape(finding.blocks)}")
-            console.print(f"  [dim]cost:[/]  {escape(finding.effect)}")
-        if finding.table and (finding.table_rows is not None or finding.table_bytes is not None):
-            rows = f"~{finding.table_rows:,} rows" if finding.table_rows is not None else "? rows"
-            console.print(f"  [dim]table:[/] {escape(finding.table)}: {rows}, "
-                          f"{human_size(finding.table_bytes)}")
-        for note in finding.notes:
-            console.print(f"  [dim]note:[/]  {escape(note)}")
-        console.print("  [dim]safe rewrite:[/]")
-        for line in finding.safe.splitlines():
-            console.print(f"    [cyan]{escape(line)}[/]" if line.strip() else "")
-        console.print(f"  [dim]see {DOCS}/{finding.rule}.md; silence with "
-                      f"{escape(f'# umbau: ignore[{finding.rule}] <reason>')}[/]")
-        console.print()
-    if result.tables:
-        console.print("[bold]tables touched[/]")
-        for stats in result.tables.values():
-            if stats.exists:
-                rows = f"~{stats.rows:,} rows" if stats.rows is not None else "rows unknown"
-                console.print(f"  {escape(stats.name)}: {rows}, {human_size(stats.bytes)}")
-            else:
-                console.print(f"  {escape(stats.name)}: not in the database yet")
-    colour = "red" if result.errors else ("yellow" if result.findings else "green")
-    console.print(f"[bold {colour}]{escape(result.summary())}[/] (PostgreSQL "
-                  f"{result.target_version}, from the {result.version_from})")
-
-
-def _short(sql: str, limit: int = 300) -> str:
-    flat = " ".join(sql.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+            return os.path.relpath(path, root)
+    return path
 
 
 def as_json(result: LintResult) -> str:
@@ -102,12 +50,92 @@ def github(result: LintResult, root: str | None = None) -> str:
         level = "error" if finding.severity == ERROR else "warning"
         props: dict[str, Any] = {"title": f"umbau lint: {finding.rule}"}
         if finding.path:
-            props["file"] = os.path.relpath(finding.path, root) if root else finding.path
+            props["file"] = relative(finding.path, root)
             if finding.line:
                 props["line"] = finding.line
         joined = ",".join(f"{k}={_escape_property(str(v))}" for k, v in props.items())
-        body = (f"{finding.message}\nlock: {finding.lock} (blocks {finding.blocks}); "
-                f"{finding.effect}\nsafe rewrite:\n{finding.safe}")
-        lines.append(f"::{level} {joined}::{_escape_data(body)}")
+        lines.append(f"::{level} {joined}::{_escape_data(_body(finding))}")
     lines.append(result.summary())
     return "\n".join(lines)
+
+
+def _body(finding: Finding) -> str:
+    notes = "".join(f"\nnote: {n}" for n in finding.notes)
+    return (f"{finding.message}\nlock: {finding.lock} (blocks {finding.blocks}); "
+            f"{finding.effect}{notes}\nsafe rewrite:\n{finding.safe}")
+
+
+def fingerprint(finding: Finding, root: str | None = None) -> str:
+    """A stable id of a finding: rule, file, revision and statement (not the line number,
+    which moves when lines are added above)."""
+    key = "\0".join([finding.rule, relative(finding.path, root) or "", finding.unit,
+                     " ".join((finding.sql or finding.message).split())])
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def gitlab(result: LintResult, root: str | None = None) -> str:
+    """GitLab code quality JSON: a list of issues (``artifacts:reports:codequality``)."""
+    issues = []
+    for finding in result.findings:
+        issues.append({
+            "description": f"{finding.rule}: {finding.message}",
+            "check_name": finding.rule,
+            "fingerprint": fingerprint(finding, root),
+            "severity": "critical" if finding.severity == ERROR else "minor",
+            "location": {"path": relative(finding.path, root) or finding.unit,
+                         "lines": {"begin": finding.line or 1}},
+        })
+    return json.dumps(issues, indent=2)
+
+
+def sarif(result: LintResult, rules: dict[str, Rule], version: str,
+          root: str | None = None) -> str:
+    """SARIF 2.1.0 (GitHub code scanning): one run, the rules that fired, one result each."""
+    fired = [rules[r] for r in dict.fromkeys(f.rule for f in result.findings) if r in rules]
+    index = {rule.id: i for i, rule in enumerate(fired)}
+    driver = {"name": "umbau", "version": version, "informationUri": TOOL_URI,
+              "rules": [_sarif_rule(rule) for rule in fired]}
+    run = {"tool": {"driver": driver},
+           "results": [_sarif_result(f, index, root) for f in result.findings]}
+    document = {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}
+    return json.dumps(document, indent=2)
+
+
+def _sarif_rule(rule: Rule) -> dict[str, Any]:
+    help_md = f"{rule.problem}\n\nSafe rewrite:\n\n```python\n{rule.safe}\n```"
+    return {
+        "id": rule.id,
+        "name": "".join(part.capitalize() for part in rule.id.split("-")),
+        "shortDescription": {"text": rule.title},
+        "fullDescription": {"text": " ".join(rule.problem.split())},
+        "help": {"text": f"{rule.problem}\n\nSafe rewrite:\n{rule.safe}", "markdown": help_md},
+        "defaultConfiguration": {"level": _level(rule.severity)},
+        "properties": {"lock": rule.lock, "blocks": rule.blocks, "opt_in": rule.opt_in},
+    }
+
+
+def _sarif_result(finding: Finding, index: dict[str, int], root: str | None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "ruleId": finding.rule,
+        "level": _level(finding.severity),
+        "message": {"text": _body(finding)},
+        "partialFingerprints": {"umbauFinding/v1": fingerprint(finding, root)},
+        "properties": {"revision": finding.unit, "table": finding.table,
+                       "table_rows": finding.table_rows, "table_bytes": finding.table_bytes},
+    }
+    if finding.rule in index:
+        out["ruleIndex"] = index[finding.rule]
+    if finding.path:
+        physical: dict[str, Any] = {"artifactLocation": {"uri": _uri(finding.path, root)}}
+        if finding.line:
+            physical["region"] = {"startLine": finding.line}
+        out["locations"] = [{"physicalLocation": physical}]
+    return out
+
+
+def _uri(path: str, root: str | None) -> str:
+    return (relative(path, root) or path).replace(os.sep, "/")
+
+
+def _level(severity: str) -> str:
+    return "error" if severity == ERROR else "warning"

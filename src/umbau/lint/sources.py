@@ -16,14 +16,13 @@ import bisect
 import io
 import re
 import sys
-import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event
 
 from umbau import alembic_bridge as bridge
 from umbau import sql as sqlparse
@@ -81,18 +80,38 @@ def revision_files(project: bridge.Project) -> dict[str, str]:
     return files
 
 
+# Alembic's version-table statements: INSERT … VALUES ('r1') / UPDATE … SET version_num='r2'
+_STAMP = re.compile(r"(?:SET\s+version_num\s*=\s*|VALUES\s*\(\s*)'([^']+)'", re.IGNORECASE)
+
+
 def _statements_from(sql: str, marks: list[tuple[int, str | None, int | None]],
-                     out: dict[str, list[LintStatement]]) -> None:
+                     out: dict[str, list[LintStatement]], stamped: set[str] | None = None,
+                     ) -> None:
+    """Group the statements of ``sql`` by revision; note in ``stamped`` the revisions
+    Alembic's version-table statements mark as done.
+
+    Only the revisions' own text is parsed (Alembic's BEGIN/COMMIT and version-table
+    statements, as many as the revisions' own, are read with a pattern instead).
+    """
     offsets = [m[0] for m in marks]
-    for stmt in sqlparse.split(sql):
-        index = bisect.bisect_right(offsets, stmt.start) - 1
-        if index < 0:
-            continue
-        _, revision, line = marks[index]
+    for begin, finish, revision in _runs(marks, len(sql)):
         if revision is None:
-            continue  # Alembic's own: the version table, per-revision BEGIN/COMMIT
-        out.setdefault(revision, []).append(
-            LintStatement(stmt.text, stmt.node, stmt.error, line))
+            if stamped is not None:
+                stamped.update(_STAMP.findall(sql, begin, finish))
+            continue
+        for stmt in sqlparse.split(sql[begin:finish]):
+            line = marks[bisect.bisect_right(offsets, begin + stmt.start) - 1][2]
+            out.setdefault(revision, []).append(
+                LintStatement(stmt.text, stmt.node, stmt.error, line))
+
+
+def _runs(marks: list[tuple[int, str | None, int | None]],
+          end: int) -> Iterator[tuple[int, int, str | None]]:
+    """(start, end, revision) of each stretch of output one revision (or Alembic) wrote."""
+    starts = [i for i, mark in enumerate(marks) if i == 0 or marks[i - 1][1] != mark[1]]
+    for number, index in enumerate(starts):
+        following = marks[starts[number + 1]][0] if number + 1 < len(starts) else end
+        yield marks[index][0], following, marks[index][1]
 
 
 def render_offline(project: bridge.Project, start: Any, target: str,
@@ -108,36 +127,72 @@ def render_offline(project: bridge.Project, start: Any, target: str,
 
 def render_history(project: bridge.Project, needed: set[str],
                    capture: Callable[[str], list[LintStatement]]) -> Rendered:
-    """Every revision's statements; ``capture`` runs the ``needed`` ones offline cannot render."""
+    """Every revision's statements; ``capture`` runs the ``needed`` ones offline cannot render.
+
+    One offline pass from base to heads; when a revision fails it, that revision alone is
+    rendered on its own (or captured), and the rest again in one pass from it — so a
+    history with a few revisions that need a connection costs a few passes, not one
+    env.py run per revision. What a pass cannot reach (other branches) is rendered
+    revision by revision.
+    """
     where = _Where(revision_files(project))
     result = Rendered()
-    try:
-        result.statements = render_offline(project, None, "heads", where)
-        result.via = {r.revision: "offline" for r in project.revisions()}
-        return result
-    except Exception:  # a printer gap or a revision needing a connection: handled below
-        pass
+    start: Any = None
+    for _ in range(len(project.revisions()) + 1):
+        failing = _one_pass(project, where, start, result)
+        if failing is None or failing == "?" or failing in result.via:
+            break  # "?": nothing to blame (env.py itself failed): one by one below
+        _render_alone(project, where, failing, needed, capture, result)
+        start = failing
     for info in project.revisions():
-        start: Any = None
-        if info.down_revisions:
-            start = info.down_revisions if len(info.down_revisions) > 1 else info.down_revisions[0]
-        try:
-            rendered = render_offline(project, start, info.revision, where)
-            result.statements[info.revision] = rendered.get(info.revision, [])
-            result.via[info.revision] = "offline"
-            continue
-        except Exception as exc:  # reported as a finding, never a crash
-            reason = f"{type(exc).__name__}: {exc}"[:300]
-        if info.revision not in needed:
-            result.failed[info.revision] = reason
-            continue
-        try:
-            result.statements[info.revision] = capture(info.revision)
-            result.via[info.revision] = "database"
-        except Exception as exc:  # reported as a finding, never a crash
-            result.failed[info.revision] = (
-                f"offline: {reason}; on a throwaway database: {type(exc).__name__}: {exc}"[:600])
+        if info.revision not in result.via and info.revision not in result.failed:
+            _render_alone(project, where, info.revision, needed, capture, result)
     return result
+
+
+def _one_pass(project: bridge.Project, where: _Where, start: Any,
+              result: Rendered) -> str | None:
+    """Render ``start:heads`` into ``result``; the revision that failed the pass, if any."""
+    buffer = _TracingBuffer(where)
+    failing = None
+    try:
+        bridge.run_env(project, bridge.upgrade_fn(project, "heads"), as_sql=True,
+                       starting_rev=start, destination_rev="heads", output=buffer)
+    except Exception as exc:  # a revision needing a connection, or a printer gap
+        location = bridge.revision_location(exc, project.script)
+        failing = where.files.get(location[0]) if location else None
+        failing = failing or "?"  # "?": no revision to blame; the rest one by one
+    out: dict[str, list[LintStatement]] = {}
+    stamped: set[str] = set()
+    _statements_from(buffer.getvalue(), buffer.marks, out, stamped)
+    for revision in stamped - {failing}:
+        result.statements[revision] = out.get(revision, [])
+        result.via[revision] = "offline"
+    return failing
+
+
+def _render_alone(project: bridge.Project, where: _Where, revision: str, needed: set[str],
+                  capture: Callable[[str], list[LintStatement]], result: Rendered) -> None:
+    info = project.get(revision)
+    start: Any = None
+    if info.down_revisions:
+        start = info.down_revisions if len(info.down_revisions) > 1 else info.down_revisions[0]
+    try:
+        rendered = render_offline(project, start, revision, where)
+        result.statements[revision] = rendered.get(revision, [])
+        result.via[revision] = "offline"
+        return
+    except Exception as exc:  # reported as a finding, never a crash
+        reason = f"{type(exc).__name__}: {exc}"[:300]
+    if revision not in needed:
+        result.failed[revision] = reason
+        return
+    try:
+        result.statements[revision] = capture(revision)
+        result.via[revision] = "database"
+    except Exception as exc:  # reported as a finding, never a crash
+        result.failed[revision] = (
+            f"offline: {reason}; on a throwaway database: {type(exc).__name__}: {exc}"[:600])
 
 
 # -- the throwaway database ------------------------------------------------------------
@@ -159,47 +214,60 @@ def _placeholders(statement: str) -> str:
     return statement.replace("%%", "%")
 
 
-@contextmanager
-def scratch_server(database_url: str | None) -> Iterator[str]:
-    """A server URL to create scratch databases on: the embedded PostgreSQL when the
-    ``embedded`` extra is installed (never a scratch database on a production server),
-    else the configured server."""
-    import importlib.util
+class Capture:
+    """Runs revisions that need a connection on a throwaway database, and captures their SQL.
 
-    if database_url and importlib.util.find_spec("pgserver") is None:
-        from umbau.postgres.connect import normalize_url
+    The server: ``server_url`` (``--server``, or the configured database's server) when
+    given, else an embedded PostgreSQL in a temporary folder, started only when a
+    revision needs it. ``setup`` runs on each throwaway database before the history.
+    Use as a context manager: the embedded server stops at the end.
+    """
 
-        url = normalize_url(database_url).set(database="postgres")
-        yield url.render_as_string(hide_password=False)
-        return
-    from umbau.postgres import embedded
+    def __init__(self, settings: Settings, server_url: str | None,
+                 setup: Callable[[Any], None] | None = None) -> None:
+        self.settings, self.server_url, self.setup = settings, server_url, setup
+        self._stack = ExitStack()
+        self._server: str | None = None
 
-    with embedded.temporary(prefix="umbau-lint-") as server:
-        yield server
+    def __enter__(self) -> Capture:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def server(self) -> str:
+        if self._server is None:
+            if self.server_url:
+                from umbau.postgres.scratch import database_url
+
+                self._server = database_url(self.server_url, "postgres")
+            else:
+                from umbau.postgres import embedded
+
+                self._server = self._stack.enter_context(embedded.temporary("umbau-lint-"))
+        return self._server
+
+    def __call__(self, revision: str) -> list[LintStatement]:
+        return capture_on_database(self.settings, self.server(), revision, self.setup)
 
 
 def capture_on_database(settings: Settings, server_url: str, revision: str,
-                        ) -> list[LintStatement]:
+                        setup: Callable[[Any], None] | None = None) -> list[LintStatement]:
     """Run ``revision`` on a scratch database upgraded to its parent; return what it executed."""
-    from umbau.postgres.connect import connect, normalize_url
+    from umbau.postgres.connect import connect
+    from umbau.postgres.scratch import scratch_database
     from umbau.runner import migrate
 
-    name = f"umbau_lint_{uuid.uuid4().hex[:12]}"
-    url = normalize_url(server_url).set(database=name).render_as_string(hide_password=False)
-    with connect(server_url, autocommit=True) as admin:
-        admin.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
+    with scratch_database(server_url, "umbau_lint") as url:
+        if setup is not None:
+            with connect(url) as conn:
+                setup(conn)
+                conn.commit()
         scratch = settings.with_overrides(database_url=url)
         project = bridge.Project(scratch, url)
         for parent in project.get(revision).down_revisions:
             migrate(scratch, project, "upgrade", parent)
         return _run_capturing(project, url, revision)
-    finally:
-        from umbau.postgres.catalog import server_version
-
-        with connect(server_url, autocommit=True) as admin:
-            force = " WITH (FORCE)" if server_version(admin) >= 130000 else ""  # 13+ only
-            admin.execute(text(f'DROP DATABASE IF EXISTS "{name}"{force}'))
 
 
 def _run_capturing(project: bridge.Project, url: str, revision: str) -> list[LintStatement]:
@@ -235,6 +303,32 @@ def _run_capturing(project: bridge.Project, url: str, revision: str) -> list[Lin
             if conn.in_transaction():
                 conn.rollback()
     return seen
+
+
+# -- the downgrade path -----------------------------------------------------------------
+
+
+def downgrade_units(project: bridge.Project, wanted: set[str],
+                    sources: dict[str, str | None]) -> list[Unit]:
+    """The downgrade of the whole history, heads to base, rendered offline in one pass:
+    one unit per revision (reported for ``wanted``), in the order they would run."""
+    where = _Where(revision_files(project))
+    buffer = _TracingBuffer(where)
+    failure = None
+    try:
+        bridge.run_env(project, bridge.downgrade_fn(project, "base"), as_sql=True,
+                       starting_rev="heads", destination_rev="base", output=buffer)
+    except Exception as exc:  # reported per revision as unrendered, never a crash
+        failure = f"downgrade offline: {type(exc).__name__}: {exc}"[:300]
+    out: dict[str, list[LintStatement]] = {}
+    _statements_from(buffer.getvalue(), buffer.marks, out)
+    units = []
+    for info in reversed(project.revisions()):
+        units.append(Unit(
+            id=info.revision, path=info.path, statements=out.get(info.revision, []),
+            source=sources.get(info.revision), report=info.revision in wanted,
+            failure=failure, direction="downgrade"))
+    return units
 
 
 # -- plain SQL files ---------------------------------------------------------------------

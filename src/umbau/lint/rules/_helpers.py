@@ -17,13 +17,6 @@ from umbau.lint.context import (
     walk,
 )
 
-# Functions whose result differs per row: as a column default they force a rewrite.
-VOLATILE = frozenset({
-    "random", "gen_random_uuid", "uuid_generate_v1", "uuid_generate_v1mc",
-    "uuid_generate_v4", "clock_timestamp", "timeofday", "nextval", "setseed",
-    "random_normal", "uuidv4", "uuidv7",
-})
-
 
 def function_names(expr: Any) -> set[str]:
     return {
@@ -65,3 +58,15 @@ def constraint_of(column: Any, *types: Any) -> Any | None:
 def default_of(column: Any) -> Any | None:
     found = constraint_of(column, CT.CONSTR_DEFAULT)
     return found.raw_expr if found is not None else None
+
+
+def py_table(table: str) -> str:
+    """A table as Alembic's op functions take it: ``"orders"`` or ``"orders", schema="app"``."""
+    schema, dot, name = table.partition(".")
+    return f'"{name}", schema="{schema}"' if dot else f'"{table}"'
+
+
+def string_values(node: Any) -> set[str]:
+    """Every string constant in a statement (values an enum column may receive)."""
+    return {str(getattr(n.val, "sval", "")) for n in walk(node)
+            if isinstance(n, ast.A_Const) and isinstance(getattr(n, "val", None), ast.String)}

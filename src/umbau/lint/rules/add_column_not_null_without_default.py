@@ -7,7 +7,7 @@ from typing import Any
 
 from umbau.lint.context import CT, LintContext
 from umbau.lint.model import Hit, Rule
-from umbau.lint.rules._helpers import added_columns, constraint_of, default_of, existing
+from umbau.lint.rules._helpers import added_columns, constraint_of, default_of, existing, py_table
 
 
 def check(node: Any, ctx: LintContext) -> Iterator[Hit]:
@@ -19,7 +19,14 @@ def check(node: Any, ctx: LintContext) -> Iterator[Hit]:
                 and filled is None and not serial and existing(ctx, table):
             yield Hit(f"ADD COLUMN {column.colname} NOT NULL without a default fails as soon as "
                       f"{table} has a row: add it nullable (or with a default), backfill, then "
-                      "make it NOT NULL", table)
+                      "make it NOT NULL", table, safe=_safe(table, column.colname))
+
+
+def _safe(table: str, column: str) -> str:
+    return f'''def upgrade():
+    op.add_column({py_table(table)}, sa.Column("{column}", ..., nullable=True))
+# backfill {table}.{column} in batches (`umbau backfill`), then in a later revision:
+#   ops.set_not_null("{table}", "{column}")  # CHECK NOT VALID, VALIDATE, SET NOT NULL'''
 
 
 RULE = Rule(

@@ -7,7 +7,7 @@ from typing import Any
 
 from umbau.lint.context import CT, LintContext
 from umbau.lint.model import Hit, Rule
-from umbau.lint.rules._helpers import added_columns, constraint_of, existing
+from umbau.lint.rules._helpers import added_columns, constraint_of, existing, py_table
 
 _SERIALS = {"serial", "bigserial", "smallserial", "serial4", "serial8", "serial2"}
 
@@ -26,7 +26,14 @@ def check(node: Any, ctx: LintContext) -> Iterator[Hit]:
         else:
             continue
         yield Hit(f"adding the {kind} column {column.colname} fills every row of {table}: "
-                  "PostgreSQL rewrites the table under an ACCESS EXCLUSIVE lock", table)
+                  "PostgreSQL rewrites the table under an ACCESS EXCLUSIVE lock", table,
+                  safe=f'''def upgrade():
+    op.add_column({py_table(table)}, sa.Column("{column.colname}", sa.BigInteger(), nullable=True))
+    op.execute("CREATE SEQUENCE IF NOT EXISTS {table}_{column.colname}_seq OWNED BY "
+               "{table}.{column.colname}")
+    op.alter_column({py_table(table)}, "{column.colname}",
+                    server_default=sa.text("nextval('{table}_{column.colname}_seq')"))
+# then number the old rows in batches (`umbau backfill`), and set NOT NULL safely''')
 
 
 RULE = Rule(

@@ -16,11 +16,31 @@ def check(node: Any, ctx: LintContext) -> Iterator[Hit]:
                 and existing(ctx, table):
             yield Hit(f"ADD PRIMARY KEY on {table} builds its index (and checks NOT NULL) under "
                       "an ACCESS EXCLUSIVE lock: create a unique index CONCURRENTLY, then ADD "
-                      "PRIMARY KEY USING INDEX", table)
+                      "PRIMARY KEY USING INDEX", table, safe=_safe(table, constraint))
     for table, column in added_columns(node):
         if constraint_of(column, CT.CONSTR_PRIMARY) is not None and existing(ctx, table):
             yield Hit(f"ADD COLUMN {column.colname} … PRIMARY KEY builds the key's index on "
-                      f"{table} under an ACCESS EXCLUSIVE lock", table)
+                      f"{table} under an ACCESS EXCLUSIVE lock", table,
+                      safe=_key_safe(table, str(column.colname)))
+
+
+def _safe(table: str, constraint: Any) -> str:
+    columns = ", ".join(str(k.sval) for k in constraint.keys or ())
+    name = constraint.conname or f"{table.split('.')[-1]}_pkey"
+    return f'''def upgrade():
+    with op.get_context().autocommit_block():
+        op.execute("CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS {name} ON {table} ({columns})")
+    # the key's columns must be NOT NULL already (see set-not-null for the safe way)
+    op.execute("ALTER TABLE {table} ADD CONSTRAINT {name} PRIMARY KEY USING INDEX {name}")'''
+
+
+def _key_safe(table: str, column: str) -> str:
+    name = f"{table.split('.')[-1]}_pkey"
+    return f'''def upgrade():
+    op.execute("ALTER TABLE {table} ADD COLUMN {column} bigint")  # nullable, no key yet
+# fill {column} in batches (`umbau backfill`), set NOT NULL safely, then:
+#   CREATE UNIQUE INDEX CONCURRENTLY {name} ON {table} ({column});
+#   ALTER TABLE {table} ADD CONSTRAINT {name} PRIMARY KEY USING INDEX {name};'''
 
 
 RULE = Rule(

@@ -7,7 +7,13 @@ from typing import Any
 
 from umbau.lint.context import CT, LintContext
 from umbau.lint.model import Hit, Rule
-from umbau.lint.rules._helpers import added_columns, added_constraints, constraint_of, existing
+from umbau.lint.rules._helpers import (
+    added_columns,
+    added_constraints,
+    constraint_of,
+    existing,
+    py_table,
+)
 
 
 def check(node: Any, ctx: LintContext) -> Iterator[Hit]:
@@ -16,12 +22,35 @@ def check(node: Any, ctx: LintContext) -> Iterator[Hit]:
                 and existing(ctx, table):
             yield Hit(f"ADD UNIQUE on {table} builds the index under an ACCESS EXCLUSIVE lock: "
                       "create a unique index CONCURRENTLY, then ADD CONSTRAINT … UNIQUE USING "
-                      "INDEX", table)
+                      "INDEX", table, safe=_safe(table, constraint))
     for table, column in added_columns(node):
         if constraint_of(column, CT.CONSTR_UNIQUE) is not None and existing(ctx, table):
             yield Hit(f"ADD COLUMN {column.colname} … UNIQUE builds a unique index on {table} "
                       "under an ACCESS EXCLUSIVE lock: add the column, then the index "
-                      "CONCURRENTLY, then the constraint USING INDEX", table)
+                      "CONCURRENTLY, then the constraint USING INDEX", table,
+                      safe=_column_safe(table, column.colname))
+
+
+def _safe(table: str, constraint: Any) -> str:
+    columns = [str(k.sval) for k in constraint.keys or ()]
+    name = constraint.conname or f"uq_{table.replace('.', '_')}_{'_'.join(columns)}"
+    cols = ", ".join(columns)
+    quoted = ", ".join(f'"{c}"' for c in columns)
+    return f'''def upgrade():
+    with op.get_context().autocommit_block():
+        op.execute("CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS {name} ON {table} ({cols})")
+    op.execute("ALTER TABLE {table} ADD CONSTRAINT {name} UNIQUE USING INDEX {name}")
+    # or, with umbau's helpers: ops.add_unique("{name}", "{table}", [{quoted}])'''
+
+
+def _column_safe(table: str, column: str) -> str:
+    name = f"uq_{table.replace('.', '_')}_{column}"
+    return f'''def upgrade():
+    op.add_column({py_table(table)}, sa.Column("{column}", ...))
+    with op.get_context().autocommit_block():
+        op.execute("CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS {name} ON {table} ({column})")
+    op.execute("ALTER TABLE {table} ADD CONSTRAINT {name} UNIQUE USING INDEX {name}")
+    # or, with umbau's helpers: ops.add_unique("{name}", "{table}", ["{column}"])'''
 
 
 RULE = Rule(

@@ -50,16 +50,25 @@ def check(node: Any, ctx: LintContext) -> Iterator[Hit]:
         if cmd.def_.raw_default is not None:
             yield Hit(f"ALTER COLUMN {cmd.name} TYPE {_show(new)} USING … rewrites all of {table} "
                       "under an ACCESS EXCLUSIVE lock: add a new column, dual-write, backfill, "
-                      "switch, drop the old one", table)
+                      "switch, drop the old one", table, safe=_safe(table, cmd.name, new))
         elif old is None:
             yield Hit(f"the old type of {table}.{cmd.name} is not known here, so the change to "
                       f"{_show(new)} may rewrite {table} under an ACCESS EXCLUSIVE lock: only "
                       "binary-coercible changes (varchar(n) → varchar(m ≥ n) or text, numeric(p,s) "
-                      "→ numeric(q ≥ p,s)) are safe", table)
+                      "→ numeric(q ≥ p,s)) are safe", table, safe=_safe(table, cmd.name, new))
         elif not binary_coercible(old, new):
             yield Hit(f"changing {table}.{cmd.name} from {_show(old)} to {_show(new)} rewrites "
                       f"the table and its indexes under an ACCESS EXCLUSIVE lock: add a new column "
-                      "and switch over (expand/contract)", table)
+                      "and switch over (expand/contract)", table, safe=_safe(table, cmd.name, new))
+
+
+def _safe(table: str, column: str, new: TypeSig) -> str:
+    return f'''# expand/contract instead of rewriting {table} in place:
+def upgrade():
+    ops.change_type("{table}", "{column}", "{_show(new)}")  # umbau's helper: new column,
+    # dual-write trigger, batched backfill; the old column goes in a later release
+# plain SQL: ALTER TABLE {table} ADD COLUMN {column}_new {_show(new)}; a trigger keeping
+# {column}_new in step; backfill in batches; switch reads; drop {column} later'''
 
 
 RULE = Rule(

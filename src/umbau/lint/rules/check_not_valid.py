@@ -16,7 +16,21 @@ def check(node: Any, ctx: LintContext) -> Iterator[Hit]:
                 and existing(ctx, table):
             yield Hit(f"the CHECK constraint {constraint.conname or ''} scans all of {table} "
                       "under an ACCESS EXCLUSIVE lock: add it NOT VALID, then VALIDATE in a "
-                      "later revision", table)
+                      "later revision", table, safe=_safe(table, constraint))
+
+
+def _safe(table: str, constraint: Any) -> str:
+    from umbau.sql import deparse
+
+    name = constraint.conname or f"ck_{table.replace('.', '_')}"
+    expr = deparse(constraint.raw_expr) if constraint.raw_expr is not None else "..."
+    return f'''def upgrade():
+    op.execute("ALTER TABLE {table} ADD CONSTRAINT {name} CHECK ({expr}) NOT VALID")
+    # or, with umbau's helpers: ops.add_check("{name}", "{table}", "{expr}")
+
+# a later revision (SHARE UPDATE EXCLUSIVE: reads and writes go on):
+def upgrade():
+    op.execute("ALTER TABLE {table} VALIDATE CONSTRAINT {name}")'''
 
 
 RULE = Rule(

@@ -27,7 +27,10 @@ def check(node: Any, ctx: LintContext) -> Iterator[Hit]:
     if what and ctx.in_transaction:
         table = relname(node.relation) if getattr(node, "relation", None) else None
         yield Hit(f"{what} cannot run inside a transaction block and fails: wrap it in "
-                  "`with op.get_context().autocommit_block():`", table)
+                  "`with op.get_context().autocommit_block():`", table,
+                  safe=f'''def upgrade():
+    with op.get_context().autocommit_block():
+        ...  # the {what} statement, with IF NOT EXISTS / IF EXISTS so a rerun works''')
 
 
 RULE = Rule(

@@ -7,7 +7,7 @@ from typing import Any
 
 from umbau.lint.context import AT, LintContext
 from umbau.lint.model import Hit, Rule
-from umbau.lint.rules._helpers import commands, existing
+from umbau.lint.rules._helpers import commands, existing, py_table
 
 
 def check(node: Any, ctx: LintContext) -> Iterator[Hit]:
@@ -15,7 +15,15 @@ def check(node: Any, ctx: LintContext) -> Iterator[Hit]:
         if existing(ctx, table):
             yield Hit(f"dropping {table}.{cmd.name} loses its data and breaks running code that "
                       "still selects it (ORMs list every column): stop using it in a release "
-                      "first, back up, then drop", table)
+                      "first, back up, then drop", table, safe=_safe(table, cmd.name))
+
+
+def _safe(table: str, column: str) -> str:
+    return f'''# release N: the code stops reading and writing {table}.{column}
+# (SQLAlchemy: remove it from the model, or mark it deferred); release N+1, after a backup:
+def upgrade():
+    # umbau: ignore[drop-column] unused since release N, backup taken
+    op.drop_column({py_table(table)}, "{column}")'''
 
 
 RULE = Rule(

@@ -14,7 +14,9 @@ from umbau.lint.model import Hit, Rule
 def check(node: Any, ctx: LintContext) -> Iterator[Hit]:
     if isinstance(node, ast.DropdbStmt):
         yield Hit(f"DROP DATABASE {node.dbname} deletes a whole database: this does not belong "
-                  "in a migration")
+                  "in a migration",
+                  safe=f"# drop {node.dbname} by hand, after a backup, outside the revision "
+                       "history:\n#   dropdb " + str(node.dbname))
 
 
 RULE = Rule(

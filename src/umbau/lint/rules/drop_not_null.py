@@ -7,14 +7,17 @@ from typing import Any
 
 from umbau.lint.context import AT, LintContext
 from umbau.lint.model import WARNING, Hit, Rule
-from umbau.lint.rules._helpers import commands, existing
+from umbau.lint.rules._helpers import commands, existing, py_table
 
 
 def check(node: Any, ctx: LintContext) -> Iterator[Hit]:
     for table, cmd in commands(node, AT.AT_DropNotNull):
         if existing(ctx, table):
             yield Hit(f"{table}.{cmd.name} may be NULL from now on: make sure the running code "
-                      "(and its readers, reports, exports) copes with NULL", table)
+                      "(and its readers, reports, exports) copes with NULL", table,
+                      safe=f'''# release N: code that copes with NULL in {table}.{cmd.name}; then:
+def upgrade():
+    op.alter_column({py_table(table)}, "{cmd.name}", nullable=True)''')
 
 
 RULE = Rule(

@@ -9,7 +9,7 @@ from pglast import ast
 
 from umbau.lint.context import OT, LintContext, object_name
 from umbau.lint.model import Hit, Rule
-from umbau.lint.rules._helpers import existing
+from umbau.lint.rules._helpers import existing, py_table
 
 
 def check(node: Any, ctx: LintContext) -> Iterator[Hit]:
@@ -18,7 +18,11 @@ def check(node: Any, ctx: LintContext) -> Iterator[Hit]:
             table = object_name(obj)
             if existing(ctx, table):
                 yield Hit(f"dropping {table} loses its rows and breaks running code that still "
-                          "uses it: stop using it in a release first, back up, then drop", table)
+                          "uses it: stop using it in a release first, back up, then drop", table,
+                          safe=f'''# release N stops using {table}; release N+1, backup taken:
+def upgrade():
+    # umbau: ignore[drop-table] unused since release N, backup taken
+    op.drop_table({py_table(table)})''')
 
 
 RULE = Rule(

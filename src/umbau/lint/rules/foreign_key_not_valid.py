@@ -7,7 +7,13 @@ from typing import Any
 
 from umbau.lint.context import CT, LintContext, relname
 from umbau.lint.model import Hit, Rule
-from umbau.lint.rules._helpers import added_columns, added_constraints, constraint_of, existing
+from umbau.lint.rules._helpers import (
+    added_columns,
+    added_constraints,
+    constraint_of,
+    existing,
+    py_table,
+)
 
 
 def check(node: Any, ctx: LintContext) -> Iterator[Hit]:
@@ -17,14 +23,43 @@ def check(node: Any, ctx: LintContext) -> Iterator[Hit]:
             other = relname(constraint.pktable)
             yield Hit(f"the foreign key {constraint.conname or ''} on {table} is validated at "
                       f"once, blocking writes to {table} and {other} during the scan: add it NOT "
-                      "VALID, then VALIDATE in a later revision", table)
+                      "VALID, then VALIDATE in a later revision", table,
+                      safe=_safe(table, other, constraint))
     for table, column in added_columns(node):
         fk = constraint_of(column, CT.CONSTR_FOREIGN)
         if fk is not None and existing(ctx, table):
             other = relname(fk.pktable)
             yield Hit(f"ADD COLUMN {column.colname} … REFERENCES {other} validates the new "
                       f"foreign key at once and locks {table} and {other} against writes: add the "
-                      "column, then the constraint NOT VALID, then VALIDATE", table)
+                      "column, then the constraint NOT VALID, then VALIDATE", table,
+                      safe=_column_safe(table, str(column.colname), other))
+
+
+def _safe(table: str, other: str, constraint: Any) -> str:
+    name = constraint.conname or f"fk_{table.replace('.', '_')}_{other.replace('.', '_')}"
+    local = ", ".join(f'"{a.sval}"' for a in constraint.fk_attrs or ())
+    remote = ", ".join(f'"{a.sval}"' for a in constraint.pk_attrs or ()) or '"id"'
+    return f'''def upgrade():
+    op.create_foreign_key("{name}", {py_table(table).split(", schema=")[0]}, "{other}",
+                          [{local}], [{remote}], postgresql_not_valid=True)
+    # or, with umbau's helpers:
+    # ops.add_foreign_key("{name}", "{table}", "{other}", [{local}], [{remote}])
+
+# a later revision (SHARE UPDATE EXCLUSIVE: reads and writes go on):
+def upgrade():
+    op.execute("ALTER TABLE {table} VALIDATE CONSTRAINT {name}")'''
+
+
+def _column_safe(table: str, column: str, other: str) -> str:
+    name = f"fk_{table.replace('.', '_')}_{column}"
+    return f'''def upgrade():
+    op.add_column({py_table(table)}, sa.Column("{column}", sa.BigInteger(), nullable=True))
+    op.execute("ALTER TABLE {table} ADD CONSTRAINT {name} FOREIGN KEY ({column}) "
+               "REFERENCES {other} NOT VALID")
+
+# a later revision (SHARE UPDATE EXCLUSIVE: reads and writes go on):
+def upgrade():
+    op.execute("ALTER TABLE {table} VALIDATE CONSTRAINT {name}")'''
 
 
 RULE = Rule(

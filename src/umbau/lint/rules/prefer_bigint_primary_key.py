@@ -33,7 +33,9 @@ def check(node: Any, ctx: LintContext) -> Iterator[Hit]:
         primary = column.colname in keys or constraint_of(column, CT.CONSTR_PRIMARY) is not None
         if primary and column.typeName is not None and type_sig(column.typeName).name in _SMALL:
             yield Hit(f"{table}.{column.colname} is a 32-bit primary key and runs out at "
-                      "2,147,483,647: use bigint (BigInteger / bigserial / identity)", table)
+                      "2,147,483,647: use bigint (BigInteger / bigserial / identity)", table,
+                      safe=f'sa.Column("{column.colname}", sa.BigInteger(), sa.Identity(), '
+                           f'primary_key=True)  # on {table}')
 
 
 RULE = Rule(

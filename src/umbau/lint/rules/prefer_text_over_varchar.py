@@ -15,7 +15,9 @@ def check(node: Any, ctx: LintContext) -> Iterator[Hit]:
         sig = type_sig(type_name)
         if sig.name == "varchar" and sig.mods:
             yield Hit(f"{table}.{column} is varchar({sig.mods[0]}): use text (with a CHECK on "
-                      "length() if the limit matters)", table)
+                      "length() if the limit matters)", table,
+                      safe=f'sa.Column("{column}", sa.Text(), sa.CheckConstraint('
+                           f'"length({column}) <= {sig.mods[0]}"))  # on {table}')
 
 
 RULE = Rule(

@@ -29,7 +29,8 @@ def check(node: Any, ctx: LintContext) -> Iterator[Hit]:
     for table, column, type_name in typed_columns(node):
         if type_sig(type_name).name == "timestamp":
             yield Hit(f"{table}.{column} is timestamp without time zone: use timestamptz "
-                      "(sa.DateTime(timezone=True))", table)
+                      "(sa.DateTime(timezone=True))", table,
+                      safe=f'sa.Column("{column}", sa.DateTime(timezone=True))  # on {table}')
 
 
 RULE = Rule(

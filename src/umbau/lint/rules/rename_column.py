@@ -19,7 +19,16 @@ def check(node: Any, ctx: LintContext) -> Iterator[Hit]:
         if existing(ctx, table):
             yield Hit(f"renaming {table}.{node.subname} to {node.newname} breaks every running "
                       "instance that still uses the old name: add the new column, dual-write, "
-                      "backfill, switch, then drop the old one", table)
+                      "backfill, switch, then drop the old one", table,
+                      safe=_safe(table, str(node.subname), str(node.newname)))
+
+
+def _safe(table: str, old: str, new: str) -> str:
+    return f'''# expand: add {new} beside {old}, keep both in step, backfill
+def upgrade():
+    ops.rename_column("{table}", "{old}", "{new}")  # umbau's expand/contract helper
+# plain SQL: ALTER TABLE {table} ADD COLUMN {new} <type>; a trigger copying {old} -> {new};
+# backfill {new}; deploy code that reads {new}; contract: DROP COLUMN {old} in a later release'''
 
 
 RULE = Rule(

@@ -18,7 +18,18 @@ def check(node: Any, ctx: LintContext) -> Iterator[Hit]:
         if existing(ctx, table):
             yield Hit(f"renaming {table} to {node.newname} breaks every running instance that "
                       "still uses the old name: rename, then keep a view with the old name until "
-                      "the old code is gone", table)
+                      "the old code is gone", table, safe=_safe(table, str(node.newname)))
+
+
+def _safe(table: str, new: str) -> str:
+    return f'''def upgrade():
+    op.rename_table("{table.split('.')[-1]}", "{new}")
+    # the old name keeps working for the running release (simple views are updatable)
+    op.execute("CREATE VIEW {table} AS SELECT * FROM {new}")
+
+# a later release, once no code uses {table}:
+def upgrade():
+    op.execute("DROP VIEW {table}")'''
 
 
 RULE = Rule(

@@ -7,9 +7,9 @@ from typing import Any
 
 from pglast import ast
 
-from umbau.lint.context import LintContext, relname
+from umbau.lint.context import LintContext, index_columns, relname
 from umbau.lint.model import Hit, Rule
-from umbau.lint.rules._helpers import existing
+from umbau.lint.rules._helpers import existing, py_table
 
 
 def check(node: Any, ctx: LintContext) -> Iterator[Hit]:
@@ -18,7 +18,35 @@ def check(node: Any, ctx: LintContext) -> Iterator[Hit]:
         if existing(ctx, table):
             name = node.idxname or "the index"
             yield Hit(f"CREATE INDEX {name} on {table} blocks every write to {table} while the "
-                      "index is built: create it CONCURRENTLY outside the transaction", table)
+                      "index is built: create it CONCURRENTLY outside the transaction", table,
+                      safe=_safe(node, table))
+
+
+def _safe(node: Any, table: str) -> str:
+    name = node.idxname or f"ix_{table.replace('.', '_')}"
+    columns = index_columns(node)
+    if not columns or len(columns) != len(node.indexParams or ()):  # expressions: plain SQL
+        from umbau.sql import deparse
+
+        sql = deparse(node).replace("CREATE INDEX", "CREATE INDEX CONCURRENTLY IF NOT EXISTS", 1)
+        sql = sql.replace("CREATE UNIQUE INDEX", "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS")
+        return f'''def upgrade():
+    with op.get_context().autocommit_block():
+        op.execute("{sql}")'''
+    cols = ", ".join(f'"{c}"' for c in columns)
+    unique = ", unique=True" if node.unique else ""
+    return f'''def upgrade():
+    # CONCURRENTLY cannot run in a transaction: leave umbau's per-revision transaction
+    with op.get_context().autocommit_block():
+        op.create_index("{name}", {py_table(table)}, [{cols}]{unique},
+                        postgresql_concurrently=True, if_not_exists=True)
+    # or, with umbau's helpers: ops.create_index("{name}", "{table}", [{cols}])
+
+
+def downgrade():
+    with op.get_context().autocommit_block():
+        op.drop_index("{name}", table_name={py_table(table)},
+                      postgresql_concurrently=True, if_exists=True)'''
 
 
 RULE = Rule(

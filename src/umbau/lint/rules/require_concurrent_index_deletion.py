@@ -20,7 +20,10 @@ def check(node: Any, ctx: LintContext) -> Iterator[Hit]:
             table = ctx.indexes.get(index)
             if table is None or existing(ctx, table):
                 yield Hit(f"DROP INDEX {index} takes an ACCESS EXCLUSIVE lock on its table and "
-                          "waits behind every running query: drop it CONCURRENTLY", table)
+                          "waits behind every running query: drop it CONCURRENTLY", table,
+                          safe=f'''def upgrade():
+    with op.get_context().autocommit_block():
+        op.execute("DROP INDEX CONCURRENTLY IF EXISTS {index}")''')
 
 
 RULE = Rule(

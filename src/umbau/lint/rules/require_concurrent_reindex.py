@@ -16,7 +16,14 @@ def check(node: Any, ctx: LintContext) -> Iterator[Hit]:
             getattr(p, "defname", None) == "concurrently" for p in node.params or ()):
         what = relname(node.relation) if node.relation else (node.name or "the database")
         yield Hit(f"REINDEX {what} blocks writes to the table (and reads that use the index) "
-                  "until it is rebuilt: use REINDEX … CONCURRENTLY (PostgreSQL 12+)")
+                  "until it is rebuilt: use REINDEX … CONCURRENTLY (PostgreSQL 12+)",
+                  safe=f'''def upgrade():
+    with op.get_context().autocommit_block():
+        op.execute("REINDEX {_kind(node)} CONCURRENTLY {what}")''')
+
+
+def _kind(node: Any) -> str:
+    return str(node.kind.name).removeprefix("REINDEX_OBJECT_")
 
 
 RULE = Rule(

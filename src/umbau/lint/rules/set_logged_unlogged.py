@@ -14,7 +14,10 @@ def check(node: Any, ctx: LintContext) -> Iterator[Hit]:
     for table, cmd in commands(node, AT.AT_SetLogged, AT.AT_SetUnLogged):
         if existing(ctx, table):
             mode = "LOGGED" if cmd.subtype == AT.AT_SetLogged else "UNLOGGED"
-            yield Hit(f"SET {mode} rewrites all of {table} under an ACCESS EXCLUSIVE lock", table)
+            yield Hit(f"SET {mode} rewrites all of {table} under an ACCESS EXCLUSIVE lock", table,
+                      safe=f'''# no online form: create {table}_new as {mode} (CREATE {mode} TABLE
+# {table}_new (LIKE {table} INCLUDING ALL)), copy the rows in batches (`umbau backfill`),
+# then swap the names in a short revision''')
 
 
 RULE = Rule(

@@ -7,7 +7,7 @@ from typing import Any
 
 from umbau.lint.context import AT, LintContext
 from umbau.lint.model import Hit, Rule
-from umbau.lint.rules._helpers import commands, existing
+from umbau.lint.rules._helpers import commands, existing, py_table
 
 
 def check(node: Any, ctx: LintContext) -> Iterator[Hit]:
@@ -19,11 +19,26 @@ def check(node: Any, ctx: LintContext) -> Iterator[Hit]:
                 continue
             yield Hit(f"PostgreSQL {ctx.target_version} ignores the CHECK ({cmd.name} IS NOT "
                       f"NULL) and scans {table} under an ACCESS EXCLUSIVE lock: upgrade to 12+, "
-                      "or keep the CHECK constraint instead of NOT NULL", table)
+                      "or keep the CHECK constraint instead of NOT NULL", table,
+                      safe=f"# before PostgreSQL 12 keep the validated CHECK ({cmd.name} IS NOT "
+                           f"NULL) on {table} instead of SET NOT NULL, or upgrade the server")
             continue
         yield Hit(f"SET NOT NULL on {table}.{cmd.name} scans the whole table under an ACCESS "
                   f"EXCLUSIVE lock: first add CHECK ({cmd.name} IS NOT NULL) NOT VALID and "
-                  "VALIDATE it in another revision", table)
+                  "VALIDATE it in another revision", table, safe=_safe(table, cmd.name))
+
+
+def _safe(table: str, column: str) -> str:
+    check = f"{table.split('.')[-1]}_{column}_not_null"
+    return f'''def upgrade():
+    op.execute("ALTER TABLE {table} ADD CONSTRAINT {check} CHECK ({column} IS NOT NULL) NOT VALID")
+
+# a later revision: VALIDATE takes SHARE UPDATE EXCLUSIVE, then SET NOT NULL uses the check
+def upgrade():
+    op.execute("ALTER TABLE {table} VALIDATE CONSTRAINT {check}")
+    op.alter_column({py_table(table)}, "{column}", nullable=False)
+    op.execute("ALTER TABLE {table} DROP CONSTRAINT {check}")
+# or, with umbau's helpers: ops.set_not_null("{table}", "{column}")'''
 
 
 RULE = Rule(

@@ -19,7 +19,11 @@ def check(node: Any, ctx: LintContext) -> Iterator[Hit]:
             if existing(ctx, table):
                 yield Hit(f"TRUNCATE {table} deletes every row under an ACCESS EXCLUSIVE lock: "
                           "if the data is really not needed, back it up first and say why in an "
-                          "ignore", table)
+                          "ignore", table, safe=f'''# back up {table} first; then, deliberately:
+def upgrade():
+    # umbau: ignore[truncate-table] <why the rows are not needed>
+    op.execute("TRUNCATE {table}")
+# or delete in batches to keep it online: umbau backfill with a DELETE''')
 
 
 RULE = Rule(

@@ -18,11 +18,14 @@ def check(node: Any, ctx: LintContext) -> Iterator[Hit]:
         for table in names:
             yield Hit(f"VACUUM FULL rewrites {table} under an ACCESS EXCLUSIVE lock: use "
                       "pg_repack or pg_squeeze, outside migrations",
-                      None if table == "every table" else table)
+                      None if table == "every table" else table,
+                      safe=f"# outside the revision, online:\n#   pg_repack --table={table}")
     elif isinstance(node, ast.ClusterStmt):
         cluster_table = relname(node.relation) if node.relation else None
         yield Hit(f"CLUSTER rewrites {cluster_table or 'every clustered table'} under an "
-                  "ACCESS EXCLUSIVE lock: use pg_repack, outside migrations", cluster_table)
+                  "ACCESS EXCLUSIVE lock: use pg_repack, outside migrations", cluster_table,
+                  safe=f"# outside the revision, online (keeps the clustered order):\n"
+                       f"#   pg_repack --table={cluster_table or '<table>'} --order-by=<columns>")
 
 
 RULE = Rule(

@@ -16,7 +16,11 @@ def check(node: Any, ctx: LintContext) -> Iterator[Hit]:
         if (table, cmd.name) in ctx.not_valid_in_transaction and existing(ctx, table):
             yield Hit(f"{cmd.name} is added NOT VALID and validated in the same transaction, "
                       f"so the ADD's lock on {table} is held through the validation scan: "
-                      "VALIDATE in a separate revision", table)
+                      "VALIDATE in a separate revision", table,
+                      safe=f'''# this revision: only the ADD CONSTRAINT … NOT VALID
+# the next revision (its own transaction; SHARE UPDATE EXCLUSIVE):
+def upgrade():
+    op.execute("ALTER TABLE {table} VALIDATE CONSTRAINT {cmd.name}")''')
 
 
 RULE = Rule(

@@ -1,1 +1,1 @@
-REINDEX INDEX ix_documents_created_at;
+REINDEX INDEX ix_invoices_due_date;

@@ -1,4 +1,4 @@
 -- lint: assume_in_transaction=true
--- a revision that only changes data is a deliberate data migration
+-- a data-only revision too: every row in one transaction (umbau backfill batches it)
 UPDATE orders SET shop_id = 1;
 DELETE FROM sessions;

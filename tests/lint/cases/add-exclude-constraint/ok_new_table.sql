@@ -1,0 +1,2 @@
+CREATE TABLE bookings (room int, during tstzrange);
+ALTER TABLE bookings ADD CONSTRAINT no_overlap EXCLUDE USING gist (room WITH =, during WITH &&);

@@ -1,0 +1,4 @@
+-- lint: revision=true
+ALTER TABLE orders ADD COLUMN shop_id bigint;
+SAVEPOINT s;
+RELEASE SAVEPOINT s;

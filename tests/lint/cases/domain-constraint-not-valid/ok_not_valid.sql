@@ -1,0 +1,2 @@
+ALTER DOMAIN positive_amount ADD CONSTRAINT positive CHECK (VALUE > 0) NOT VALID;
+ALTER DOMAIN positive_amount VALIDATE CONSTRAINT positive;

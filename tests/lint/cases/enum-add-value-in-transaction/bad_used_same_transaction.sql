@@ -1,0 +1,3 @@
+-- lint: assume_in_transaction=true
+ALTER TYPE order_status ADD VALUE IF NOT EXISTS 'refunded';
+UPDATE orders SET status = 'refunded' WHERE refunded_at IS NOT NULL;

@@ -1,0 +1,2 @@
+CREATE EXTENSION IF NOT EXISTS citext;
+ALTER TABLE users ADD COLUMN email citext;

@@ -1,0 +1,3 @@
+CREATE TYPE order_status AS ENUM ('new', 'paid', 'shipped');
+ALTER TYPE order_status RENAME TO order_status_old;
+CREATE TYPE order_status AS ENUM ('paid', 'new', 'shipped');

@@ -1,0 +1,1 @@
+CREATE INDEX ix_invoice_synchronisation_state_by_shop_and_external_reference_number ON invoices (shop_id);

@@ -1,0 +1,2 @@
+-- lint: revision=true
+ALTER TYPE order_status ADD VALUE 'refunded';

@@ -1,0 +1,1 @@
+CREATE TABLE shops (country char(2));

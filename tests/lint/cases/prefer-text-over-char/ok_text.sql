@@ -1,0 +1,1 @@
+CREATE TABLE shops (country text CHECK (length(country) = 2));

@@ -1,0 +1,1 @@
+REFRESH MATERIALIZED VIEW shop_totals;

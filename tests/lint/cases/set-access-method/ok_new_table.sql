@@ -1,0 +1,2 @@
+CREATE TABLE events (a int);
+ALTER TABLE events SET ACCESS METHOD columnar;

@@ -1,0 +1,1 @@
+ALTER TABLE documents SET TABLESPACE fast_ssd;

@@ -1,0 +1,4 @@
+-- lint: assume_in_transaction=true
+ALTER TABLE orders ADD COLUMN currency text;
+COMMIT;
+UPDATE orders SET currency = 'EUR' WHERE currency IS NULL AND id < 100000;
