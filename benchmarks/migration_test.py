@@ -49,8 +49,8 @@ def _histories(revisions: int, folder: Path) -> list[tuple[str, Path]]:
 
 
 def time_umbau(settings: Any, server_url: str) -> tuple[float, Any]:
-    from umbau.commands.test import throwaway_database
-    from umbau.testing.runner import TestOptions, run_checks
+    from umbau.testing.stairway import TestOptions, run_checks
+    from umbau.testing.throwaway import throwaway_database
 
     with throwaway_database(server_url) as url:
         began = time.perf_counter()
@@ -90,7 +90,7 @@ def time_pytest_alembic(settings: Any, server_url: str, with_models: bool,
     from sqlalchemy import create_engine
 
     from umbau.alembic_bridge import build_config
-    from umbau.commands.test import throwaway_database
+    from umbau.testing.throwaway import throwaway_database
 
     total, failed = 0.0, []
     for name, test in pytest_alembic_tests(with_models):

@@ -33,7 +33,8 @@
     │   ├── NoUsableKey                20  table without a primary key / unique NOT NULL key
     │   ├── BackfillDefinitionChanged  20  same name, different definition
     │   └── BackfillFailed             20  a batch failed (transform, SQL, retries); resumable
-    └── VerificationFailed             21  rows that do not satisfy the backfill's verify
+    ├── VerificationFailed             21  rows that do not satisfy the backfill's verify
+    └── MissingExtensions              22  umbau test: no server at hand has the extensions
 
 Exit code 3 is not an error: ``umbau check`` returns it when revisions are pending.
 Every message is one line that says what to do next.
@@ -240,3 +241,16 @@ class UnsafeMigration(UmbauError):
     def __init__(self, message: str, findings: Sequence[object] = ()) -> None:
         super().__init__(message)
         self.findings = tuple(findings)
+
+
+EXIT_MISSING_EXTENSIONS = 22
+
+
+class MissingExtensions(UmbauError):
+    """``umbau test``: the history creates extensions the test server does not ship."""
+
+    exit_code = EXIT_MISSING_EXTENSIONS
+
+    def __init__(self, message: str, extensions: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.extensions = tuple(extensions)

@@ -12,7 +12,7 @@ class Event:
     """Something worth telling the user while a command runs.
 
     kinds: ``lock_wait``, ``lock_acquired``, ``step_start``, ``step_done``,
-    ``retry``, ``plan``.
+    ``retry``, ``plan``, ``note``.
     """
 
     kind: str

@@ -99,6 +99,8 @@ def _line(event: Event) -> str | None:
         return f"backing up before the upgrade: {event.message}"
     if event.kind == "backup_taken":
         return f"backup taken: {event.message} ({event.duration or 0:.1f}s)"
+    if event.kind == "note":
+        return f"note: {event.message}"
     if event.kind == "step_done":
         return (f"{event.direction:<9} {event.revision}  {event.message or ''}  "
                 f"[{(event.duration or 0) * 1000:.0f} ms]")

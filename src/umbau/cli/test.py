@@ -39,7 +39,7 @@ def test_cmd(state: State, server_url: str | None, setup: str | None, rows_per_t
     """Prove on a throwaway database that every revision upgrades, downgrades and keeps
     the data; exit 1 naming the revision and the difference."""
     from umbau.commands.test import test as run
-    from umbau.testing.runner import TestOptions
+    from umbau.testing.stairway import TestOptions
 
     options = TestOptions(rows_per_table=rows_per_table, setup=setup, skip=frozenset(skip))
     with _sigterm_unwinds(), render.progress(fmt == "text", quiet=fmt == "json") as on_event:

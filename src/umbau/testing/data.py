@@ -36,6 +36,8 @@ class RowGenerator:
     rows_per_table: int = 3
     counter: int = 100_000  # clear of the small keys hand-written test rows use
     notes: dict[str, str] = field(default_factory=dict)
+    # Distinctive generated values -> (table, column), to name the value an error quotes.
+    values: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def fill(self, conn: Connection, tables: Mapping[str, TableShape],
              which: Iterable[str]) -> dict[str, int]:
@@ -71,10 +73,26 @@ class RowGenerator:
                 with conn.begin_nested():
                     conn.execute(text(sql), args)
                 done += 1
+                self._remember(table.key, values)
             except sa_exc.DBAPIError as exc:
                 orig = getattr(exc, "orig", exc)
                 self.notes[table.key] = f"a generated row was refused: {str(orig).splitlines()[0]}"
         return done
+
+    def _remember(self, table: str, values: Mapping[str, str | None]) -> None:
+        for column, value in values.items():
+            if value is not None and len(value) >= 5 and value not in {"true", "false"}:
+                self.values[value] = (table, column)
+
+    def culprit(self, message: str) -> tuple[str, str, str] | None:
+        """(table, column, value) of the longest generated value that ``message`` quotes
+        as a whole word, or None: which generated value an error is about."""
+        found = [v for v in self.values if v in message
+                 and re.search(rf"(?<![\w-]){re.escape(v)}(?![\w-])", message)]
+        if not found:
+            return None
+        value = max(found, key=len)
+        return (*self.values[value], value)
 
     def _row(self, table: TableShape, columns: list[ColumnShape],
              references: Mapping[str, list[tuple[Any, ...]]]) -> dict[str, str | None]:
