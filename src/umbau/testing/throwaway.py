@@ -76,9 +76,10 @@ def _server(stack: ExitStack, settings: Settings, server_url: str | None,
     lacking = extensions.missing(needed, embedded)
     if not lacking:
         return embedded, "embedded PostgreSQL"
-    configured = settings.database_url
-    if configured and not extensions.missing(needed, configured):
-        return database_url(configured, "postgres"), _shown(configured)
+    if settings.database_url:  # its server, never its database
+        configured = database_url(settings.database_url, "postgres")
+        if not extensions.missing(needed, configured):
+            return configured, _shown(configured)
     raise MissingExtensions(
         f"the history needs extension(s) {', '.join(lacking)}, which the embedded PostgreSQL "
         f"does not ship: run `umbau test --server URL` with a server that has them",
