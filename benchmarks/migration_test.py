@@ -114,6 +114,18 @@ def time_pytest_alembic(settings: Any, server_url: str, with_models: bool,
     return total, failed
 
 
+BENCH_EXTRA = "pip install -e '.[bench]'"
+
+
+def require_pytest_alembic() -> None:
+    """SystemExit with the install line when the comparison tool is missing."""
+    try:
+        import pytest_alembic  # noqa: F401
+    except ImportError:
+        raise SystemExit(f"this benchmark compares with pytest-alembic, which is not "
+                         f"installed: {BENCH_EXTRA}") from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.migration_test",
                                      description=__doc__,
@@ -125,6 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--revisions", type=int, default=500,
                         help="revisions of the synthetic history (default 500)")
     args, _ = parser.parse_known_args(argv)
+    require_pytest_alembic()
 
     from umbau.settings import load_settings
 
