@@ -18,7 +18,7 @@ caused by a generated value is a note naming table, column and value.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from umbau import alembic_bridge as bridge
 from umbau.errors import IrreversibleRevision, UmbauError
 from umbau.events import Event, EventHandler, emit
 from umbau.postgres import snapshot as snap
+from umbau.postgres import tracking
 from umbau.postgres.connect import sqlstate
 from umbau.postgres.errors import describe_error
 from umbau.settings import Settings
@@ -43,6 +44,7 @@ UMBAU_TABLES = frozenset({"umbau_history", "umbau_backfills", "umbau_backfill_ch
 
 LintHook = Callable[[str], list[dict[str, Any]]]
 Steps = Generator[Step, None, Any]
+Groups = set[str] | None  # snapshot groups a step may have changed; None: any
 
 
 @dataclass
@@ -145,6 +147,7 @@ class Stairway:
         self.excluded: set[str] = set(UMBAU_TABLES) | {settings.history_table, "alembic_version"}
         self.filled: dict[str, snap.TableShape] = {}
         self.driver = Driver(project, url, on_context=self._exclude_version_table)
+        self.tracker: tracking.Tracker | None = None
         self.reached_head = False
 
     @property
@@ -164,11 +167,31 @@ class Stairway:
         schema = self.snapshot()
         return _State(schema, self.fingerprints(schema, only))
 
-    def fingerprints(self, schema: snap.Snapshot, only: list[str] | None = None
+    def fingerprints(self, schema: snap.Snapshot, only: Iterable[str] | None = None
                      ) -> dict[str, str]:
         tables = schema.tables if only is None else {t: schema.tables[t] for t in only
                                                      if t in schema.tables}
         return table_fingerprints(self.conn, tables)
+
+    def observe(self, previous: _State, committed: bool = False) -> tuple[_State, Groups]:
+        """The state now, read where the step can have changed it (linear time): the
+        tables the event triggers name, and the rows of tables the transaction wrote
+        (all rows after a step that committed by itself). Returns the state and the
+        snapshot groups that may differ from ``previous`` (None: any)."""
+        if self.tracker is None:
+            return self.state(), None
+        schema, groups = self.tracker.observe(self.conn, previous.schema)
+        if groups is None or committed:
+            return _State(schema, self.fingerprints(schema)), groups
+        return _State(schema, self._patched_prints(previous, schema, groups)), groups
+
+    def _patched_prints(self, previous: _State, schema: snap.Snapshot,
+                        changed: Iterable[str]) -> dict[str, str]:
+        changed = (set(changed) | tracking.written_tables(self.conn)) & set(schema.tables)
+        prints = {t: p for t, p in previous.prints.items()
+                  if t in schema.tables and t not in changed}
+        prints.update(self.fingerprints(schema, changed))
+        return prints
 
     def why(self, exc: BaseException) -> str:
         """The error with PostgreSQL's DETAIL and HINT, and the revision file and line."""
@@ -191,9 +214,11 @@ class Stairway:
         if not which:
             return now
         self.rows.fill(self.conn, now.schema.tables, which)
+        prints = self._patched_prints(now, now.schema, which) if self.tracker else \
+            self.fingerprints(now.schema)
         self.driver.commit()
         self.filled.update({t: now.schema.tables[t] for t in which})
-        return _State(now.schema, self.fingerprints(now.schema))
+        return _State(now.schema, prints)
 
     def empty(self, now: _State) -> _State:
         truncate(self.conn, [t.qualified for t in now.schema.tables.values()])
@@ -219,6 +244,9 @@ class Stairway:
     def run(self, order: list[str]) -> None:
         """Every revision of ``order``; sets the stairway's checks."""
         emit(self.on_event, Event("plan", total=len(order), direction="test"))
+        if tracking.install(self.conn):
+            self.excluded |= tracking.EXCLUDED
+            self.tracker = tracking.Tracker(self.excluded)
         self.driver.run(self._plan(order))
         if self.reached_head:
             self.report.passed("upgrade")
@@ -246,9 +274,9 @@ class Stairway:
             first = yield from self._first_upgrade(rev, now, timing)
             if first is None:
                 return
-            before, now = first
+            before, now, groups = first
             if "stairway" not in self.options.skip:
-                yield from self._round_trip(rev, before, now, timing)
+                yield from self._round_trip(rev, before, now, groups, timing)
             if self.options.lint is not None:
                 timing.lint = self.options.lint(rev)
             emit(self.on_event, Event("step_done", revision=rev, message=info.message,
@@ -259,13 +287,15 @@ class Stairway:
         return Step(rev, upgrade, transactional=not _leaves_transaction(self.project, rev))
 
     def _first_upgrade(self, rev: str, now: _State, timing: RevisionTiming
-                       ) -> Generator[Step, None, tuple[_State, _State] | None]:
+                       ) -> Generator[Step, None, tuple[_State, _State, Groups] | None]:
         """Upgrade with rows; on failure once more on empty tables. Returns the states
-        before and after (committed), or None when the upgrade fails on empty tables."""
+        before and after (committed) and the groups the upgrade changed, or None when
+        the upgrade fails on empty tables."""
         before = self.fill(now)
+        step = self._step(rev, True)
         began = time.monotonic()
         try:
-            yield self._step(rev, True)
+            yield step
         except Exception as exc:
             self.driver.back()
             if not before.has_rows:
@@ -275,34 +305,37 @@ class Stairway:
             self.driver.commit()
             began = time.monotonic()
             try:
-                yield self._step(rev, True)
+                yield step
             except Exception:
                 self.driver.back()
                 self.report.fail("upgrade", f"upgrade failed: {self.why(exc)}", rev)
                 return None
             self.rows_refused(rev, "upgrade", exc)
         timing.upgrade_s = time.monotonic() - began
+        after, groups = self.observe(before, committed=not step.transactional)
         self.driver.commit()
-        return before, self.state()
+        return before, after, groups
 
-    def _round_trip(self, rev: str, before: _State, after: _State,
+    def _round_trip(self, rev: str, before: _State, after: _State, groups: Groups,
                     timing: RevisionTiming) -> Steps:
         """Downgrade and upgrade again, compare, and go back to ``after``."""
-        if self._skips_downgrade(rev, before, after):
+        if self._skips_downgrade(rev, before, after, groups):
             return
         step = self._step(rev, False)
         if not step.transactional:
             self.driver.checkpoint()
-        untouched = yield from self._downgrade(rev, before, after, timing)
-        if untouched is not None:
-            yield from self._upgrade_again(rev, after, untouched, timing)
+        down = yield from self._downgrade(rev, before, after, groups, timing)
+        if down is not None:
+            yield from self._upgrade_again(rev, after, *down, timing)
         self.driver.back()
         self.driver.discard()
 
-    def _skips_downgrade(self, rev: str, before: _State, after: _State) -> bool:
+    def _skips_downgrade(self, rev: str, before: _State, after: _State,
+                         groups: Groups) -> bool:
         """True (and reported) when the downgrade is not to be run: irreversible by
         design, or a missing / empty downgrade of a schema change (a defect)."""
-        reason = self.judge.before_downgrade(rev, bool(before.schema.diff(after.schema)))
+        changed = bool(before.schema.diff(after.schema, groups))
+        reason = self.judge.before_downgrade(rev, changed)
         if reason is not None:
             self.report.irreversible.append(Irreversible(rev, reason))
             return True
@@ -313,16 +346,19 @@ class Stairway:
             return True
         return False
 
-    def _downgrade(self, rev: str, before: _State, after: _State,
-                   timing: RevisionTiming) -> Generator[Step, None, list[str] | None]:
-        """Downgrade; once more on empty tables if it fails with rows. Returns the tables
-        whose rows are still to be compared, None when the downgrade failed."""
+    def _downgrade(self, rev: str, before: _State, after: _State, groups: Groups,
+                   timing: RevisionTiming
+                   ) -> Generator[Step, None, tuple[_State, Groups, list[str]] | None]:
+        """Downgrade; once more on empty tables if it fails with rows. Returns the state
+        after it, the groups it changed and the tables whose rows are still to be
+        compared; None when the downgrade failed."""
         untouched = [t for t, shape in before.schema.tables.items()
                      if after.schema.tables.get(t) == shape
                      and before.prints.get(t) == after.prints.get(t)]
+        step, base = self._step(rev, False), after
         began = time.monotonic()
         try:
-            yield self._step(rev, False)
+            yield step
         except Exception as exc:
             refusal = refused_before_sql(exc, self.driver.statements)
             self.driver.back()
@@ -334,41 +370,41 @@ class Stairway:
                 return None
             # Once more on empty tables, to tell a downgrade that cannot take these rows
             # from one that cannot run at all. Rows are gone: no row comparison.
-            self.empty(after)
+            base = self.empty(after)
             untouched, began = [], time.monotonic()
             try:
-                yield self._step(rev, False)
+                yield step
             except Exception:
                 self.driver.back()
                 self.report.fail("stairway", f"downgrade failed: {self.why(exc)}", rev)
                 return None
             self.rows_refused(rev, "downgrade", exc)
         timing.downgrade_s = time.monotonic() - began
-        down = self.snapshot()
-        self._compare(rev, before.schema.diff(down),
+        down, changed = self.observe(base, committed=not step.transactional)
+        self._compare(rev, before.schema.diff(down.schema, _union(groups, changed)),
                       "the downgrade does not reverse the upgrade: after it the schema differs "
                       "from before the upgrade (expected -> found)")
-        lost = self._compare_rows(rev, untouched, before.prints,
-                                  self.fingerprints(down, untouched),
+        lost = self._compare_rows(rev, untouched, before.prints, down.prints,
                                   "before the upgrade", "after the downgrade")
-        return [t for t in untouched if t not in lost]
+        return down, changed, [t for t in untouched if t not in lost]
 
-    def _upgrade_again(self, rev: str, after: _State, untouched: list[str],
-                       timing: RevisionTiming) -> Steps:
+    def _upgrade_again(self, rev: str, after: _State, down: _State, groups: Groups,
+                       untouched: list[str], timing: RevisionTiming) -> Steps:
+        step = self._step(rev, True)
         began = time.monotonic()
         try:
-            yield self._step(rev, True)
+            yield step
         except Exception as exc:
             self.driver.back()
             self.report.fail("stairway", "the upgrade fails after the downgrade: "
                              f"{self.why(exc)}", rev)
             return
         timing.reupgrade_s = time.monotonic() - began
-        again = self.snapshot()
-        self._compare(rev, after.schema.diff(again),
+        again, changed = self.observe(down, committed=not step.transactional)
+        self._compare(rev, after.schema.diff(again.schema, _union(groups, changed)),
                       "upgrading again after the downgrade leaves a different schema than the "
                       "first upgrade (expected -> found)")
-        self._compare_rows(rev, untouched, after.prints, self.fingerprints(again, untouched),
+        self._compare_rows(rev, untouched, after.prints, again.prints,
                            "after the upgrade", "after downgrade and upgrade again")
 
     def _compare(self, rev: str, diffs: list[str], message: str) -> None:
@@ -439,6 +475,16 @@ class Stairway:
                              "--autogenerate) or fix the models", None, found)
         else:
             self.report.passed("drift")
+
+
+def _union(*groups: Groups) -> Groups:
+    """All groups of several steps; None (any) when one of them is."""
+    found: set[str] = set()
+    for some in groups:
+        if some is None:
+            return None
+        found |= some
+    return found
 
 
 def _row_change(was: int, now: int, when_expected: str, when_found: str) -> str:
