@@ -33,6 +33,10 @@ rels AS MATERIALIZED (
     WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm', 'S', 'i', 'I')
       AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_class'::regclass
                       AND e.objid = c.oid AND e.deptype = 'e')
+      AND (CAST(:only AS text[]) IS NULL OR c.oid IN (SELECT oid FROM wanted)
+           OR c.oid IN (SELECT d.objid FROM pg_depend d JOIN wanted w ON w.oid = d.refobjid
+                        WHERE d.classid = 'pg_class'::regclass
+                          AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')))
 )
 SELECT json_build_object(
   'schemas', (SELECT coalesce(json_agg(nspname), '[]') FROM ns WHERE :code),
