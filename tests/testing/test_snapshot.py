@@ -70,6 +70,8 @@ TRACKED = {
     "table rename": "ALTER TABLE t RENAME TO t_renamed",
     "index rename": "ALTER INDEX t_lower_v RENAME TO t_lower_v2",
     "column rename": "ALTER TABLE t RENAME COLUMN w TO w2",
+    "column rename under views": "CREATE VIEW t_view_2 AS SELECT v FROM t_view; "
+                                 "COMMIT; ALTER TABLE t RENAME COLUMN v TO v2",
     "view rename": "ALTER VIEW t_view RENAME TO t_view2",
     "drop table": "DROP TABLE t CASCADE",
     "drop index": "DROP INDEX t_n_partial",

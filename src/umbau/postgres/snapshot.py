@@ -17,8 +17,13 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 _QUERY = r"""
-WITH wanted AS MATERIALIZED (
-    SELECT to_regclass(x)::oid AS oid FROM unnest(CAST(:only AS text[])) x
+WITH RECURSIVE wanted(oid) AS (  -- the relations asked for, and the views built on them
+    SELECT to_regclass(x)::oid FROM unnest(CAST(:only AS text[])) x
+    UNION
+    SELECT r.ev_class FROM wanted w
+    JOIN pg_depend d ON d.refclassid = 'pg_class'::regclass AND d.refobjid = w.oid
+                    AND d.classid = 'pg_rewrite'::regclass
+    JOIN pg_rewrite r ON r.oid = d.objid
 ),
 ns AS MATERIALIZED (
     SELECT oid, nspname FROM pg_namespace

@@ -133,6 +133,9 @@ class Tracker:
         # By oid too: a renamed relation is logged under its new name only.
         touched = {previous.group_of(name) for name in names} | {
             previous.oids[oid] for _, _, _, oid in rows if oid in previous.oids}
+        if code:  # a changed enum changes the shape of the tables that use it
+            touched |= {t for t, shape in previous.tables.items()
+                        if any(c.category == "E" for c in shape.columns)}
         only = {previous.sql_names[g] for g in touched if g in previous.sql_names}
         part = snap.take(conn, self.excluded, only=only | set(names.values()), code=code)
         touched |= {part.group_of(name) for name in names} | (set(part.groups) - {snap.CODE})
