@@ -102,13 +102,16 @@ def install(conn: Connection) -> bool:
     return True
 
 
-def written_tables(conn: Connection) -> set[str]:
-    """Display names of the tables the current transaction inserted into, updated or
-    deleted from (TRUNCATE is not counted by PostgreSQL)."""
+def written_tables(conn: Connection, schema: snap.Snapshot) -> set[str]:
+    """Display names of the tables of ``schema`` the current transaction inserted into,
+    updated or deleted from (PostgreSQL's pg_stat_get_xact_* counters; TRUNCATE is not
+    counted). One lookup per table, no catalog scan."""
+    oids = [oid for oid, group in schema.oids.items() if group in schema.tables]
     rows = conn.execute(text(
-        "SELECT schemaname, relname FROM pg_stat_xact_user_tables "
-        "WHERE n_tup_ins + n_tup_upd + n_tup_del > 0"))
-    return {snap.display_name(s, n) for s, n in rows}
+        "SELECT o FROM unnest(CAST(:oids AS oid[])) o "
+        "WHERE pg_stat_get_xact_tuples_inserted(o) + pg_stat_get_xact_tuples_updated(o) "
+        "+ pg_stat_get_xact_tuples_deleted(o) > 0"), {"oids": oids})
+    return {schema.oids[o] for (o,) in rows}
 
 
 class Tracker:

@@ -187,7 +187,8 @@ class Stairway:
 
     def _patched_prints(self, previous: _State, schema: snap.Snapshot,
                         changed: Iterable[str]) -> dict[str, str]:
-        changed = (set(changed) | tracking.written_tables(self.conn)) & set(schema.tables)
+        changed = (set(changed) | tracking.written_tables(self.conn, schema)) \
+            & set(schema.tables)
         prints = {t: p for t, p in previous.prints.items()
                   if t in schema.tables and t not in changed}
         prints.update(self.fingerprints(schema, changed))
