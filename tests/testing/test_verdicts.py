@@ -218,3 +218,24 @@ def test_a_revision_that_leaves_the_transaction_is_put_back(tmp_path: Path,
     assert failed_revisions(report, "stairway") == ["r2", "r2"], report.failures
     assert "index t1.ix_t1_v: unexpected" in report.failures_of("stairway")[0].details
     assert report.checks["upgrade"] == "passed" and report.checks["idempotent"] == "passed"
+
+
+@pytest.mark.parametrize("how", [
+    'op.create_foreign_key("orders_shop_fk", "orders", "shops", ["shop_id"], ["id"])',
+    'op.execute("ALTER TABLE orders ADD CONSTRAINT orders_shop_fk FOREIGN KEY (shop_id) '
+    'REFERENCES shops (id) NOT VALID")\n'
+    'op.execute("ALTER TABLE orders VALIDATE CONSTRAINT orders_shop_fk")',
+])
+def test_generated_keys_meet_a_foreign_key_added_later(tmp_path: Path, database_url: str,
+                                                       how: str) -> None:
+    project = make_project(tmp_path)
+    add_revision(project, "r1", None, upgrade='''
+        op.create_table("shops", sa.Column("id", sa.BigInteger, primary_key=True))
+        op.create_table("orders", sa.Column("id", sa.BigInteger, primary_key=True),
+                        sa.Column("shop_id", sa.BigInteger, nullable=False))
+    ''', downgrade='op.drop_table("orders")\nop.drop_table("shops")')
+    add_revision(project, "r2", "r1", upgrade=how,
+                 downgrade='op.drop_constraint("orders_shop_fk", "orders")')
+    report = run(project, database_url)
+    assert report.ok, [f.describe() for f in report.failures]
+    assert not [n for n in report.notes if n.startswith("r2")], report.notes

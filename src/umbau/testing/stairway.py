@@ -35,6 +35,7 @@ from umbau.postgres.errors import describe_error
 from umbau.settings import Settings
 from umbau.testing.data import RowGenerator, row_count, table_fingerprints
 from umbau.testing.driver import Driver, Step, truncate
+from umbau.testing.foresight import later_foreign_keys
 from umbau.testing.report import RevisionTiming, TestReport
 from umbau.testing.setup_hook import Setup, run_setup
 from umbau.testing.verdicts import Irreversible, Judge, refused_before_sql
@@ -143,7 +144,8 @@ class Stairway:
         self.options = options
         self.on_event = on_event
         self.judge = Judge(settings, project)
-        self.rows = RowGenerator(rows_per_table=options.rows_per_table)
+        self.rows = RowGenerator(rows_per_table=options.rows_per_table,
+                                 later_keys=later_foreign_keys(project))
         self.excluded: set[str] = set(UMBAU_TABLES) | {settings.history_table, "alembic_version"}
         self.filled: dict[str, snap.TableShape] = {}
         self.driver = Driver(project, url, on_context=self._exclude_version_table)
