@@ -370,3 +370,13 @@ def test_switched_off_checks_say_so(tmp_path: Path, database_url: str) -> None:
     # Rows are compared across downgrades: with no downgrades, data must not claim a pass.
     assert report.checks["data"].startswith("skipped: ")
     assert report.checks["upgrade"] == "passed"
+
+
+def test_with_rows_switched_off(tmp_path: Path, database_url: str) -> None:
+    project = linear_project(tmp_path, 1)
+    add_revision(project, "r2", "r1",
+                 upgrade='op.add_column("t1", sa.Column("w", sa.Integer, nullable=False))',
+                 downgrade='op.drop_column("t1", "w")')
+    report = run(project, database_url, skip=frozenset({"with-rows"}))
+    assert report.ok, [f.describe() for f in report.failures]
+    assert report.checks["with-rows"] == "skipped: switched off"
