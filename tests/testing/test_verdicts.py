@@ -239,3 +239,14 @@ def test_generated_keys_meet_a_foreign_key_added_later(tmp_path: Path, database_
     report = run(project, database_url)
     assert report.ok, [f.describe() for f in report.failures]
     assert not [n for n in report.notes if n.startswith("r2")], report.notes
+
+
+def test_a_downgrade_that_truncates_an_untouched_table(tmp_path: Path,
+                                                       database_url: str) -> None:
+    # TRUNCATE is no DDL event and not in the transaction's row counters: still seen.
+    project = linear_project(tmp_path, 2)
+    add_revision(project, "r3", "r2", upgrade='op.add_column("t2", sa.Column("x", sa.Text))',
+                 downgrade='op.drop_column("t2", "x")\nop.execute("TRUNCATE t1")')
+    report = run(project, database_url)
+    assert failed_revisions(report, "data") == ["r3"], [f.describe() for f in report.failures]
+    assert report.failures_of("data")[0].details[0].startswith("table t1: 3 rows before")

@@ -175,15 +175,15 @@ class Stairway:
                                                      if t in schema.tables}
         return table_fingerprints(self.conn, tables)
 
-    def observe(self, previous: _State, committed: bool = False) -> tuple[_State, Groups]:
+    def observe(self, previous: _State, all_rows: bool = False) -> tuple[_State, Groups]:
         """The state now, read where the step can have changed it (linear time): the
         tables the event triggers name, and the rows of tables the transaction wrote
-        (all rows after a step that committed by itself). Returns the state and the
-        snapshot groups that may differ from ``previous`` (None: any)."""
+        (``all_rows``: of every table). Returns the state and the snapshot groups that
+        may differ from ``previous`` (None: any)."""
         if self.tracker is None:
             return self.state(), None
         schema, groups = self.tracker.observe(self.conn, previous.schema)
-        if groups is None or committed:
+        if groups is None or all_rows:
             return _State(schema, self.fingerprints(schema)), groups
         return _State(schema, self._patched_prints(previous, schema, groups)), groups
 
@@ -286,6 +286,11 @@ class Stairway:
                                       direction="test", duration=timing.upgrade_s))
         self.reached_head = True
 
+    def _all_rows(self, rev: str, step: Step) -> bool:
+        """Rows of every table are read again after steps that commit by themselves (the
+        transaction's counters are gone) and of revisions that TRUNCATE (not counted)."""
+        return not step.transactional or _source_has(self.project, rev, "truncate")
+
     def _step(self, rev: str, upgrade: bool) -> Step:
         return Step(rev, upgrade, transactional=not _leaves_transaction(self.project, rev))
 
@@ -315,7 +320,7 @@ class Stairway:
                 return None
             self.rows_refused(rev, "upgrade", exc)
         timing.upgrade_s = time.monotonic() - began
-        after, groups = self.observe(before, committed=not step.transactional)
+        after, groups = self.observe(before, all_rows=self._all_rows(rev, step))
         self.driver.commit()
         return before, after, groups
 
@@ -383,7 +388,7 @@ class Stairway:
                 return None
             self.rows_refused(rev, "downgrade", exc)
         timing.downgrade_s = time.monotonic() - began
-        down, changed = self.observe(base, committed=not step.transactional)
+        down, changed = self.observe(base, all_rows=self._all_rows(rev, step))
         self._compare(rev, before.schema.diff(down.schema, _union(groups, changed)),
                       "the downgrade does not reverse the upgrade: after it the schema differs "
                       "from before the upgrade (expected -> found)")
@@ -403,7 +408,7 @@ class Stairway:
                              f"{self.why(exc)}", rev)
             return
         timing.reupgrade_s = time.monotonic() - began
-        again, changed = self.observe(down, committed=not step.transactional)
+        again, changed = self.observe(down, all_rows=self._all_rows(rev, step))
         self._compare(rev, after.schema.diff(again.schema, _union(groups, changed)),
                       "upgrading again after the downgrade leaves a different schema than the "
                       "first upgrade (expected -> found)")
@@ -503,7 +508,12 @@ def _deliberate(exc: BaseException) -> bool:
 
 def _leaves_transaction(project: bridge.Project, rev: str) -> bool:
     """Revisions that commit by themselves (Alembic's ``autocommit_block``)."""
+    return _source_has(project, rev, "autocommit_block")
+
+
+def _source_has(project: bridge.Project, rev: str, word: str) -> bool:
+    """True when the revision file mentions ``word`` (case-insensitive)."""
     try:
-        return "autocommit_block" in Path(project.get(rev).path).read_text(encoding="utf-8")
+        return word in Path(project.get(rev).path).read_text(encoding="utf-8").lower()
     except OSError:
         return False
