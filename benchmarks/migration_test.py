@@ -49,8 +49,8 @@ def _histories(revisions: int, folder: Path) -> list[tuple[str, Path]]:
 
 
 def time_umbau(settings: Any, server_url: str) -> tuple[float, Any]:
-    from umbau.commands.test import throwaway_database
-    from umbau.testing.runner import TestOptions, run_checks
+    from umbau.testing.stairway import TestOptions, run_checks
+    from umbau.testing.throwaway import throwaway_database
 
     with throwaway_database(server_url) as url:
         began = time.perf_counter()
@@ -90,7 +90,7 @@ def time_pytest_alembic(settings: Any, server_url: str, with_models: bool,
     from sqlalchemy import create_engine
 
     from umbau.alembic_bridge import build_config
-    from umbau.commands.test import throwaway_database
+    from umbau.testing.throwaway import throwaway_database
 
     total, failed = 0.0, []
     for name, test in pytest_alembic_tests(with_models):
@@ -114,6 +114,18 @@ def time_pytest_alembic(settings: Any, server_url: str, with_models: bool,
     return total, failed
 
 
+BENCH_EXTRA = "pip install -e '.[bench]'"
+
+
+def require_pytest_alembic() -> None:
+    """SystemExit with the install line when the comparison tool is missing."""
+    try:
+        import pytest_alembic  # noqa: F401
+    except ImportError:
+        raise SystemExit(f"this benchmark compares with pytest-alembic, which is not "
+                         f"installed: {BENCH_EXTRA}") from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.migration_test",
                                      description=__doc__,
@@ -125,6 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--revisions", type=int, default=500,
                         help="revisions of the synthetic history (default 500)")
     args, _ = parser.parse_known_args(argv)
+    require_pytest_alembic()
 
     from umbau.settings import load_settings
 

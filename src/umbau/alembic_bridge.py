@@ -259,8 +259,11 @@ class Project:
             steps = self.script._downgrade_revs(target, tuple(current))  # type: ignore[arg-type]
         return [step_of(s.info) for s in steps]
 
-    def check_downgradable(self, revision: str) -> None:
-        """Refuse revisions whose downgrade() is missing or does nothing."""
+    def check_downgradable(self, revision: str) -> str | None:
+        """Refuse revisions whose downgrade() is missing, or empty after an upgrade that
+        changes the schema (IrreversibleRevision). An empty downgrade() after a data-only
+        upgrade (DML, no DDL: :func:`changes_data_only`) has nothing to undo in the
+        schema: it returns a note saying so instead of refusing."""
         module = self._script(revision).module
         func = getattr(module, "downgrade", None)
         if func is None:
@@ -268,12 +271,64 @@ class Project:
                 f"revision {revision} has no downgrade(): write one, or restore a backup", revision
             )
         upgrade = getattr(module, "upgrade", None)
-        if _is_empty_function(func) and not (upgrade is None or _is_empty_function(upgrade)):
-            raise IrreversibleRevision(
-                f"revision {revision} has an empty downgrade() ({self._script(revision).path}): "
-                "write the downgrade, or restore a backup instead",
-                revision,
-            )
+        if not _is_empty_function(func) or upgrade is None or _is_empty_function(upgrade):
+            return None
+        if changes_data_only(upgrade):
+            return (f"revision {revision}: empty downgrade() after a data-only upgrade: "
+                    "no schema to undo, its data changes stay")
+        raise IrreversibleRevision(
+            f"revision {revision} has an empty downgrade() ({self._script(revision).path}): "
+            "write the downgrade, or restore a backup instead",
+            revision,
+        )
+
+
+def has_empty_downgrade(project: Project, revision: str) -> bool:
+    """True when ``revision``'s downgrade() exists and does nothing (``pass``)."""
+    func = getattr(project._script(revision).module, "downgrade", None)
+    return func is not None and _is_empty_function(func)
+
+
+# op.* calls that change no schema; and the first word of SQL that changes only rows.
+_DATA_OPS = frozenset({"execute", "bulk_insert", "get_bind", "get_context", "inline_literal",
+                       "f", "batch_alter_table_data"})
+_DML = re.compile(r"^\s*(INSERT|UPDATE|DELETE|SELECT|WITH|MERGE)\b", re.IGNORECASE)
+_DML_BUILDERS = frozenset({"insert", "update", "delete", "select", "values", "where"})
+
+
+def changes_data_only(func: Callable[..., Any]) -> bool:
+    """True when ``func`` (an upgrade()) visibly changes rows only: its ``op.*`` calls are
+    data operations, and every SQL string it executes starts with INSERT, UPDATE, DELETE,
+    SELECT, WITH or MERGE (SQLAlchemy insert()/update()/delete() are allowed too).
+    Anything umbau cannot read (SQL built at run time) counts as schema change."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(func)))
+    except (OSError, TypeError, SyntaxError):
+        return False
+    return all(_is_data_call(node) for node in ast.walk(tree) if isinstance(node, ast.Call))
+
+
+def _is_data_call(call: ast.Call) -> bool:
+    target = call.func
+    if not isinstance(target, ast.Attribute):
+        return True  # sa.text(...), len(...): judged where they are executed
+    if isinstance(target.value, ast.Name) and target.value.id == "op" \
+            and target.attr not in _DATA_OPS:
+        return False
+    if target.attr != "execute" or not call.args:
+        return True
+    return _is_dml(call.args[0])
+
+
+def _is_dml(arg: ast.expr) -> bool:
+    if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+        return bool(_DML.match(arg.value))
+    if isinstance(arg, ast.Call) and isinstance(arg.func, ast.Name | ast.Attribute):
+        name = arg.func.id if isinstance(arg.func, ast.Name) else arg.func.attr
+        if name == "text" and arg.args:
+            return _is_dml(arg.args[0])
+        return name in _DML_BUILDERS
+    return False
 
 
 def multiple_heads(heads: Sequence[str]) -> MultipleHeads:

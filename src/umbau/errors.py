@@ -42,6 +42,7 @@
     ├── NoMatchingRevision             17  baseline: no revision's schema matches the database
     ├── NoChangesDetected              18  new --autogenerate: the models match the database
     ├── EnvironmentFailed              19  env.py fails to load or run (import error, greenlet)
+    ├── MissingExtensions              22  umbau test: no server at hand has the extensions
     ├── LintRuleError (UsageError)     28  a custom lint rule's id is taken or malformed
     ├── LintUnknown                    29  upgrade refused: a pending revision could not be linted
     └── PayloadError                   34  a payload chain or document umbau cannot walk
@@ -73,23 +74,20 @@ EXIT_ENVIRONMENT = 12
 EXIT_BACKUP = 13
 EXIT_BACKUP_CORRUPT = 14
 EXIT_UNSAFE = 15
-EXIT_BACKFILL = 20
-EXIT_VERIFICATION = 21
-EXIT_BACKFILL_IN_USE = 24
-EXIT_BACKFILL_STATE_LOST = 25
-
-EXIT_PAYLOAD = 34
-
-EXIT_OWNER_ROLE_MISSING = 26
-EXIT_TERMINATED = 143  # 128 + SIGTERM, as shells report it
-
 EXIT_PARTIAL = 16
 EXIT_NO_MATCH = 17
 EXIT_NO_CHANGES = 18
 EXIT_ENV_FAILED = 19
-
+EXIT_BACKFILL = 20
+EXIT_VERIFICATION = 21
+EXIT_MISSING_EXTENSIONS = 22
+EXIT_BACKFILL_IN_USE = 24
+EXIT_BACKFILL_STATE_LOST = 25
+EXIT_OWNER_ROLE_MISSING = 26
 EXIT_LINT_RULE = 28
 EXIT_LINT_UNKNOWN = 29
+EXIT_PAYLOAD = 34
+EXIT_TERMINATED = 143  # 128 + SIGTERM, as shells report it
 
 
 class UmbauError(Exception):
@@ -371,3 +369,12 @@ class LintUnknown(UmbauError):
     """``umbau upgrade`` under ``lint.gate_strict``: a pending revision could not be linted."""
 
     exit_code = EXIT_LINT_UNKNOWN
+
+class MissingExtensions(UmbauError):
+    """``umbau test``: the history creates extensions the test server does not ship."""
+
+    exit_code = EXIT_MISSING_EXTENSIONS
+
+    def __init__(self, message: str, extensions: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.extensions = tuple(extensions)

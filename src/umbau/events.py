@@ -25,7 +25,8 @@ class Event:
     ``invalid_index_dropped``; ``backup_start``, ``backup_table``, ``backup_done``,
     ``verify_step``, ``restore_step``, ``copy_step``, ``copy_table``,
     ``backup_before_upgrade``, ``backup_taken``, ``rollback_skipped``,
-    ``rollback_restore`` (backups); ``backfill_progress`` (backfills); ``stage``
+    ``rollback_restore`` (backups); ``note`` (a remark, e.g. a downgrade step that does
+    nothing); ``backfill_progress`` (backfills); ``stage``
     (a named stage of a longer run, e.g. the demo) and ``result`` (a partial result to
     show now, in ``data``: an object with ``as_dict()`` or plain data).
     """

@@ -63,3 +63,47 @@ def test_a_change_shows_in_the_diff(database_url: str, change: str) -> None:
         conn.commit()
         diff = before.diff(take(conn))
     assert any(line.startswith(expected) for line in diff), diff
+
+
+TRACKED = {
+    **{name: change for name, (change, _) in CHANGES.items()},
+    "table rename": "ALTER TABLE t RENAME TO t_renamed",
+    "index rename": "ALTER INDEX t_lower_v RENAME TO t_lower_v2",
+    "column rename": "ALTER TABLE t RENAME COLUMN w TO w2",
+    "column rename under views": "CREATE VIEW t_view_2 AS SELECT v FROM t_view; "
+                                 "COMMIT; ALTER TABLE t RENAME COLUMN v TO v2",
+    "view rename": "ALTER VIEW t_view RENAME TO t_view2",
+    "drop table": "DROP TABLE t CASCADE",
+    "drop index": "DROP INDEX t_n_partial",
+    "new table with serial": "CREATE TABLE u (id serial PRIMARY KEY, t_id bigint "
+                             "REFERENCES t (id))",
+    "identity column": "ALTER TABLE t ADD COLUMN k bigint GENERATED ALWAYS AS IDENTITY",
+    "trigger": "CREATE FUNCTION f() RETURNS trigger LANGUAGE plpgsql AS "
+               "$$ BEGIN RETURN NEW; END $$; CREATE TRIGGER tg BEFORE INSERT ON t "
+               "FOR EACH ROW EXECUTE FUNCTION f()",
+    "enum value": "ALTER TYPE mood ADD VALUE 'meh'",
+    "free sequence": "CREATE SEQUENCE numbers START 5",
+    "schema and table": "CREATE SCHEMA billing; CREATE TABLE billing.t (id int)",
+    "comment only": "COMMENT ON TABLE t IS 'nothing the snapshot shows'",
+}
+
+
+@pytest.mark.parametrize("change", sorted(TRACKED))
+def test_the_tracked_snapshot_equals_a_full_one(database_url: str, change: str) -> None:
+    """Reading only what the event triggers name gives the same snapshot as reading all."""
+    from umbau.postgres import tracking
+
+    excluded = set(tracking.EXCLUDED)
+    with connect(database_url) as conn:
+        assert tracking.install(conn)
+        conn.execute(text(BASE))
+        conn.commit()
+        tracker = tracking.Tracker(excluded)
+        before, _ = tracker.observe(conn, take(conn, excluded))
+        conn.commit()
+        conn.execute(text(TRACKED[change]))
+        observed, groups = tracker.observe(conn, before)
+        full = take(conn, excluded)
+    assert observed.objects == full.objects
+    assert observed.tables == full.tables
+    assert before.diff(observed, groups) == before.diff(full)

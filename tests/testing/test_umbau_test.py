@@ -12,10 +12,10 @@ import pytest
 from helpers import add_revision, linear_project, make_project, settings_for
 
 from umbau.cli import main
-from umbau.commands.test import throwaway_database
 from umbau.errors import EnvironmentFailed
 from umbau.testing.report import TestReport
-from umbau.testing.runner import TestOptions, run_checks
+from umbau.testing.stairway import TestOptions, run_checks
+from umbau.testing.throwaway import throwaway_database
 
 
 def run(project: Path, url: str, **options: object) -> TestReport:
@@ -146,7 +146,7 @@ def test_a_revision_that_only_works_on_an_empty_table(tmp_path: Path,
                  upgrade='op.add_column("t1", sa.Column("w", sa.Integer, nullable=False))',
                  downgrade='op.drop_column("t1", "w")')
     report = run(project, database_url)
-    [failure] = report.failures_of("data")
+    [failure] = report.failures_of("with-rows")
     assert failure.revision == "r3"
     assert "only on empty tables" in failure.message
     assert "contains null values" in failure.message
@@ -231,7 +231,7 @@ def test_a_downgrade_that_only_works_on_empty_tables(tmp_path: Path,
                          'op.execute("UPDATE t SET v = NULL")',
                  downgrade='op.alter_column("t", "v", nullable=False)')
     report = run(project, database_url)
-    [failure] = report.failures_of("data")
+    [failure] = report.failures_of("with-rows")
     assert failure.revision == "r2"
     assert "downgrade works only on empty tables" in failure.message
     assert report.checks["stairway"] == "passed"
@@ -369,3 +369,13 @@ def test_switched_off_checks_say_so(tmp_path: Path, database_url: str) -> None:
     # Rows are compared across downgrades: with no downgrades, data must not claim a pass.
     assert report.checks["data"].startswith("skipped: ")
     assert report.checks["upgrade"] == "passed"
+
+
+def test_with_rows_switched_off(tmp_path: Path, database_url: str) -> None:
+    project = linear_project(tmp_path, 1)
+    add_revision(project, "r2", "r1",
+                 upgrade='op.add_column("t1", sa.Column("w", sa.Integer, nullable=False))',
+                 downgrade='op.drop_column("t1", "w")')
+    report = run(project, database_url, skip=frozenset({"with-rows"}))
+    assert report.ok, [f.describe() for f in report.failures]
+    assert report.checks["with-rows"] == "skipped: switched off"

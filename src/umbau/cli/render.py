@@ -111,11 +111,12 @@ _TEMPLATES = {
     "invalid_index_dropped": "dropped the invalid index a failed concurrent build left: "
                              "{message}",
     "old_lock_holders": "warning: {message}",
+    "note": "note: {message}",
 }
 # drawn above the bar too (the others only change the bar's description)
 _ABOVE_THE_BAR = {"lock_wait", "retry", "step_done", "backup_before_upgrade", "backup_taken",
                   "rollback_skipped", "rollback_restore", "stage", "blockers_cancelled",
-                  "invalid_index_dropped", "old_lock_holders"}
+                  "invalid_index_dropped", "old_lock_holders", "note"}
 _ONE_DONE = {"step_done", "backup_table", "copy_table"}  # each advances the bar by one
 
 

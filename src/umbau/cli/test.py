@@ -24,8 +24,8 @@ from umbau.testing.report import CHECK_TITLES, CHECKS, TestReport
 @click.option("--rows", "rows_per_table", type=click.IntRange(min=1), default=3,
               show_default=True,
               help="Generated rows per table and fill.")
-@click.option("--skip", multiple=True, type=click.Choice(["stairway", "data", "drift",
-                                                          "idempotent"]),
+@click.option("--skip", multiple=True, type=click.Choice(["stairway", "with-rows", "data",
+                                                          "drift", "idempotent"]),
               help="Switch a check off (repeatable).")
 @click.option("--junit-xml", "junit_xml", type=click.Path(path_type=Path),
               help="Also write a JUnit XML report to this path.")
@@ -37,9 +37,10 @@ def test_cmd(state: State, server_url: str | None, setup: str | None, rows_per_t
              skip: tuple[str, ...], junit_xml: Path | None, timings: bool, no_lint: bool,
              fmt: str) -> int:
     """Prove on a throwaway database that every revision upgrades, downgrades and keeps
-    the data; exit 1 naming the revision and the difference."""
+    the data; exit 1 naming the revision and the difference. Downgrades irreversible by
+    design are listed apart and do not fail the run."""
     from umbau.commands.test import test as run
-    from umbau.testing.runner import TestOptions
+    from umbau.testing.stairway import TestOptions
 
     options = TestOptions(rows_per_table=rows_per_table, setup=setup, skip=frozenset(skip))
     with _sigterm_unwinds(), render.progress(fmt == "text", quiet=fmt == "json") as on_event:
@@ -80,6 +81,9 @@ def _render(report: TestReport, timings: bool) -> None:
         render.out.print(f"{mark} {CHECK_TITLES[check]}{extra}", markup=False)
     for failure in report.failures:
         render.out.print(f"\n[{failure.check}] {failure.describe()}", markup=False)
+    for item in report.irreversible:
+        render.out.print(f"irreversible by design: {item.revision} ({item.reason})",
+                         markup=False)
     for note in report.notes:
         render.out.print(f"note: {note}", markup=False)
     if timings:

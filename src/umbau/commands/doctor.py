@@ -9,8 +9,8 @@ from typing import Any
 from umbau import alembic_bridge as bridge
 from umbau.commands._common import database, open_project
 from umbau.errors import SettingsError
-from umbau.loader import load_object, split_spec
 from umbau.postgres import UMBAU_TABLES, catalog, history
+from umbau.postgres.errors import describe_error
 from umbau.settings import Settings
 
 
@@ -190,52 +190,24 @@ def _check_failed_runs(rows: list[history.HistoryRow], result: DoctorResult) -> 
                 f"and `umbau {direction} --retry-partial`"))
 
 
-def load_metadata(settings: Settings) -> Any:
-    """Import the models' MetaData named by the ``metadata`` setting (``module:attribute``)."""
-    spec = settings.metadata or ""
-    try:
-        split_spec(spec)
-    except ValueError:
-        raise SettingsError(
-            f"metadata = {spec!r}: use module:attribute, e.g. app.models:Base.metadata"
-        ) from None
-    try:
-        return load_object(spec, settings.root)
-    except (ImportError, AttributeError) as exc:
-        raise SettingsError(
-            f"metadata = {spec!r} cannot be loaded ({exc}): fix the setting") from exc
-
-
 def _check_drift(settings: Settings, conn: Any, result: DoctorResult) -> None:
-    from alembic.autogenerate import compare_metadata
-    from alembic.migration import MigrationContext
+    """Models against the database, as catalog snapshots (:mod:`umbau.testing.drift`)."""
+    from umbau.testing.drift import differences
 
     result.checked.append("drift")
-    metadata = load_metadata(settings)
-
-    def include_name(name: str | None, type_: str, parent: Any) -> bool:
-        return not (type_ == "table" and name in UMBAU_TABLES | {settings.history_table})
-
-    context = MigrationContext.configure(conn, opts={"include_name": include_name,
-                                                     "compare_type": True})
-    diffs = compare_metadata(context, metadata)
-    for diff in diffs:
+    excluded = UMBAU_TABLES | {settings.history_table, "alembic_version"}
+    try:
+        found = differences(settings, conn, settings.require_database_url(), excluded)
+    except SettingsError:
+        raise
+    except Exception as exc:  # no right to CREATE DATABASE on this server, for one
         result.findings.append(Finding(
-            "drift", "warning", f"models and database differ: {_describe_diff(diff)}",
+            "drift-unchecked", "warning",
+            f"drift not checked: a scratch database for the models cannot be created "
+            f"({describe_error(exc)})",
+            "grant CREATEDB to this user, or run `umbau test --server URL` where it can"))
+        return
+    for line in found:
+        result.findings.append(Finding(
+            "drift", "warning", f"models and database differ (models -> database): {line}",
             'umbau new --autogenerate "sync models" and review the revision'))
-
-
-def _describe_diff(diff: Any) -> str:
-    if isinstance(diff, list):
-        return "; ".join(_describe_diff(d) for d in diff)
-    kind = diff[0]
-    obj: Any = diff[1] if len(diff) > 1 else None
-    if kind in {"add_table", "remove_table"}:
-        return f"{kind.replace('_', ' ')} {obj.name}"
-    if kind in {"add_column", "remove_column"}:
-        return f"{kind.replace('_', ' ')} {diff[2]}.{diff[3].name}"
-    if kind in {"add_index", "remove_index"}:
-        return f"{kind.replace('_', ' ')} {obj.name} on {obj.table.name}"
-    if kind.startswith("modify_"):
-        return f"{kind.replace('_', ' ')} {diff[2]}.{diff[3]}: {diff[-2]} -> {diff[-1]}"
-    return str(diff)[:200]

@@ -120,7 +120,7 @@ def _server_facts(url: str | None, session: Connection | None = None,
 def _setup_hook(settings: Settings, setup: str | None) -> Any:
     if setup is None:
         return None
-    from umbau.testing.runner import run_setup
+    from umbau.testing.setup_hook import run_setup
 
     return lambda conn: run_setup(settings, conn, setup)
 

@@ -10,7 +10,7 @@ from typing import Any
 from umbau import alembic_bridge as bridge
 from umbau.commands._common import NewRevisionResult, database, open_project
 from umbau.errors import ConfirmationRequired, UsageError
-from umbau.events import EventHandler
+from umbau.events import Event, EventHandler, emit
 from umbau.plan import read_plan
 from umbau.runner import MigrateResult, migrate, warn_old_lock_holders
 from umbau.settings import Settings
@@ -137,6 +137,7 @@ class DowngradePreview:
     steps: list[bridge.Step] = field(default_factory=list)
     drops: dict[str, list[str]] = field(default_factory=dict)
     unrendered: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # data-only revisions: no-op downgrades
 
     @property
     def destructive(self) -> bool:
@@ -161,6 +162,7 @@ class DowngradePreview:
             "drops": self.drops,
             "unrendered": self.unrendered,
             "destructive": self.destructive,
+            "notes": self.notes,
         }
 
 
@@ -176,7 +178,8 @@ def preview_downgrade(settings: Settings, target: str) -> DowngradePreview:
     preview = DowngradePreview(target=target, current=current)
     preview.steps = project.downgrade_steps(current, target)
     for step in preview.steps:
-        project.check_downgradable(step.revision)
+        note = project.check_downgradable(step.revision)
+        preview.notes += [note] if note else []
     rendered = _render_range(project, current, target)
     for step in preview.steps:
         sql = rendered.get(step.revision)
@@ -233,6 +236,8 @@ def downgrade(
         raise ConfirmationRequired(
             f"this downgrade drops data ({what}): rerun with --yes after taking a backup"
         )
+    for note in preview.notes:
+        emit(on_event, Event("note", message=note))
     project = open_project(settings)
     return migrate(settings, project, "downgrade", target, on_event=on_event)
 

@@ -1,26 +1,17 @@
 """``umbau test``: prove on a throwaway database that every revision upgrades, downgrades
-and keeps the data.
-
-The database is created for the run and dropped afterwards: on the embedded
-PostgreSQL (started in a temporary folder), or with CREATE DATABASE on the server
-named by ``server_url``. The project's own database_url is never touched.
-"""
+and keeps the data. The work is in :mod:`umbau.testing`; this command adds each
+revision's lint findings."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import text
-
 from umbau.events import EventHandler
-from umbau.postgres.connect import connect, normalize_url
 from umbau.settings import Settings
 from umbau.testing.report import TestReport
-from umbau.testing.runner import LintHook, TestOptions, run_checks
+from umbau.testing.stairway import LintHook, TestOptions
+from umbau.testing.throwaway import test_on_throwaway, throwaway_database
 
 
 def test(settings: Settings, *, server_url: str | None = None,
@@ -29,16 +20,13 @@ def test(settings: Settings, *, server_url: str | None = None,
     """Run every check of ``umbau test`` on a throwaway database; see :class:`TestReport`.
 
     ``with_lint``: attach each revision's ``umbau lint`` findings (offline) to its timing.
+    Raises MissingExtensions (exit 22) when no server at hand has the history's extensions.
     """
     options = options or TestOptions()
     if with_lint and options.lint is None:
         options = replace(options, lint=lint_hook(settings))
-    with throwaway_database(server_url) as url:
-        report = run_checks(settings.with_overrides(database_url=url), url, options,
-                            on_event=on_event)
-        report.database = "embedded PostgreSQL" if server_url is None else \
-            normalize_url(url).render_as_string(hide_password=True)
-    return report
+    return test_on_throwaway(settings, server_url=server_url, options=options,
+                             on_event=on_event)
 
 
 def lint_hook(settings: Settings) -> LintHook:
@@ -53,27 +41,4 @@ def lint_hook(settings: Settings) -> LintHook:
 
 test.__test__ = False  # type: ignore[attr-defined]  # pytest: a library function, not a test
 
-
-@contextmanager
-def throwaway_database(server_url: str | None = None) -> Iterator[str]:
-    """The URL of a new, empty database, dropped afterwards (with its embedded server)."""
-    if server_url is not None:
-        with _created_database(server_url) as url:
-            yield url
-        return
-    from umbau.postgres import embedded
-
-    with embedded.temporary(prefix="umbau-test-") as server, _created_database(server) as url:
-        yield url
-
-
-@contextmanager
-def _created_database(server_url: str) -> Iterator[str]:
-    name = f"umbau_test_{uuid.uuid4().hex[:12]}"
-    with connect(server_url, autocommit=True) as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield normalize_url(server_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with connect(server_url, autocommit=True) as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+__all__ = ["lint_hook", "test", "throwaway_database"]

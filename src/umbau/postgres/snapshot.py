@@ -17,7 +17,15 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 _QUERY = r"""
-WITH ns AS MATERIALIZED (
+WITH RECURSIVE wanted(oid) AS (  -- the relations asked for, and the views built on them
+    SELECT to_regclass(x)::oid FROM unnest(CAST(:only AS text[])) x
+    UNION
+    SELECT r.ev_class FROM wanted w
+    JOIN pg_depend d ON d.refclassid = 'pg_class'::regclass AND d.refobjid = w.oid
+                    AND d.classid = 'pg_rewrite'::regclass
+    JOIN pg_rewrite r ON r.oid = d.objid
+),
+ns AS MATERIALIZED (
     SELECT oid, nspname FROM pg_namespace
     WHERE nspname NOT IN ('pg_catalog', 'information_schema')
       AND nspname NOT LIKE 'pg\_toast%' AND nspname NOT LIKE 'pg\_temp%'
@@ -30,14 +38,15 @@ rels AS MATERIALIZED (
     WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm', 'S', 'i', 'I')
       AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_class'::regclass
                       AND e.objid = c.oid AND e.deptype = 'e')
+      /*ONLY*/
 )
 SELECT json_build_object(
-  'schemas', (SELECT coalesce(json_agg(nspname), '[]') FROM ns),
+  'schemas', (SELECT coalesce(json_agg(nspname), '[]') FROM ns WHERE :code),
   'extensions', (SELECT coalesce(json_agg(json_build_array(extname, extversion)), '[]')
-                 FROM pg_extension WHERE extname <> 'plpgsql'),
+                 FROM pg_extension WHERE extname <> 'plpgsql' AND :code),
   'relations', (SELECT coalesce(json_agg(json_build_array(nspname, relname, relkind,
                     relpersistence = 'u', relrowsecurity, relforcerowsecurity, partbound,
-                    partkey)), '[]')
+                    partkey, oid::bigint)), '[]')
                 FROM rels WHERE relkind IN ('r', 'p', 'f')),
   'columns', (SELECT coalesce(json_agg(json_build_array(
                   r.nspname, r.relname, a.attname, format_type(a.atttypid, a.atttypmod),
@@ -83,19 +92,21 @@ SELECT json_build_object(
                                          AND oa.attnum = d.refobjsubid
                      WHERE d.classid = 'pg_class'::regclass AND d.objid = s.seqrelid
                        AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
-                     LIMIT 1))), '[]')
+                     LIMIT 1), s.seqrelid::bigint)), '[]')
                 FROM pg_sequence s JOIN rels r ON r.oid = s.seqrelid),
   'enums', (SELECT coalesce(json_agg(json_build_array(n.nspname, t.typname,
                 (SELECT json_agg(e.enumlabel ORDER BY e.enumsortorder)
                  FROM pg_enum e WHERE e.enumtypid = t.oid))), '[]')
-            FROM pg_type t JOIN ns n ON n.oid = t.typnamespace WHERE t.typtype = 'e'),
+            FROM pg_type t JOIN ns n ON n.oid = t.typnamespace
+            WHERE t.typtype = 'e' AND :code),
   'domains', (SELECT coalesce(json_agg(json_build_array(n.nspname, t.typname,
                 format_type(t.typbasetype, t.typtypmod), t.typnotnull, t.typdefault)), '[]')
-              FROM pg_type t JOIN ns n ON n.oid = t.typnamespace WHERE t.typtype = 'd'),
+              FROM pg_type t JOIN ns n ON n.oid = t.typnamespace
+              WHERE t.typtype = 'd' AND :code),
   'domain_constraints', (SELECT coalesce(json_agg(json_build_array(n.nspname, t.typname,
                 c.conname, pg_get_constraintdef(c.oid))), '[]')
               FROM pg_constraint c JOIN pg_type t ON t.oid = c.contypid
-              JOIN ns n ON n.oid = t.typnamespace WHERE c.contype <> 'n'),
+              JOIN ns n ON n.oid = t.typnamespace WHERE c.contype <> 'n' AND :code),
   'policies', (SELECT coalesce(json_agg(json_build_array(r.nspname, r.relname, p.polname,
                 p.polcmd, p.polpermissive,
                 ARRAY(SELECT CASE WHEN x = 0 THEN 'public' ELSE pg_get_userbyid(x)::text END
@@ -104,7 +115,7 @@ SELECT json_build_object(
                 '[]')
               FROM pg_policy p JOIN rels r ON r.oid = p.polrelid),
   'views', (SELECT coalesce(json_agg(json_build_array(nspname, relname, relkind,
-                pg_get_viewdef(oid))), '[]')
+                pg_get_viewdef(oid), oid::bigint)), '[]')
             FROM rels WHERE relkind IN ('v', 'm')),
   'triggers', (SELECT coalesce(json_agg(json_build_array(r.nspname, r.relname, tg.tgname,
                    pg_get_triggerdef(tg.oid), tg.tgenabled)), '[]')
@@ -114,10 +125,19 @@ SELECT json_build_object(
                     CASE WHEN p.prokind IN ('f', 'p') THEN pg_get_functiondef(p.oid)
                          ELSE p.prokind::text END)), '[]')
                 FROM pg_proc p JOIN ns n ON n.oid = p.pronamespace
-                WHERE NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.deptype = 'e'
+                WHERE :code AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.deptype = 'e'
                                   AND e.classid = 'pg_proc'::regclass AND e.objid = p.oid))
 )::text
 """
+
+# A partial read starts from the relations asked for (and what they own), so that the
+# planner walks the catalogs' indexes instead of scanning them: linear time.
+_PARTIAL = _QUERY.replace("/*ONLY*/", """AND c.oid IN (
+          SELECT oid FROM wanted
+          UNION
+          SELECT d.objid FROM pg_depend d JOIN wanted w ON w.oid = d.refobjid
+          WHERE d.refclassid = 'pg_class'::regclass AND d.classid = 'pg_class'::regclass
+            AND d.deptype IN ('a', 'i'))""")
 
 
 @dataclass(frozen=True)
@@ -162,16 +182,58 @@ class TableShape:
     triggers: tuple[tuple[str, str], ...]
 
 
+CODE = ""  # the group of schemas, extensions, types and functions
+
+Objects = dict[str, dict[str, Any]]
+
+
 @dataclass
 class Snapshot:
-    """A schema as a flat mapping ``"column orders.id" -> {attribute: value}``."""
+    """A schema as objects (``"column orders.id" -> {attribute: value}``) in groups: one
+    per table, view or free sequence (named like it, with everything that hangs off it)
+    and :data:`CODE` for the rest. Groups let a snapshot be patched and compared one
+    table at a time (:meth:`patch`, :meth:`diff` with ``groups``)."""
 
-    objects: dict[str, dict[str, Any]] = field(default_factory=dict)
+    groups: dict[str, Objects] = field(default_factory=dict)
     tables: dict[str, TableShape] = field(default_factory=dict)
+    members: dict[str, str] = field(default_factory=dict)  # index / owned sequence -> group
+    sql_names: dict[str, str] = field(default_factory=dict)  # group -> quoted SQL name
+    oids: dict[int, str] = field(default_factory=dict)  # table, view, sequence -> group
 
-    def diff(self, found: Snapshot) -> list[str]:
-        """Differences from this (expected) snapshot to ``found``, one readable line each."""
-        return diff_objects(self.objects, found.objects)
+    @property
+    def objects(self) -> Objects:
+        """Every object of every group."""
+        return {k: v for group in self.groups.values() for k, v in group.items()}
+
+    def group_of(self, name: str) -> str:
+        """The group a relation (display name) belongs to: its table for an index or an
+        owned sequence, else its own."""
+        return self.members.get(name, name)
+
+    def diff(self, found: Snapshot, groups: Iterable[str] | None = None) -> list[str]:
+        """Differences from this (expected) snapshot to ``found``, one readable line each;
+        only in ``groups`` when given (the groups a step can have changed)."""
+        if groups is None:
+            return diff_objects(self.objects, found.objects)
+        wanted = set(groups)
+        return diff_objects(self._subset(wanted), found._subset(wanted))
+
+    def _subset(self, groups: set[str]) -> Objects:
+        return {k: v for g in groups for k, v in self.groups.get(g, {}).items()}
+
+    def patch(self, part: Snapshot, touched: set[str], code: bool) -> Snapshot:
+        """A new snapshot: this one with the groups in ``touched`` (and the code group
+        when ``code``) replaced by what ``part`` (a partial :func:`take`) holds of them."""
+        gone = touched | ({CODE} if code else set())
+        groups = {g: o for g, o in self.groups.items() if g not in gone}
+        groups.update({g: o for g, o in part.groups.items() if g != CODE or code})
+        tables = {t: shape for t, shape in self.tables.items() if t not in gone}
+        tables.update(part.tables)
+        members = {m: g for m, g in self.members.items() if g not in gone}
+        members.update(part.members)
+        oids = {o: g for o, g in self.oids.items() if g not in gone}
+        oids.update(part.oids)
+        return Snapshot(groups, tables, members, {**self.sql_names, **part.sql_names}, oids)
 
 
 def display_name(schema: str, name: str) -> str:
@@ -182,32 +244,57 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def take(conn: Connection, exclude_tables: Iterable[str] = ()) -> Snapshot:
+def sql_name(schema: str, name: str) -> str:
+    return f"{quote_ident(schema)}.{quote_ident(name)}"
+
+
+def take(conn: Connection, exclude_tables: Iterable[str] = (), *,
+         only: Iterable[str] | None = None, code: bool = True) -> Snapshot:
     """Read the schema of the connected database (one query), leaving out ``exclude_tables``
-    (display names such as ``alembic_version``) and everything that hangs off them."""
-    raw = json.loads(conn.execute(text(_QUERY)).scalar_one())
+    (display names such as ``alembic_version``) and everything that hangs off them.
+
+    ``only``: quoted SQL names (``"public"."orders"``); read just these relations, the
+    indexes, constraints, triggers and policies on them and the sequences they own
+    (names that no longer exist are skipped). ``code``: read schemas, extensions, types
+    and functions too."""
+    query = _QUERY if only is None else _PARTIAL
+    params = {"only": None if only is None else list(only), "code": code}
+    raw = json.loads(conn.execute(text(query), params).scalar_one())
     return build(raw, set(exclude_tables))
 
 
+class _Builder:
+    """Collects objects into their groups while :func:`build` reads the raw rows."""
+
+    def __init__(self, excluded: set[str]) -> None:
+        self.excluded = excluded
+        self.snap = Snapshot()
+
+    def put(self, group: str, key: str, value: dict[str, Any]) -> None:
+        self.snap.groups.setdefault(group, {})[key] = value
+
+
 def build(raw: Mapping[str, Any], excluded: set[str]) -> Snapshot:
-    snap = Snapshot()
-    objects = snap.objects
+    b = _Builder(excluded)
+    snap = b.snap
     for schema in raw["schemas"]:
         if schema != "public":
-            objects[f"schema {schema}"] = {}
+            b.put(CODE, f"schema {schema}", {})
     for name, version in raw["extensions"]:
-        objects[f"extension {name}"] = {"version": version}
+        b.put(CODE, f"extension {name}", {"version": version})
     columns: dict[str, list[tuple[int, ColumnShape]]] = {}
     for (schema, rel, kind, unlogged, row_security, force_row_security, partition_bound,
-         partition_key) in raw["relations"]:
+         partition_key, oid) in raw["relations"]:
         table = display_name(schema, rel)
+        snap.oids[oid] = table
         if table not in excluded:
-            objects[f"table {table}"] = {
+            b.put(table, f"table {table}", {
                 "kind": {"r": "table", "p": "partitioned table", "f": "foreign table"}[kind],
                 "unlogged": unlogged, "partition_key": partition_key,
                 "partition_bound": partition_bound,
                 "row_security": "forced" if force_row_security else row_security,
-            }
+            })
+            snap.sql_names[table] = sql_name(schema, rel)
             columns[table] = []
     for (schema, rel, name, type_, notnull, default, identity, generated, category,
          labels, attnum, collation) in raw["columns"]:
@@ -217,36 +304,18 @@ def build(raw: Mapping[str, Any], excluded: set[str]) -> Snapshot:
         col = ColumnShape(name, type_, not notnull, default, identity, generated, category,
                           tuple(labels or ()), collation)
         columns[table].append((attnum, col))
-        objects[f"column {table}.{name}"] = {
+        b.put(table, f"column {table}.{name}", {
             "type": type_, "nullable": col.nullable, "default": default,
             "identity": {"a": "always", "d": "by default"}.get(identity),
             "generated": default if generated else None, "collation": collation,
-        }
+        })
     per_table: dict[str, dict[str, list[Any]]] = {t: {"constraints": [], "fks": [], "checks": [],
                                                        "indexes": [], "triggers": []}
                                                    for t in columns}
-    _constraints(raw, objects, per_table)
-    # Indexes and triggers of tables, and of (materialized) views: objects only.
-    for schema, rel, name, definition, valid in raw["indexes"]:
-        table = display_name(schema, rel)
-        if table not in excluded:
-            objects[f"index {table}.{name}"] = {"definition": definition, "valid": valid}
-        if table in per_table:
-            per_table[table]["indexes"].append((name, definition))
-    for schema, rel, name, definition, enabled in raw["triggers"]:
-        table = display_name(schema, rel)
-        if table not in excluded:
-            objects[f"trigger {table}.{name}"] = {"definition": definition, "enabled": enabled}
-        if table in per_table:
-            per_table[table]["triggers"].append((name, definition))
-    for schema, rel, name, command, permissive, roles, using, check in raw["policies"]:
-        table = display_name(schema, rel)
-        if table not in excluded:
-            objects[f"policy {table}.{name}"] = {
-                "command": command, "permissive": permissive, "roles": ", ".join(roles),
-                "using": using, "with_check": check}
-    _sequences(raw, objects, excluded)
-    _types_and_code(raw, objects)
+    _constraints(raw, b, per_table)
+    _hanging(raw, b, per_table)
+    _sequences(raw, b)
+    _types_and_code(raw, b)
     for table, cols in columns.items():
         parts = per_table[table]
         schema, _, rel = table.rpartition(".")
@@ -263,7 +332,32 @@ def build(raw: Mapping[str, Any], excluded: set[str]) -> Snapshot:
     return snap
 
 
-def _constraints(raw: Mapping[str, Any], objects: dict[str, dict[str, Any]],
+def _hanging(raw: Mapping[str, Any], b: _Builder,
+             per_table: dict[str, dict[str, list[Any]]]) -> None:
+    """Indexes, triggers and policies of tables and (materialized) views."""
+    for schema, rel, name, definition, valid in raw["indexes"]:
+        table = display_name(schema, rel)
+        if table not in b.excluded:
+            b.put(table, f"index {table}.{name}", {"definition": definition, "valid": valid})
+            b.snap.members[display_name(schema, name)] = table
+        if table in per_table:
+            per_table[table]["indexes"].append((name, definition))
+    for schema, rel, name, definition, enabled in raw["triggers"]:
+        table = display_name(schema, rel)
+        if table not in b.excluded:
+            b.put(table, f"trigger {table}.{name}", {"definition": definition,
+                                                     "enabled": enabled})
+        if table in per_table:
+            per_table[table]["triggers"].append((name, definition))
+    for schema, rel, name, command, permissive, roles, using, check in raw["policies"]:
+        table = display_name(schema, rel)
+        if table not in b.excluded:
+            b.put(table, f"policy {table}.{name}", {
+                "command": command, "permissive": permissive, "roles": ", ".join(roles),
+                "using": using, "with_check": check})
+
+
+def _constraints(raw: Mapping[str, Any], b: _Builder,
                  per_table: dict[str, dict[str, list[Any]]]) -> None:
     kinds = {"p": "primary key", "u": "unique", "f": "foreign key", "c": "check",
              "x": "exclusion", "t": "trigger", "n": "not null"}
@@ -271,8 +365,8 @@ def _constraints(raw: Mapping[str, Any], objects: dict[str, dict[str, Any]],
         table = display_name(schema, rel)
         if table not in per_table or contype == "n":  # PG 18 not-null rows: columns say it
             continue
-        objects[f"constraint {table}.{name}"] = {"kind": kinds.get(contype, contype),
-                                                 "definition": definition}
+        b.put(table, f"constraint {table}.{name}", {"kind": kinds.get(contype, contype),
+                                                    "definition": definition})
         per_table[table]["constraints"].append((name, contype, definition))
         if contype == "f" and ref:
             per_table[table]["fks"].append(ForeignKey(
@@ -281,35 +375,45 @@ def _constraints(raw: Mapping[str, Any], objects: dict[str, dict[str, Any]],
             per_table[table]["checks"].append((tuple(cols or ()), definition))
 
 
-def _sequences(raw: Mapping[str, Any], objects: dict[str, dict[str, Any]],
-               excluded: set[str]) -> None:
+def _sequences(raw: Mapping[str, Any], b: _Builder) -> None:
     for (schema, name, type_, start, increment, minimum, maximum, cache, cycle,
-         owner) in raw["sequences"]:
-        owned_by = f"{display_name(owner[0], owner[1])}.{owner[2]}" if owner else None
-        if owner and display_name(owner[0], owner[1]) in excluded:
+         owner, oid) in raw["sequences"]:
+        table = display_name(owner[0], owner[1]) if owner else None
+        if table in b.excluded:
             continue
-        objects[f"sequence {display_name(schema, name)}"] = {
+        sequence = display_name(schema, name)
+        group = table or sequence
+        b.snap.oids[oid] = group
+        b.put(group, f"sequence {sequence}", {
             "type": type_, "start": start, "increment": increment, "min": minimum,
-            "max": maximum, "cache": cache, "cycle": cycle, "owned_by": owned_by,
-        }
+            "max": maximum, "cache": cache, "cycle": cycle,
+            "owned_by": f"{table}.{owner[2]}" if owner else None,
+        })
+        if table:
+            b.snap.members[sequence] = table
+        else:
+            b.snap.sql_names[sequence] = sql_name(schema, name)
 
 
-def _types_and_code(raw: Mapping[str, Any], objects: dict[str, dict[str, Any]]) -> None:
+def _types_and_code(raw: Mapping[str, Any], b: _Builder) -> None:
     for schema, name, labels in raw["enums"]:
-        objects[f"enum {display_name(schema, name)}"] = {"labels": ", ".join(labels or ())}
+        b.put(CODE, f"enum {display_name(schema, name)}", {"labels": ", ".join(labels or ())})
     for schema, name, base, notnull, default in raw["domains"]:
-        objects[f"domain {display_name(schema, name)}"] = {
-            "type": base, "nullable": not notnull, "default": default}
+        b.put(CODE, f"domain {display_name(schema, name)}", {
+            "type": base, "nullable": not notnull, "default": default})
     for schema, name, constraint, definition in raw["domain_constraints"]:
-        objects[f"domain constraint {display_name(schema, name)}.{constraint}"] = {
-            "definition": definition}
-    for schema, name, kind, definition in raw["views"]:
+        b.put(CODE, f"domain constraint {display_name(schema, name)}.{constraint}", {
+            "definition": definition})
+    for schema, name, kind, definition, oid in raw["views"]:
         label = "materialized view" if kind == "m" else "view"
-        objects[f"{label} {display_name(schema, name)}"] = {
-            "definition": _squash(definition)}
+        view = display_name(schema, name)
+        b.snap.oids[oid] = view
+        b.put(view, f"{label} {view}", {"definition": _squash(definition)})
+        b.snap.sql_names[view] = sql_name(schema, name)
     for schema, name, args, definition in raw["functions"]:
-        objects[f"function {display_name(schema, name)}({args})"] = {
-            "definition": _squash(definition)}
+        if display_name(schema, name) not in b.excluded:
+            b.put(CODE, f"function {display_name(schema, name)}({args})", {
+                "definition": _squash(definition)})
 
 
 def _squash(sql: str | None) -> str | None:

@@ -14,8 +14,11 @@ _PUBLIC = {
     "Failure": "umbau.testing.report",
     "RevisionTiming": "umbau.testing.report",
     "TestReport": "umbau.testing.report",
-    "TestOptions": "umbau.testing.runner",
-    "run_checks": "umbau.testing.runner",
+    "Irreversible": "umbau.testing.verdicts",
+    "TestOptions": "umbau.testing.stairway",
+    "run_checks": "umbau.testing.stairway",
+    "test_on_throwaway": "umbau.testing.throwaway",
+    "throwaway_database": "umbau.testing.throwaway",
 }
 
 __all__ = sorted(_PUBLIC)

@@ -41,6 +41,11 @@ def test_umbau_stairway(umbau_report: TestReport) -> None:
     _assert(umbau_report, "stairway")
 
 
+def test_umbau_with_rows(umbau_report: TestReport) -> None:
+    """Every step works on tables that hold generated rows."""
+    _assert(umbau_report, "with-rows")
+
+
 def test_umbau_data(umbau_report: TestReport) -> None:
     """Generated rows of tables a revision does not touch survive its steps."""
     _assert(umbau_report, "data")

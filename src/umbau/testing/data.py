@@ -21,7 +21,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from umbau.postgres.snapshot import ColumnShape, TableShape, quote_ident
+from umbau.postgres.snapshot import ColumnShape, ForeignKey, TableShape, quote_ident
 
 _LENGTH = re.compile(r"\((\d+)(?:,\s*(\d+))?\)")
 _LITERAL = re.compile(r"'((?:[^']|'')*)'::")
@@ -36,13 +36,20 @@ class RowGenerator:
     rows_per_table: int = 3
     counter: int = 100_000  # clear of the small keys hand-written test rows use
     notes: dict[str, str] = field(default_factory=dict)
+    # Distinctive generated values -> (table, column), to name the value an error quotes.
+    values: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # (table, column) -> (table, column) of foreign keys later revisions add.
+    later_keys: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
 
     def fill(self, conn: Connection, tables: Mapping[str, TableShape],
              which: Iterable[str]) -> dict[str, int]:
         """Insert rows into the tables named in ``which`` (parents first); returns the
         number of rows inserted per table."""
         inserted: dict[str, int] = {}
-        for key in _parents_first(tables, set(which)):
+        later: dict[str, set[str]] = {}
+        for (table, _), (ref, _) in self.later_keys.items():
+            later.setdefault(table, set()).add(ref)
+        for key in _parents_first(tables, set(which), later):
             inserted[key] = self._fill_table(conn, tables, tables[key])
         return inserted
 
@@ -50,6 +57,7 @@ class RowGenerator:
                     table: TableShape) -> int:
         columns = [c for c in table.columns if not c.filled_by_server]
         references = {fk.name: _referenced_keys(conn, tables, fk) for fk in table.foreign_keys}
+        references.update(self._later_references(conn, tables, table))
         done = 0
         for _ in range(self.rows_per_table):
             self.counter += 1
@@ -71,10 +79,41 @@ class RowGenerator:
                 with conn.begin_nested():
                     conn.execute(text(sql), args)
                 done += 1
+                self._remember(table.key, values)
             except sa_exc.DBAPIError as exc:
                 orig = getattr(exc, "orig", exc)
                 self.notes[table.key] = f"a generated row was refused: {str(orig).splitlines()[0]}"
         return done
+
+    def _later_references(self, conn: Connection, tables: Mapping[str, TableShape],
+                          table: TableShape) -> dict[str, list[tuple[Any, ...]]]:
+        """Keys for columns a later revision turns into a foreign key, keyed by
+        ``later:<column>``, from referenced tables that exist and have the column."""
+        found: dict[str, list[tuple[Any, ...]]] = {}
+        constrained = {c for fk in table.foreign_keys for c in fk.columns}
+        for column in table.columns:
+            ref = self.later_keys.get((table.key, column.name))
+            if ref is None or column.name in constrained or ref[0] not in tables \
+                    or all(c.name != ref[1] for c in tables[ref[0]].columns):
+                continue
+            fk = ForeignKey(f"later:{column.name}", (column.name,), ref[0], (ref[1],))
+            found[fk.name] = _referenced_keys(conn, tables, fk)
+        return found
+
+    def _remember(self, table: str, values: Mapping[str, str | None]) -> None:
+        for column, value in values.items():
+            if value is not None and len(value) >= 5 and value not in {"true", "false"}:
+                self.values[value] = (table, column)
+
+    def culprit(self, message: str) -> tuple[str, str, str] | None:
+        """(table, column, value) of the longest generated value that ``message`` quotes
+        as a whole word, or None: which generated value an error is about."""
+        found = [v for v in self.values if v in message
+                 and re.search(rf"(?<![\w-]){re.escape(v)}(?![\w-])", message)]
+        if not found:
+            return None
+        value = max(found, key=len)
+        return (*self.values[value], value)
 
     def _row(self, table: TableShape, columns: list[ColumnShape],
              references: Mapping[str, list[tuple[Any, ...]]]) -> dict[str, str | None]:
@@ -91,9 +130,11 @@ class RowGenerator:
             values.update({c: None if v is None else str(v) for c, v in zip(fk.columns, chosen,
                                                                           strict=False)})
         for column in columns:
-            if column.name in values:
-                continue
-            values[column.name] = self._value(table, column)
+            later = references.get(f"later:{column.name}")
+            if column.name not in values and later:
+                values[column.name] = str(later[self.counter % len(later)][0])
+            elif column.name not in values:
+                values[column.name] = self._value(table, column)
         return values
 
     def _value(self, table: TableShape, column: ColumnShape) -> str | None:
@@ -204,8 +245,10 @@ def _referenced_keys(conn: Connection, tables: Mapping[str, TableShape],
     return [tuple(r) for r in rows]
 
 
-def _parents_first(tables: Mapping[str, TableShape], which: set[str]) -> list[str]:
-    """Tables in ``which``, each after the tables its foreign keys reference."""
+def _parents_first(tables: Mapping[str, TableShape], which: set[str],
+                   later: Mapping[str, set[str]]) -> list[str]:
+    """Tables in ``which``, each after the tables its foreign keys reference (now, or
+    ``later``: table -> tables a later revision makes it reference)."""
     order: list[str] = []
     seen: set[str] = set()
 
@@ -213,9 +256,9 @@ def _parents_first(tables: Mapping[str, TableShape], which: set[str]) -> list[st
         if key in seen or key in path or key not in tables:
             return
         path.add(key)
-        for fk in tables[key].foreign_keys:
-            if fk.ref_table in which:
-                visit(fk.ref_table, path)
+        parents = {fk.ref_table for fk in tables[key].foreign_keys} | later.get(key, set())
+        for parent in sorted(parents & which):
+            visit(parent, path)
         path.discard(key)
         seen.add(key)
         if key in which:

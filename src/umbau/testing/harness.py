@@ -25,7 +25,7 @@ from umbau.postgres.snapshot import take as take_snapshot
 from umbau.runner import MigrateResult, migrate
 from umbau.settings import Settings
 from umbau.testing.data import RowGenerator
-from umbau.testing.runner import UMBAU_TABLES
+from umbau.testing.stairway import UMBAU_TABLES
 
 
 class MigrationRunner:

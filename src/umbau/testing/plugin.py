@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-CHECK_NAMES = ("single_head", "upgrade", "stairway", "data", "drift", "idempotent")
+CHECK_NAMES = ("single_head", "upgrade", "stairway", "with_rows", "data", "drift", "idempotent")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -107,7 +107,7 @@ def umbau_server_url(pytestconfig: pytest.Config,
 @pytest.fixture
 def umbau_database_url(umbau_server_url: str) -> Iterator[str]:
     """A new, empty database for one test, dropped afterwards."""
-    from umbau.commands.test import throwaway_database
+    from umbau.testing.throwaway import throwaway_database
 
     with throwaway_database(umbau_server_url) as url:
         yield url
@@ -124,6 +124,6 @@ def umbau_runner(umbau_settings: Any, umbau_database_url: str) -> Any:
 @pytest.fixture(scope="session")
 def umbau_report(umbau_settings: Any, umbau_server_url: str) -> Any:
     """Every check of ``umbau test``, run once on a throwaway database."""
-    from umbau.commands.test import test
+    from umbau.testing.throwaway import test_on_throwaway
 
-    return test(umbau_settings, server_url=umbau_server_url)
+    return test_on_throwaway(umbau_settings, server_url=umbau_server_url)

@@ -6,11 +6,14 @@ from dataclasses import dataclass, field
 from typing import Any
 from xml.etree import ElementTree as ET
 
-CHECKS = ("single-head", "upgrade", "stairway", "data", "drift", "idempotent")
+from umbau.testing.verdicts import Irreversible
+
+CHECKS = ("single-head", "upgrade", "stairway", "with-rows", "data", "drift", "idempotent")
 CHECK_TITLES = {
     "single-head": "one head",
     "upgrade": "upgrade from empty to head",
     "stairway": "every downgrade reverses its upgrade",
+    "with-rows": "every step works on tables that hold rows",
     "data": "rows of untouched tables survive every step",
     "drift": "models match the database at head",
     "idempotent": "a second upgrade head changes nothing",
@@ -56,13 +59,19 @@ class RevisionTiming:
 
 @dataclass
 class TestReport:
-    """The result of ``umbau test``; ``ok`` when no check failed."""
+    """The result of ``umbau test``; ``ok`` when no check failed.
+
+    Three kinds of verdict: ``failures`` (defects of the history), ``irreversible``
+    (downgrades irreversible by design: listed apart, not failures) and environment
+    problems, which stop the run before it starts (MissingExtensions).
+    """
 
     __test__ = False  # not a pytest test class, despite the name
 
     checks: dict[str, str] = field(default_factory=lambda: dict.fromkeys(CHECKS, "not run"))
     failures: list[Failure] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    irreversible: list[Irreversible] = field(default_factory=list)
     revisions: list[RevisionTiming] = field(default_factory=list)
     database: str = ""
     duration_s: float = 0.0
@@ -97,6 +106,7 @@ class TestReport:
             "checks": dict(self.checks),
             "failures": [f.as_dict() for f in self.failures],
             "notes": list(self.notes),
+            "irreversible_by_design": [i.as_dict() for i in self.irreversible],
             "revisions": [r.as_dict() for r in self.revisions],
             "database": self.database,
             "duration_s": round(self.duration_s, 3),
