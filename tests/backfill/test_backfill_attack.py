@@ -4,8 +4,10 @@ own code fails, a resume that cannot load its spec, a name that is not a table."
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -28,6 +30,9 @@ from umbau.backfill import Backfill
 
 slow = Backfill(name="slow", table="items", set={"n": "n + 1"}, verify="n = 1",
                 batch_size=100, max_batch_size=100, min_batch_size=100, pause=0.05)
+# one chunk: a second worker waits, polling, to take over
+one = Backfill(name="slow", table="items", set={"n": "n + 1"}, verify="n = 1", chunks=1,
+               batch_size=100, max_batch_size=100, min_batch_size=100, pause=0.05)
 shared = Backfill(name="slow", table="items", set={"n": "n + 1"}, verify="n = 1", chunks=8,
                   batch_size=100, max_batch_size=100, min_batch_size=100, pause=0.05)
 '''
@@ -43,9 +48,10 @@ def project(tmp_path: Path, database_url: str) -> Path:
     return tmp_path
 
 
-def _start(project: Path, url: str, *args: str,
-           spec: str = "bf_attack:slow") -> subprocess.Popen[str]:
-    env = {**os.environ, "UMBAU_DATABASE_URL": url, "PYTHONPATH": str(project)}
+def _start(project: Path, url: str, *args: str, spec: str = "bf_attack:slow",
+           **settings: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "UMBAU_DATABASE_URL": url, "PYTHONPATH": str(project),
+           **{f"UMBAU_{key.upper()}": value for key, value in settings.items()}}
     return subprocess.Popen(
         [sys.executable, "-m", "umbau", "backfill", "run", spec, "--quiet", *args],
         cwd=project, env=env, start_new_session=True, stdout=subprocess.PIPE,
@@ -233,3 +239,25 @@ def test_two_operators_at_once_each_report_their_own_rows(project: Path,
     assert all(r["rows"] > 0 for r in results), results  # both took part
     assert sum(r["rows"] for r in results) == ROWS, results
     assert all(r["verification"] and r["verification"]["ok"] for r in results), results
+
+
+def test_a_lock_on_the_state_tables_is_waited_out_like_one_on_rows(
+        project: Path, database_url: str) -> None:
+    """A lock held on the state tables for longer than lock_timeout (a --restart's
+    check, a manual LOCK TABLE) ended a worker at the first lock timeout of anything but
+    a batch (a claim, the idle worker's status poll, counting a retry), while a batch's
+    lock timeout is retried after backoff. The waiting worker was gone when the chunk's
+    owner then died, and the run stopped with the chunk left; now it takes over."""
+    proc = _start(project, database_url, "--workers", "2", spec="bf_attack:one",
+                  lock_timeout="200ms", retries="10", backoff_base="100ms",
+                  backoff_max="500ms")
+    _wait_for_rows(database_url, proc)
+    with connect_raw(database_url) as conn, conn.transaction():
+        conn.execute("LOCK TABLE umbau_backfills IN ACCESS EXCLUSIVE MODE")
+        time.sleep(1.5)  # the idle worker polls every 0.25 s
+    owner = str(scalar(database_url, "SELECT owner FROM umbau_backfill_chunks"))
+    with contextlib.suppress(ProcessLookupError):  # it may have died of the lock
+        os.kill(int(owner.split(":")[1]), signal.SIGKILL)  # host:pid:uuid
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert scalar(database_url, "SELECT count(*) FROM items WHERE n <> 1") == 0
