@@ -261,3 +261,28 @@ def test_a_lock_on_the_state_tables_is_waited_out_like_one_on_rows(
     _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert scalar(database_url, "SELECT count(*) FROM items WHERE n <> 1") == 0
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_while_counting_is_one_line_and_writes_nothing(
+        project: Path, database_url: str, signum: int, code: int) -> None:
+    """SIGTERM during the first count (long on a big table) ended the process silently
+    (killed by the signal, no line); now it is reported like one during the batches."""
+    (project / "bf_count.py").write_text(
+        "from umbau.backfill import Backfill\n"
+        "slow_count = Backfill(name='slow_count', table='items', set={'n': 'n + 1'},\n"
+        "                      where='pg_sleep(0.001) IS NOT NULL')\n")
+    proc = _start(project, database_url, spec="bf_count:slow_count")
+    deadline = time.monotonic() + 30
+    while not scalar(database_url, "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                     "current_database() AND query LIKE '%pg_sleep%count(*)%' "
+                     "AND pid <> pg_backend_pid()"):
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    os.kill(proc.pid, signum)
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == code, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert f"stopped by {signal.Signals(signum).name}" in err and "rerun" in err
+    assert recorded(database_url) == 0
+    assert _changed(database_url) == 0

@@ -18,7 +18,7 @@ from umbau.backfill import state
 from umbau.backfill.api import Backfill
 from umbau.backfill.batch import Changer
 from umbau.backfill.options import Options, resolve
-from umbau.backfill.processes import STOP_GRACE, Outcome, StopRequest, run_processes
+from umbau.backfill.processes import STOP_GRACE, Outcome, StopNow, StopRequest, run_processes
 from umbau.backfill.table import TableInfo, inspect_table, user_sql
 from umbau.backfill.worker import Worker, open_session
 from umbau.errors import (
@@ -146,9 +146,19 @@ def run_backfill(settings: Settings, backfill: Backfill, *, workers: int = 1,
     if connection is not None and workers != 1:
         raise UsageError("a backfill on a given connection runs with one worker")
     options = resolve(settings, backfill, max_failed_batches=max_failed_batches)
-    with database_errors(f"backfill {backfill.name}", "rerun to resume from the checkpoint"):
-        return _run(settings, backfill, options, workers, source, restart, on_progress,
-                    connection, handle_signals)
+    outside = StopNow()
+    try:
+        with outside.on_signals(handle_signals), database_errors(
+                f"backfill {backfill.name}", "rerun to resume from the checkpoint"):
+            return _run(settings, backfill, options, workers, source, restart, on_progress,
+                        connection, handle_signals)
+    except (KeyboardInterrupt, UmbauError) as exc:
+        if outside.signal is None or isinstance(exc, BackfillInterrupted):
+            raise
+        raise BackfillInterrupted(
+            f"backfill {backfill.name} stopped by {signal.Signals(outside.signal).name} "
+            "outside its batches (checking, counting or verifying); no batch was open: "
+            "rerun to resume", outside.signal, 0, None) from exc
 
 
 def _run(settings: Settings, backfill: Backfill, options: Options, workers: int,

@@ -93,6 +93,34 @@ class Outcome:
     rows: int | None = None  # rows this run's workers changed (None: not known)
 
 
+class StopNow:
+    """SIGINT/SIGTERM while no batch runs (the checks, the count, planning the chunks,
+    the final verification): stop at once, as SIGINT always did, by raising
+    KeyboardInterrupt in the main thread (psycopg then cancels the statement in
+    flight). ``signal`` says which one came, so that SIGTERM is reported (exit code
+    143) instead of ending the process silently. Batch phases install
+    :class:`StopRequest` over it."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+
+    @contextmanager
+    def on_signals(self, enabled: bool) -> Iterator[StopNow]:
+        if not enabled or threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = {s: signal.signal(s, self._handle) for s in STOP_SIGNALS}
+        try:
+            yield self
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
+
+    def _handle(self, number: int, frame: FrameType | None) -> None:
+        self.signal = number
+        raise KeyboardInterrupt
+
+
 def run_processes(settings: Settings, changer: Changer, options: Options, workers: int,
                   report: Report, handle_signals: bool) -> Outcome:
     """Run ``workers`` worker processes to the end or until stopped; see :class:`Outcome`."""
