@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from umbau.errors import UsageError
+from umbau.errors import UmbauError, UsageError
 from umbau.loader import load_object, split_spec
 
 if TYPE_CHECKING:
@@ -109,11 +109,33 @@ def load_backfill(spec: str, root: Path | None = None) -> Backfill:
         raise UsageError(f"cannot import {module_name!r} ({exc}): check the module path "
                          "and run from the project folder") from exc
     except AttributeError:
-        value = None
+        raise UsageError(f"{module_name} has no attribute {attribute!r}: name a Backfill"
+                         ) from None
+    except UmbauError:
+        raise  # a Backfill(...) declared wrongly at import: already one line
+    except Exception as exc:  # the module's own code (any error, SyntaxError included)
+        raise UsageError(f"importing {module_name!r} failed ({_describe(exc)}): fix the "
+                         "module (rerun with --debug for the traceback)") from exc
     if value is None:
         raise UsageError(f"{module_name} has no attribute {attribute!r}: name a Backfill")
     if callable(value) and not isinstance(value, Backfill):
-        value = value()
+        value = _call_factory(spec, value)
     if not isinstance(value, Backfill):
         raise UsageError(f"{spec} is a {type(value).__name__}, not a umbau.backfill.Backfill")
     return value
+
+
+def _call_factory(spec: str, factory: Callable[[], Any]) -> Any:
+    """Call a function that returns the Backfill; its errors are one line."""
+    try:
+        return factory()
+    except UmbauError:
+        raise
+    except Exception as exc:
+        raise UsageError(f"{spec}() failed ({_describe(exc)}): name a Backfill, or a function "
+                         "without arguments that returns one (rerun with --debug for the "
+                         "traceback)") from exc
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"  # a SyntaxError's text names its file and line

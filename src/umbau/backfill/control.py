@@ -14,7 +14,7 @@ from umbau.backfill.orchestrator import count_rows, scanning
 from umbau.backfill.table import inspect_table
 from umbau.backfill.worker import open_session
 from umbau.errors import BackfillError
-from umbau.postgres.driver import connect_raw
+from umbau.postgres.driver import connect_raw, database_errors
 from umbau.settings import Settings
 
 
@@ -37,7 +37,7 @@ class DryRunResult:
 def dry_run(settings: Settings, backfill: Backfill) -> DryRunResult:
     """Count the rows and time one sample batch that is rolled back; no state is written."""
     options = resolve(settings, backfill)
-    with open_session(settings) as conn:
+    with database_errors(f"backfill {backfill.name}: --dry-run"), open_session(settings) as conn:
         table = inspect_table(conn, backfill.table, backfill.key)
         changer = Changer(backfill, table)
         changer.check(conn)
@@ -54,7 +54,7 @@ def dry_run(settings: Settings, backfill: Backfill) -> DryRunResult:
 
 def backfill_status(settings: Settings, name: str | None = None) -> list[state.BackfillState]:
     """The state of one backfill (BackfillError if unknown) or of all of them."""
-    with connect_raw(settings.require_database_url()) as conn:
+    with database_errors("backfill status"), connect_raw(settings.require_database_url()) as conn:
         names = [name] if name else state.list_names(conn)
         found = [s for s in (state.load(conn, n) for n in names) if s is not None]
     if name and not found:
@@ -64,7 +64,8 @@ def backfill_status(settings: Settings, name: str | None = None) -> list[state.B
 
 
 def _transition(settings: Settings, name: str, to: str, only_from: Sequence[str]) -> str:
-    with connect_raw(settings.require_database_url()) as conn:
+    with database_errors(f"backfill {name}: marking it {to}"), \
+            connect_raw(settings.require_database_url()) as conn:
         current = state.load(conn, name)
         if current is None:
             raise BackfillError(f"no backfill named {name!r}: see `umbau backfill status`")

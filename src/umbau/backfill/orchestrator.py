@@ -18,21 +18,25 @@ from umbau.backfill import state
 from umbau.backfill.api import Backfill
 from umbau.backfill.batch import Changer
 from umbau.backfill.options import Options, resolve
-from umbau.backfill.processes import STOP_GRACE, StopRequest, run_processes
+from umbau.backfill.processes import STOP_GRACE, Outcome, StopNow, StopRequest, run_processes
 from umbau.backfill.table import TableInfo, inspect_table, user_sql
 from umbau.backfill.worker import Worker, open_session
 from umbau.errors import (
+    EXIT_DATABASE,
+    EXIT_USAGE,
     BackfillDefinitionChanged,
     BackfillError,
     BackfillFailed,
     BackfillInterrupted,
     BackfillInUse,
     BackfillStateLost,
+    DatabaseError,
+    UmbauError,
     UsageError,
     VerificationFailed,
 )
 from umbau.events import Event, EventHandler, emit
-from umbau.postgres.driver import Fault, fault, translate
+from umbau.postgres.driver import Fault, database_errors, fault, translate
 from umbau.postgres.errors import describe_error
 from umbau.settings import Settings
 
@@ -118,6 +122,24 @@ def run_backfill(settings: Settings, backfill: Backfill, *, workers: int = 1,
     if connection is not None and workers != 1:
         raise UsageError("a backfill on a given connection runs with one worker")
     options = resolve(settings, backfill, max_failed_batches=max_failed_batches)
+    outside = StopNow()
+    try:
+        with outside.on_signals(handle_signals), database_errors(
+                f"backfill {backfill.name}", "rerun to resume from the checkpoint"):
+            return _run(settings, backfill, options, workers, source, restart, on_event,
+                        connection, handle_signals)
+    except (KeyboardInterrupt, UmbauError) as exc:
+        if outside.signal is None or isinstance(exc, BackfillInterrupted):
+            raise
+        raise BackfillInterrupted(
+            f"backfill {backfill.name} stopped by {signal.Signals(outside.signal).name} "
+            "outside its batches (checking, counting or verifying); no batch was open: "
+            "rerun to resume", outside.signal, 0, None) from exc
+
+
+def _run(settings: Settings, backfill: Backfill, options: Options, workers: int,
+         source: str | None, restart: bool, on_event: EventHandler | None,
+         connection: psycopg.Connection | None, handle_signals: bool) -> BackfillResult:
     started = time.perf_counter()
     with _connection(settings, connection) as conn:
         table = inspect_table(conn, backfill.table, backfill.key)
@@ -132,10 +154,9 @@ def run_backfill(settings: Settings, backfill: Backfill, *, workers: int = 1,
         before = _Before(current.rows_done, current.retries, started)
     reporter = _Reporter(backfill.name, current.rows_total, workers, on_event,
                          before.rows)
-    stop, killed = _work(settings, changer, options, workers, reporter, connection,
-                         handle_signals)
+    outcome = _work(settings, changer, options, workers, reporter, connection, handle_signals)
     with _connection(settings, connection) as conn:
-        return _finish(conn, backfill, table, workers, before, stop.signal, killed)
+        return _finish(conn, backfill, table, workers, before, outcome)
 
 
 @dataclass(frozen=True)
@@ -149,16 +170,17 @@ class _Before:
 
 def _work(settings: Settings, changer: Changer, options: Options, workers: int,
           reporter: _Reporter, connection: psycopg.Connection | None,
-          handle_signals: bool) -> tuple[StopRequest, int]:
-    """Run the workers; returns the stop request and how many workers were killed."""
+          handle_signals: bool) -> Outcome:
+    """Run the workers; returns how they ended (one worker raises its own error)."""
     if workers > 1:
         return run_processes(settings, changer, options, workers, reporter.report,
                              handle_signals)
     stop = StopRequest()
     with stop.on_signals(handle_signals):
-        Worker(settings, changer.backfill.name, changer, options, on_batch=reporter.batch,
-               should_stop=stop.is_set, on_hold=reporter.hold).run(connection)
-    return stop, 0
+        stats = Worker(settings, changer.backfill.name, changer, options,
+                       on_batch=reporter.batch, should_stop=stop.is_set,
+                       on_hold=reporter.hold).run(connection)
+    return Outcome(stop, rows=stats.rows)
 
 
 def _restart(conn: psycopg.Connection, name: str) -> None:
@@ -333,12 +355,14 @@ def _state_lost(name: str) -> BackfillStateLost:
 
 
 def _finish(conn: psycopg.Connection, backfill: Backfill, table: TableInfo, workers: int,
-            before: _Before, stopped_by: int | None, killed: int) -> BackfillResult:
+            before: _Before, outcome: Outcome) -> BackfillResult:
     """Read the outcome from the state table; verify and mark done when every chunk is."""
     current = state.load(conn, backfill.name)
     if current is None or current.fingerprint != backfill.fingerprint():
         raise _state_lost(backfill.name)
-    rows = current.rows_done - before.rows
+    # The rows this run changed: other runs (another machine, a second operator) may
+    # have worked on the same backfill meanwhile.
+    rows = current.rows_done - before.rows if outcome.rows is None else outcome.rows
     retries = current.retries - before.retries
     duration = time.perf_counter() - before.started
     if current.status == "failed":
@@ -347,15 +371,35 @@ def _finish(conn: psycopg.Connection, backfill: Backfill, table: TableInfo, work
             f"{(current.last_error or '').splitlines()[0]}; fix the cause and rerun to "
             "resume from the checkpoint", current.last_error_range)
     left = state.open_chunks(conn, backfill.name)
-    if left and stopped_by is not None:
-        raise _interrupted(backfill.name, current, stopped_by, killed)
+    if left and outcome.stop.signal is not None:
+        raise _interrupted(backfill.name, current, outcome.stop.signal, outcome.killed)
     if current.status != "running" or left:
         if current.status == "running":
-            raise BackfillFailed(f"backfill {backfill.name}: a worker stopped with {left} "
-                                 "chunk(s) left: rerun to resume from the checkpoint")
+            raise _workers_failed(backfill.name, left, outcome.errors)
+        # done by another run that joined: its verification is this one's too
         return BackfillResult(backfill.name, current.status, rows, current.rows_done,
-                              duration, retries, workers)
+                              duration, retries, workers, _stored(current.verification))
     return _complete(conn, backfill, table, workers, current, rows, retries, duration)
+
+
+def _stored(verification: dict[str, Any] | None) -> Verification | None:
+    """The verification another run recorded in ``umbau_backfills``."""
+    if not verification:
+        return None
+    return Verification(verification["predicate"], int(verification["failing_rows"]),
+                        verification.get("sample_keys", []))
+
+
+def _workers_failed(name: str, left: int, errors: list[tuple[int, str]]) -> UmbauError:
+    """The error of workers that ended early, with its own exit code (a lost connection
+    is a DatabaseError, exit code 5, whether one worker ran or several)."""
+    if not errors:
+        return BackfillFailed(f"backfill {name}: a worker stopped with {left} chunk(s) left: "
+                              "rerun to resume from the checkpoint")
+    code, message = errors[0]
+    more = f" ({len(errors)} workers ended so)" if len(errors) > 1 else ""
+    kind = {EXIT_DATABASE: DatabaseError, EXIT_USAGE: UsageError}.get(code, BackfillError)
+    return kind(f"{message}{more}; {left} chunk(s) left")
 
 
 def _interrupted(name: str, current: state.BackfillState, number: int,

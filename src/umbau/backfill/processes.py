@@ -26,15 +26,18 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
+
+import psycopg
 
 from umbau.backfill import state
 from umbau.backfill.batch import Changer
 from umbau.backfill.options import Options
 from umbau.backfill.worker import Worker
-from umbau.errors import BackfillFailed, UmbauError
+from umbau.errors import BackfillFailed, DatabaseError, UmbauError
 from umbau.postgres.driver import connect_raw
 from umbau.settings import Settings
 
@@ -78,41 +81,114 @@ class StopRequest:
         self.event.set()
 
 
-def run_processes(settings: Settings, changer: Changer, options: Options, workers: int,
-                  report: Report, handle_signals: bool) -> tuple[StopRequest, int]:
-    """Run ``workers`` worker processes to the end or until stopped.
+@dataclass
+class Outcome:
+    """How the worker processes ended: the stop request (its ``signal`` set when one
+    stopped the run), how many were killed after :data:`STOP_GRACE`, and the errors
+    that ended workers early (exit code, one line), for the parent to report."""
 
-    Returns the stop request (its ``signal`` set when one stopped the run) and how many
-    workers had to be killed after :data:`STOP_GRACE`.
-    """
+    stop: StopRequest
+    killed: int = 0
+    errors: list[tuple[int, str]] = field(default_factory=list)
+    rows: int | None = None  # rows this run's workers changed (None: not known)
+
+
+class StopNow:
+    """SIGINT/SIGTERM while no batch runs (the checks, the count, planning the chunks,
+    the final verification): stop at once, as SIGINT always did, by raising
+    KeyboardInterrupt in the main thread (psycopg then cancels the statement in
+    flight). ``signal`` says which one came, so that SIGTERM is reported (exit code
+    143) instead of ending the process silently. Batch phases install
+    :class:`StopRequest` over it."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+
+    @contextmanager
+    def on_signals(self, enabled: bool) -> Iterator[StopNow]:
+        if not enabled or threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = {s: signal.signal(s, self._handle) for s in STOP_SIGNALS}
+        try:
+            yield self
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
+
+    def _handle(self, number: int, frame: FrameType | None) -> None:
+        self.signal = number
+        raise KeyboardInterrupt
+
+
+def run_processes(settings: Settings, changer: Changer, options: Options, workers: int,
+                  report: Report, handle_signals: bool) -> Outcome:
+    """Run ``workers`` worker processes to the end or until stopped; see :class:`Outcome`."""
     ctx = multiprocessing.get_context("fork")
-    stop = StopRequest(ctx.Event())
+    outcome = Outcome(StopRequest(ctx.Event()))
+    errors, rows = ctx.SimpleQueue(), ctx.SimpleQueue()
     procs = [ctx.Process(target=_child, args=(settings, changer, options, os.getpid(),
-                                              stop.event), daemon=True)
+                                              outcome.stop.event, errors, rows), daemon=True)
              for _ in range(workers)]
-    with stop.on_signals(handle_signals):
+    with outcome.stop.on_signals(handle_signals):
         for proc in procs:
             proc.start()
         try:
-            _watch(settings, changer.backfill.name, procs, stop, report)
+            _watch(settings, changer.backfill.name, procs, outcome.stop, report)
         finally:
-            stop.event.set()  # also on KeyboardInterrupt or a lost connection
-            killed = _reap(procs)
-    return stop, killed
+            outcome.stop.event.set()  # also on KeyboardInterrupt
+            outcome.killed = _reap(procs)
+    while not errors.empty():
+        outcome.errors.append(errors.get())
+    outcome.rows = 0
+    while not rows.empty():
+        outcome.rows += rows.get()
+    return outcome
 
 
 def _watch(settings: Settings, name: str, procs: list[Any], stop: StopRequest,
            report: Report) -> None:
     deadline: float | None = None
-    with connect_raw(settings.require_database_url()) as conn:
-        while any(p.is_alive() for p in procs):
-            report(*state.progress(conn, name))
-            if stop.is_set():
-                deadline = deadline or time.monotonic() + STOP_GRACE
-                if time.monotonic() > deadline:
-                    break
-            time.sleep(PROGRESS_INTERVAL / 5 if stop.is_set() else PROGRESS_INTERVAL)
-        report(*state.progress(conn, name))
+    progress = _Progress(settings, name, report)
+    while any(p.is_alive() for p in procs):
+        progress.report()
+        if stop.is_set():
+            deadline = deadline or time.monotonic() + STOP_GRACE
+            if time.monotonic() > deadline:
+                break
+        time.sleep(PROGRESS_INTERVAL / 5 if stop.is_set() else PROGRESS_INTERVAL)
+    progress.report()
+    progress.close()
+
+
+class _Progress:
+    """The parent's progress reads. Only the workers change rows: a lost progress
+    connection (a terminated session, a server restart) must not stop them, so it is
+    opened again at the next report, and a report that fails is skipped."""
+
+    def __init__(self, settings: Settings, name: str, report: Report) -> None:
+        self.url = settings.require_database_url()
+        self.name = name
+        self.on_report = report
+        self.session: ExitStack | None = None
+        self.conn: psycopg.Connection | None = None
+
+    def report(self) -> None:
+        try:
+            if self.conn is None or self.conn.closed or self.conn.broken:
+                self.close()
+                self.session = ExitStack()
+                self.conn = self.session.enter_context(connect_raw(self.url))
+            figures = state.progress(self.conn, self.name)
+        except (psycopg.Error, DatabaseError):
+            self.close()  # the workers report their own lost connections
+            return
+        self.on_report(*figures)
+
+    def close(self) -> None:
+        session, self.session, self.conn = self.session, None, None
+        if session is not None:
+            session.close()
 
 
 def _reap(procs: list[Any]) -> int:
@@ -128,7 +204,7 @@ def _reap(procs: list[Any]) -> int:
 
 
 def _child(settings: Settings, changer: Changer, options: Options, parent: int,
-           stop_all: Any) -> None:
+           stop_all: Any, errors: Any, rows: Any) -> None:
     own_stop = threading.Event()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda number, frame: own_stop.set())
@@ -137,15 +213,20 @@ def _child(settings: Settings, changer: Changer, options: Options, parent: int,
     def should_stop() -> bool:
         return stop_all.is_set() or own_stop.is_set() or os.getppid() != parent
 
+    worker = Worker(settings, changer.backfill.name, changer, options, should_stop=should_stop)
     try:
-        Worker(settings, changer.backfill.name, changer, options,
-               should_stop=should_stop).run()
+        worker.run()
     except BackfillFailed:
+        rows.put(worker.stats.rows)
         os._exit(3)  # recorded in umbau_backfills; the parent reads it there
     except UmbauError as exc:
-        # One line, not a child's traceback; the parent then reports the chunks left.
-        print(f"umbau: error: worker {os.getpid()}: {exc}", file=sys.stderr, flush=True)
+        # Not a child's traceback, nor a line per worker: the parent reports it once,
+        # with its exit code (a lost connection is 5, as with one worker).
+        rows.put(worker.stats.rows)
+        errors.put((exc.exit_code, str(exc)))
         os._exit(exc.exit_code)
+    # What this worker changed, for the summary: other runs may have joined the backfill.
+    rows.put(worker.stats.rows)
 
 
 def _die_with_parent(number: int) -> None:

@@ -95,6 +95,16 @@ def _current(conn: psycopg.Connection) -> bool:
     return bool(row and row[0])
 
 
+# The chunk owner's server session still exists (one definition for claiming a chunk and
+# for the --restart guard). A role that is neither superuser nor member of
+# pg_read_all_stats sees other roles' sessions with backend_start NULL (PostgreSQL docs,
+# 28.2.3 "pg_stat_activity"): such a session counts as the owner's, since treating it as
+# gone would let an operator of another role reset a backfill under running workers. A
+# reused pid is then freed by the lease (claim) or by the session ending (--restart).
+_OWNER_SESSION_ALIVE = """EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = c.owner_pid
+        AND (a.backend_start IS NULL OR a.backend_start = c.owner_started))"""
+
+
 @dataclass
 class ChunkState:
     chunk: int
@@ -264,8 +274,7 @@ def claim(conn: psycopg.Connection, name: str, owner: str, lease: float,
            JOIN umbau_backfills b ON b.name = c.backfill AND b.fingerprint = %s
            WHERE c.backfill = %s AND c.status <> 'done'
              AND (c.owner IS NULL OR c.owner = %s OR c.lease_expires < now()
-                  OR NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = c.owner_pid
-                      AND (a.backend_start IS NULL OR a.backend_start = c.owner_started)))
+                  OR NOT """ + _OWNER_SESSION_ALIVE + """)
            ORDER BY c.chunk
            LIMIT 1 FOR UPDATE OF c SKIP LOCKED""", (fingerprint, name, owner)).fetchone()
     if row is None:
@@ -358,8 +367,7 @@ _LIVE_OWNERS = """
 SELECT c.owner, c.owner_pid, c.chunk, extract(epoch FROM c.lease_expires - now())::float8
 FROM umbau_backfill_chunks c
 WHERE c.backfill = %s AND c.owner IS NOT NULL AND c.status <> 'done'
-  AND (EXISTS (SELECT 1 FROM pg_stat_activity a
-               WHERE a.pid = c.owner_pid AND a.backend_start = c.owner_started)
+  AND (""" + _OWNER_SESSION_ALIVE + """
        OR (c.owner_pid IS NULL AND c.lease_expires > now()))
 ORDER BY c.chunk
 """

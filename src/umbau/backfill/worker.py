@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
 import psycopg
 
@@ -22,10 +22,11 @@ from umbau.backfill.batch import Batch, BatchError, Changer, run_batch
 from umbau.backfill.options import Options
 from umbau.backfill.throttle import Throttle
 from umbau.errors import BackfillFailed
-from umbau.postgres.driver import Fault, connect_raw, set_timeouts, translate
+from umbau.postgres.driver import Fault, connect_raw, fault, set_timeouts, translate
 from umbau.retry import backoff_delay
 from umbau.settings import Settings
 
+T = TypeVar("T")
 OnBatch = Callable[[Batch], None]
 OnHold = Callable[[str | None], None]
 # How often a worker without a free chunk looks again (another worker may die).
@@ -99,21 +100,19 @@ class Worker:
 
     def _loop(self, conn: psycopg.Connection) -> None:
         while not self.should_stop():
-            with conn.transaction():
-                chunk = state.claim(conn, self.name, self.owner, self.options.lease,
-                                    self.fingerprint)
+            chunk = self._state(conn, lambda: state.claim(
+                conn, self.name, self.owner, self.options.lease, self.fingerprint))
             if chunk is not None:
                 self.stats.chunks += 1
                 if self._work_chunk(conn, chunk.chunk) == "stopped":
                     # Paused, cancelled or interrupted: free the chunk now, not when this
                     # session ends (a revision's session lives on) or the lease expires.
-                    with conn.transaction():
-                        state.release(conn, self.name, chunk.chunk, self.owner)
+                    self._release(conn, chunk.chunk)
                     return
                 continue
-            with conn.transaction():
-                status = state.status_of(conn, self.name, self.fingerprint)
-                left = state.open_chunks(conn, self.name)
+            status, left = self._state(conn, lambda: (
+                state.status_of(conn, self.name, self.fingerprint),
+                state.open_chunks(conn, self.name)))
             if left == 0 or status != "running":
                 return  # the orchestrator tells done, stopped and vanished apart
             # Chunks are left but others hold them: stay to take over if one dies.
@@ -143,6 +142,28 @@ class Worker:
             if self.options.pause:
                 time.sleep(self.options.pause)
 
+    def _release(self, conn: psycopg.Connection, chunk: int) -> None:
+        self._state(conn, lambda: state.release(conn, self.name, chunk, self.owner))
+
+    def _state(self, conn: psycopg.Connection, action: Callable[[], T]) -> T:
+        """Run ``action`` (statements on the state tables) in its own transaction.
+
+        A lock timeout or deadlock there (the state tables locked by a ``--restart``
+        check, a long ``pause``, a manual ``LOCK TABLE``) is retried after a jittered
+        backoff, up to ``retries`` times in a row, as a batch's is; it no longer ends the
+        worker at the first one. Other errors, and the last lock timeout, propagate.
+        """
+        attempt = 0
+        while True:
+            try:
+                with conn.transaction():
+                    return action()
+            except psycopg.Error as exc:
+                attempt += 1
+                if fault(exc, conn) is not Fault.RETRY or attempt > self.settings.retries:
+                    raise
+                time.sleep(backoff_delay(attempt, self.settings))
+
     def _count(self, batch: Batch) -> None:
         self.stats.rows += batch.rows
         self.stats.batches += 1
@@ -157,15 +178,14 @@ class Worker:
             self._held(conn, reason)
             if self.should_stop():
                 return False
-            with conn.transaction():
-                state.extend_lease(conn, self.name, chunk, self.owner, self.options.lease)
+            self._state(conn, lambda: state.extend_lease(conn, self.name, chunk, self.owner,
+                                                         self.options.lease))
             time.sleep(self.options.health_interval)
         self._held(conn, None)
         return True
 
     def _held(self, conn: psycopg.Connection, reason: str | None) -> None:
-        with conn.transaction():
-            state.set_held(conn, self.name, reason)
+        self._state(conn, lambda: state.set_held(conn, self.name, reason))
         if self.on_hold is not None:
             self.on_hold(reason)
 
@@ -186,8 +206,7 @@ class Worker:
 
     def _add_retry(self, conn: psycopg.Connection) -> None:
         self.stats.retries += 1
-        with conn.transaction():
-            state.add_retries(conn, self.name, 1)
+        self._state(conn, lambda: state.add_retries(conn, self.name, 1))
 
     def _retry(self, conn: psycopg.Connection, chunk: int, attempt: int,
                exc: BatchError) -> None:
@@ -202,8 +221,7 @@ class Worker:
     def _spend_budget(self, conn: psycopg.Connection, chunk: int, exc: BatchError) -> None:
         """A failed batch: retried (smaller, after a pause) while the failure budget
         (``max_failed_batches``, shared by all workers) lasts, else the backfill fails."""
-        with conn.transaction():
-            failed = state.count_failed_batch(conn, self.name)
+        failed = self._state(conn, lambda: state.count_failed_batch(conn, self.name))
         budget = self.options.max_failed_batches
         if exc.kind is Fault.TIMEOUT:
             message = (f"statement_timeout on a batch of {self.size} row(s), the smallest "
@@ -221,9 +239,11 @@ class Worker:
               message: str | None = None) -> NoReturn:
         """Record the error and key range, release the chunk, stop as failed."""
         error = message or str(exc)
-        with conn.transaction():
+        def record() -> None:
             state.record_failure(conn, self.name, error, exc.key_range or None)
             state.release(conn, self.name, chunk, self.owner)
+
+        self._state(conn, record)
         where = f" in key range {exc.key_range}" if exc.key_range else ""
         raise BackfillFailed(
             f"backfill {self.name} failed{where}: {error.splitlines()[0]}; the batch was rolled "

@@ -160,21 +160,34 @@ def resume_cmd(state: State, name: str, workers: int, no_run: bool, quiet: bool,
     from umbau.backfill import backfill_status, resume
 
     found = backfill_status(state.settings, name)[0]
+    if not no_run:
+        # Everything that can refuse comes before the backfill is marked running: a
+        # resume that fails leaves it as it was (paused stays paused).
+        _check_source(state, found)
     resume(state.settings, name)
     if no_run:
         _emit_status(name, "running", fmt)
         return
+    assert found.source is not None  # checked above
+    _run(state, found.source, workers, False, fmt, quiet)
+
+
+def _check_source(state: State, found: Any) -> None:
+    """The backfill's recorded module:attribute loads and declares the same change."""
     if not found.source:
-        raise BackfillError(f"backfill {name} was not started by `umbau backfill run`: run "
-                            "its module:attribute with `umbau backfill run` to continue")
+        raise BackfillError(f"backfill {found.name} was not started by `umbau backfill run`: "
+                            "run its module:attribute with `umbau backfill run` to continue")
     from umbau.backfill import load_backfill
 
     try:
-        load_backfill(found.source, state.settings.root)
+        loaded = load_backfill(found.source, state.settings.root)
     except UsageError as exc:
         raise BackfillError(f"cannot load {found.source} ({exc}): run `umbau backfill run "
                             "module:attribute` from the project folder") from exc
-    _run(state, found.source, workers, False, fmt, quiet)
+    if loaded.name != found.name or loaded.fingerprint() != found.fingerprint:
+        raise BackfillError(f"{found.source} now declares another backfill than {found.name} "
+                            "was started with: restore it, or start the new one with "
+                            "`umbau backfill run`")
 
 
 def _emit_status(name: str, status: str, fmt: str) -> None:

@@ -130,3 +130,15 @@ def translate(exc: BaseException, doing: str, conn: psycopg.Connection | None = 
         return DatabaseError(f"{doing} hit statement_timeout ({reason}): raise "
                              "statement_timeout (--statement-timeout) or try off-peak")
     return DatabaseError(f"{doing} failed ({reason}); {todo}")
+
+
+@contextmanager
+def database_errors(doing: str, todo: str = "rerun") -> Iterator[None]:
+    """Turn any psycopg error raised inside into umbau's one-line error (see
+    :func:`translate`), for library entry points: a session terminated by
+    ``pg_terminate_backend``, a server restart or a lock timeout on a statement
+    nobody wrapped is never a traceback. umbau's own errors pass unchanged."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        raise translate(exc, doing, None, todo) from exc

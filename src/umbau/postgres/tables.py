@@ -53,6 +53,14 @@ LIMIT 1
 """
 
 
+# pg_class.relkind (PostgreSQL docs, 53.11 "pg_class"): ordinary and partitioned tables
+# hold rows; a name that resolves to anything else gets a message that says what it is.
+_TABLE_KINDS = {"r", "p"}
+_RELATION_KINDS = {"v": "a view", "m": "a materialized view", "S": "a sequence",
+                   "i": "an index", "I": "a partitioned index", "f": "a foreign table",
+                   "c": "a composite type"}
+
+
 @dataclass(frozen=True)
 class Table:
     """A table found in the catalog: its oid and its name as SQL (quoted where needed)."""
@@ -69,9 +77,12 @@ def find_table(conn: psycopg.Connection, text: str) -> Table:
     4.1.1 "Identifiers and Key Words": unquoted names fold to lower case).
     """
     name = parse_qualified(text, what="table")
-    row = conn.execute("SELECT to_regclass(%s)::oid, to_regclass(%s)::text",
-                       (name.sql, name.sql)).fetchone()
-    if row is not None and row[0] is not None:
+    row = conn.execute("""SELECT c.oid, c.oid::regclass::text, c.relkind FROM pg_class c
+                          WHERE c.oid = to_regclass(%s)""", (name.sql,)).fetchone()
+    if row is not None and row[2] not in _TABLE_KINDS:
+        what = _RELATION_KINDS.get(row[2], "not a table")
+        raise UsageError(f"{text!r} is {what}, not a table: name the table itself")
+    if row is not None:
         return Table(int(row[0]), str(row[1]))
     hint = _same_but_case(conn, name)
     raise UsageError(f"table {text!r} does not exist{hint}: check the name (schema.table, "
