@@ -72,6 +72,7 @@ class RevisionInfo:
     branch_labels: tuple[str, ...] = ()
     is_head: bool = False
     is_merge: bool = False
+    phase: str = "pre"  # "post": runs after the deploy (`phase = "post"` in the file)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -82,6 +83,7 @@ class RevisionInfo:
             "branch_labels": list(self.branch_labels),
             "is_head": self.is_head,
             "is_merge": self.is_merge,
+            "phase": self.phase,
         }
 
 
@@ -104,7 +106,20 @@ def _info(script: Script) -> RevisionInfo:
         branch_labels=tuple(sorted(script.branch_labels)),
         is_head=script.is_head,
         is_merge=script.is_merge_point,
+        phase=revision_phase(script),
     )
+
+
+PHASES = ("pre", "post")
+
+
+def revision_phase(script: Script) -> str:
+    """The module-level ``phase`` of a revision file: "pre" (default) or "post"."""
+    phase = getattr(script.module, "phase", "pre")
+    if phase not in PHASES:
+        raise RevisionFileError(f"{script.path}: phase = {phase!r}: use \"pre\" (before the "
+                                "deploy, the default) or \"post\" (after it)", script.path, None)
+    return str(phase)
 
 
 def sha256_file(path: str | Path) -> str:
@@ -173,6 +188,10 @@ class Project:
         if found is None:
             raise self.unknown(revision)
         return found
+
+    def phase(self, revision: str) -> str:
+        """"pre" or "post" (the revision file's module-level ``phase``)."""
+        return revision_phase(self._script(revision))
 
     def known(self, revision: str) -> bool:
         try:
@@ -438,6 +457,7 @@ def run_env(
     run = EnvRun(on_version_apply=list(on_version_apply))
     cfg = project.config
     cfg.attributes["connection"] = connection
+    cfg.attributes["umbau_settings"] = project.settings  # umbau.ops reads its retry policy
     saved_buffer = cfg.output_buffer
     if output is not None:
         cfg.output_buffer = output
@@ -458,6 +478,7 @@ def run_env(
             project.script.run_env()
     finally:
         cfg.attributes.pop("connection", None)
+        cfg.attributes.pop("umbau_settings", None)
         cfg.output_buffer = saved_buffer
     return run
 

@@ -33,7 +33,9 @@
     │   ├── NoUsableKey                20  table without a primary key / unique NOT NULL key
     │   ├── BackfillDefinitionChanged  20  same name, different definition
     │   └── BackfillFailed             20  a batch failed (transform, SQL, retries); resumable
-    └── VerificationFailed             21  rows that do not satisfy the backfill's verify
+    ├── VerificationFailed             21  rows that do not satisfy the backfill's verify
+    ├── OpsRefused                     30  an ops helper refused: unsafe default, contract too early
+    └── IndexBuildFailed               31  a concurrent index stayed invalid after its rebuilds
 
 Exit code 3 is not an error: ``umbau check`` returns it when revisions are pending.
 Every message is one line that says what to do next.
@@ -240,3 +242,24 @@ class UnsafeMigration(UmbauError):
     def __init__(self, message: str, findings: Sequence[object] = ()) -> None:
         super().__init__(message)
         self.findings = tuple(findings)
+
+
+EXIT_OPS_REFUSED = 30
+EXIT_INDEX_BUILD = 31
+
+
+class OpsRefused(UmbauError):
+    """An ``umbau.ops`` helper refused to run: it would rewrite or block a busy table, or
+    a contract step came before its backfill finished and verified."""
+
+    exit_code = EXIT_OPS_REFUSED
+
+
+class IndexBuildFailed(UmbauError):
+    """``ops.create_index`` left no valid index after its bounded rebuilds."""
+
+    exit_code = EXIT_INDEX_BUILD
+
+    def __init__(self, message: str, index: str) -> None:
+        super().__init__(message)
+        self.index = index

@@ -82,8 +82,9 @@ def _render_status(result: Any) -> None:
     render.line(f"head(s)  : {heads}")
     render.line(f"state    : {result.state}: {result.summary()}")
     if result.pending:
-        render.table("pending, in order", ["revision", "message"],
-                     [[s.revision, s.message] for s in result.pending])
+        render.table("pending, in order", ["revision", "phase", "message"],
+                     [[s.revision, result.phases.get(s.revision, "pre"), s.message]
+                      for s in result.pending])
     if result.last_run:
         run = result.last_run
         render.line(f"last run : {run.direction} {run.revision} {run.outcome} at "
@@ -103,14 +104,16 @@ def status(state: State, fmt: str) -> None:
 
 
 @cli.command()
+@click.option("--phase", type=click.Choice(["pre"]),
+              help="pre: exit 0 also when only post-deploy revisions are pending.")
 @FORMAT
 @pass_state
-def check(state: State, fmt: str) -> int:
+def check(state: State, phase: str | None, fmt: str) -> int:
     """Exit 0 at the single head, 3 with revisions pending, 4 on multiple heads or an
     unknown database revision."""
     from umbau.commands.status import check as run
 
-    result = run(state.settings)
+    result = run(state.settings, phase=phase)
     if not _emit(fmt, result):
         render.line(f"{result.state}: {result.summary()}")
     return result.exit_code
@@ -223,14 +226,20 @@ def _render_migrate(result: Any) -> None:
 @click.option("--rollback", type=click.Choice(["none", "restore"]),
               help="restore: restore that backup when a revision fails in a way its "
                    "transaction cannot undo.")
+@click.option("--phase", type=click.Choice(["pre", "post"]),
+              help="pre: stop before the first post-deploy revision; post: the rest.")
 @FORMAT
 @pass_state
 def upgrade(state: State, target: str, sql: bool, quiet: bool, fmt: str,
             allow_unsafe: bool | None, backup_policy: str | None,
-            rollback: str | None) -> None:
+            rollback: str | None, phase: str | None) -> None:
     """Apply revisions up to TARGET (default: head), one transaction per revision."""
     from umbau.commands import migrate
 
+    if sql and phase:
+        from umbau.errors import UsageError
+
+        raise UsageError("--phase needs the database; with --sql render a range FROM:TO")
     if sql:
         sql_result = migrate.upgrade_sql(state.settings, target)
         if not _emit(fmt, sql_result):
@@ -242,7 +251,7 @@ def upgrade(state: State, target: str, sql: bool, quiet: bool, fmt: str,
         result = migrate.upgrade(backup_settings(state), target,
                                  on_event=backup_events(handler, quiet),
                                  allow_unsafe=allow_unsafe, backup=backup_policy,
-                                 rollback=rollback)
+                                 rollback=rollback, phase=phase)
     if not _emit(fmt, result):
         _render_migrate(result)
 

@@ -18,8 +18,12 @@ from umbau.settings import Settings
 def upgrade(settings: Settings, target: str = "head", *,
             on_event: EventHandler | None = None,
             allow_unsafe: bool | None = None, backup: str | None = None,
-            rollback: str | None = None) -> MigrateResult:
+            rollback: str | None = None, phase: str | None = None) -> MigrateResult:
     """Apply revisions up to ``target`` (default: the single head).
+
+    ``phase="pre"`` stops before the first pending post-deploy revision (``phase =
+    "post"`` in its file), so the new application version can be deployed; ``"post"``
+    applies the rest; None applies both, in order.
 
     The revisions to run are linted first; error-level findings refuse the upgrade
     (:class:`~umbau.errors.UnsafeMigration`) unless ``allow_unsafe`` (default: the
@@ -30,6 +34,11 @@ def upgrade(settings: Settings, target: str = "head", *,
     """
     project = open_project(settings)
     project.resolve_target(target)
+    if phase is not None:
+        stop = phase_target(settings, project, target, phase)
+        if stop is None:  # the next pending revision is a post-deploy one
+            return MigrateResult(direction="upgrade", target=target)
+        target = stop
     if allow_unsafe is not True:  # the linter (and pglast) only when it has work to do
         from umbau.commands.lint import check_upgrade
 
@@ -42,6 +51,24 @@ def upgrade(settings: Settings, target: str = "head", *,
         settings, project, target,
         lambda: migrate(settings, project, "upgrade", target, on_event=on_event),
         policy=backup, rollback=rollback, on_event=on_event)
+
+
+def phase_target(settings: Settings, project: bridge.Project, target: str,
+                 phase: str) -> str | None:
+    """The target of ``upgrade --phase``: for "pre", the last pending revision before the
+    first post-deploy one (None when that is the very next one); for "post", ``target``."""
+    if phase not in bridge.PHASES:
+        raise UsageError(f"--phase {phase}: use pre (before the deploy) or post (after it)")
+    if phase == "post":
+        return target
+    with database(settings) as conn:
+        current = bridge.current_heads(project, conn)
+    last: str | None = None
+    for step in project.upgrade_steps(current, target):
+        if project.phase(step.revision) == "post":
+            return last
+        last = step.revision
+    return target
 
 
 @dataclass
