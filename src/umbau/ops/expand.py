@@ -119,21 +119,24 @@ def backfill_of(e: Expansion) -> Any:
 
 def expand(rt: Runtime, e: Expansion, *, run_backfill: bool = True) -> None:
     """Add the target column and the trigger, then run (or leave) the backfill."""
-    _add_target(rt, e)
+    added = _add_target(rt, e)
     rt.execute(function_sql(e))
     if rt.offline or not catalog.has_trigger(rt, e.sql_table, e.sync):
         rt.locking(trigger_sql(e))
     if run_backfill:
-        _run_backfill(rt, e)
+        # A new column starts the backfill afresh (a state left by an earlier upgrade that
+        # was downgraded would claim "done"); an existing one resumes an interrupted run.
+        _run_backfill(rt, e, restart=added)
     else:
         rt.comment(f"backfill {e.backfill} is left to `umbau backfill run`")
 
 
-def _add_target(rt: Runtime, e: Expansion) -> None:
+def _add_target(rt: Runtime, e: Expansion) -> bool:
+    """Add the target column; False when an earlier run added it."""
     type_ = e.target_type
     if not rt.offline:
         if catalog.column(rt, e.sql_table, e.target) is not None:
-            return  # added by an earlier run
+            return False
         source = catalog.column(rt, e.sql_table, e.source)
         if source is None:
             raise UsageError(f"{e.sql_table} has no column {e.source}: check the names")
@@ -142,9 +145,10 @@ def _add_target(rt: Runtime, e: Expansion) -> None:
         raise UsageError(f"the type of {e.table}.{e.target} is needed to render SQL offline: "
                          "pass type_= (e.g. sa.Text())")
     rt.locking(f"ALTER TABLE {e.sql_table} ADD COLUMN {ident(e.target)} {type_}")
+    return True
 
 
-def _run_backfill(rt: Runtime, e: Expansion) -> None:
+def _run_backfill(rt: Runtime, e: Expansion, *, restart: bool) -> None:
     if rt.offline:
         rt.comment(f"backfill {e.backfill} runs here in batches, outside the transaction: "
                    f"SET {e.target} = {e.value()}")
@@ -153,7 +157,7 @@ def _run_backfill(rt: Runtime, e: Expansion) -> None:
 
     with rt.autocommit():
         driver = rt.op.get_bind().connection.driver_connection
-        run_backfill(rt.settings, backfill_of(e), connection=driver)
+        run_backfill(rt.settings, backfill_of(e), connection=driver, restart=restart)
 
 
 # -- contract -----------------------------------------------------------------------
