@@ -45,13 +45,14 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30.0) -> Any:
     raise AssertionError(f"gave up waiting after {timeout}s")
 
 
-def waiting_backend(url: str, query_start: str) -> int | None:
+def waiting_backend(url: str, query_start: str, *, waiting: bool = True) -> int | None:
     """The pid of the backend running a statement that starts with ``query_start``,
-    while it waits on a lock."""
+    while it waits on a lock (``waiting=False``: while it runs at all)."""
+    wait = " AND wait_event_type = 'Lock'" if waiting else " AND state = 'active'"
     with session(url) as conn:
         row = conn.execute(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-            "AND query LIKE %s AND wait_event_type = 'Lock'", (query_start + "%",)).fetchone()
+            "AND query LIKE %s" + wait, (query_start + "%",)).fetchone()
     return int(row[0]) if row else None
 
 
