@@ -675,6 +675,19 @@ def generate_merge(project: Project, message: str, revisions: Sequence[str]) -> 
     return created
 
 
+def generate_written(project: Project, message: str, head: str, *, upgrades: str,
+                     downgrades: str, imports: str = "") -> Script:
+    """A revision whose upgrade()/downgrade() bodies are given (``umbau new --expand``)."""
+    script = _template_directory(project, message, None)
+    created = script.generate_revision(
+        alembic_util.rev_id(), message, refresh=True, head=head, config=project.config,
+        upgrades=upgrades, downgrades=downgrades, imports=imports,
+    )
+    if created is None:
+        raise ScriptError("alembic wrote no revision file")
+    return created
+
+
 def down_revisions_of(script: Script) -> tuple[str, ...]:
     return tuple(alembic_util.to_tuple(script.down_revision, default=()))
 

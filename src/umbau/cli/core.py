@@ -45,15 +45,26 @@ def init(state: State, folder: Path | None, directory: str, fmt: str) -> None:
 
 
 @cli.command()
-@click.argument("message")
+@click.argument("message", required=False, default="")
 @click.option("--autogenerate", is_flag=True, help="Compare the models with the database.")
 @click.option("--head", default="head", show_default=True, help="Parent revision.")
 @click.option("--rev-id", help="Revision id instead of a random one.")
+@click.option("--expand", "expand_spec", metavar="SPEC",
+              help='Write an expand and a (post-deploy) contract revision: "rename '
+                   'TABLE.OLD TABLE.NEW" or "type TABLE.COLUMN TYPE".')
 @FORMAT
 @pass_state
 def new(state: State, message: str, autogenerate: bool, head: str, rev_id: str | None,
-        fmt: str) -> None:
+        expand_spec: str | None, fmt: str) -> None:
     """Write a new revision file YYYYMMDD_HHMM_<slug>.py."""
+    if expand_spec is not None:
+        from umbau.ops.scaffold import write_expand
+
+        written = write_expand(state.settings, expand_spec, head=head)
+        if not _emit(fmt, written):
+            for part in (written.expand, written.contract):
+                render.line(f"created {part.revision} ({part.phase}): {part.path}")
+        return
     from umbau.commands.new import new as run
 
     result = run(state.settings, message, autogenerate=autogenerate, head=head, rev_id=rev_id)

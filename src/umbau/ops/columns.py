@@ -118,9 +118,7 @@ def change_type(table_name: str, column_name: str, type_: Any, *, using: str | N
     parsed = parse_table(table_name, schema)
     new_type = sql_type(type_)
     if _plain_change(rt, parsed, column_name, new_type, using, existing_type):
-        rt.locking(lambda: op.alter_column(
-            parsed.name, column_name, type_=type_, existing_type=existing_type,
-            schema=parsed.schema, postgresql_using=using))
+        rt.locking(_alter_type_sql(parsed, column_name, new_type, using))
         return
     e = _type_expansion(parsed, column_name, new_type, using)
     ec.expand(rt, e, run_backfill=_backfill_mode(backfill))
@@ -258,9 +256,12 @@ def revert_contract_change_type(table_name: str, column_name: str, existing_type
 def _alter_back(rt: Runtime, table: QualifiedName, column: str, existing_type: Any,
                 using: str | None) -> None:
     old = sql_type(existing_type)
-    rt.locking(lambda: op.alter_column(table.name, column, type_=existing_type,
-                                       schema=table.schema,
-                                       postgresql_using=using or f"{ident(column)}::{old}"))
+    rt.locking(_alter_type_sql(table, column, old, using or f"{ident(column)}::{old}"))
+
+
+def _alter_type_sql(table: QualifiedName, column: str, type_: str, using: str | None) -> str:
+    return (f"ALTER TABLE {qualified(table)} ALTER COLUMN {ident(column)} TYPE {type_}"
+            + (f" USING {using}" if using else ""))
 
 
 def type_backfill(table_name: str, column_name: str, type_: Any, *, using: str | None = None,
