@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 from conftest import OpsProject
 
@@ -13,6 +15,8 @@ pytestmark = pytest.mark.db
 COLUMNS = ("SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute WHERE "
            "attrelid = 'docs'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum")
 FILENODE = "SELECT pg_relation_filenode('docs')"
+INDEXES = ("SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index "
+           "WHERE indrelid = 'docs'::regclass")
 
 
 def test_a_constant_default_is_added_without_a_rewrite(project: OpsProject) -> None:
@@ -71,7 +75,8 @@ def test_a_rewriting_change_is_expanded_and_contracted(project: OpsProject) -> N
     project.add("r1", 'ops.change_type("docs", "score", sa.Numeric(5, 4))',
                 'ops.revert_change_type("docs", "score", sa.Float())')
     project.add("r2", 'ops.contract_change_type("docs", "score", sa.Numeric(5, 4))',
-                'ops.revert_contract_change_type("docs", "score", sa.Float())', phase="post")
+                'ops.revert_contract_change_type("docs", "score", sa.Numeric(5, 4), '
+                'sa.Float())', phase="post")
     project.upgrade("r1")
     assert dict(project.rows(COLUMNS))["score_umbau_new"] == "numeric(5,4)"
     project.execute("INSERT INTO docs (id, owner_id, score) VALUES (7001, 1, 0.123456)",
@@ -87,3 +92,25 @@ def test_a_rewriting_change_is_expanded_and_contracted(project: OpsProject) -> N
     assert project.scalar("SELECT pg_get_expr(adbin, adrelid) FROM pg_attrdef JOIN "
                           "pg_attribute ON attrelid = adrelid AND attnum = adnum WHERE "
                           "adrelid = 'docs'::regclass AND attname = 'score'") == "0.5"
+
+
+def test_the_contract_of_a_type_change_goes_down_and_up_again(project: OpsProject) -> None:
+    from umbau.commands import migrate
+
+    project.execute("CREATE INDEX ix_docs_score ON docs (score)")
+    project.add("r1", 'ops.change_type("docs", "score", sa.Numeric(5, 4))',
+                'ops.revert_change_type("docs", "score", sa.Float())')
+    project.add("r2", 'ops.contract_change_type("docs", "score", sa.Numeric(5, 4))',
+                'ops.revert_contract_change_type("docs", "score", sa.Numeric(5, 4), '
+                'sa.Float())', phase="post")
+    project.upgrade("r1")
+    expanded = (sorted(project.rows(COLUMNS)), sorted(project.rows(INDEXES)))
+    project.upgrade()
+    migrate.downgrade(project.settings(), "r1", yes=True)
+    assert (sorted(project.rows(COLUMNS)), sorted(project.rows(INDEXES))) == expanded
+    project.execute("UPDATE docs SET score = 0.25 WHERE id = 5")  # the trigger is back
+    assert project.rows("SELECT score_umbau_new FROM docs WHERE id = 5")[0][0] == Decimal("0.25")
+    project.upgrade()
+    assert dict(project.rows(COLUMNS))["score"] == "numeric(5,4)"
+    assert ("ix_docs_score", "CREATE INDEX ix_docs_score ON public.docs USING btree (score)") \
+        in project.rows(INDEXES)

@@ -62,15 +62,16 @@ def test_check_pre_exits_0_only_when_nothing_but_post_revisions_is_pending(
 def test_status_shows_the_phase_of_each_pending_revision(
         phased: OpsProject, capsys: pytest.CaptureFixture[str]) -> None:
     code, out = run(phased, capsys, "status", "--format", "json")
+    assert code == 0
     assert [(p["revision"], p["phase"]) for p in json.loads(out)["pending"]] == [
         ("r1", "pre"), ("r2", "post"), ("r3", "post")]
-    code, out = run(phased, capsys, "status")
+    _, out = run(phased, capsys, "status")
     assert "post" in out.split("r2", 1)[1].splitlines()[0]
 
 
 def test_plain_upgrade_runs_both_phases_in_order(phased: OpsProject,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    code, out = run(phased, capsys, "upgrade", "--format", "json")
+    _, out = run(phased, capsys, "upgrade", "--format", "json")
     assert [s["revision"] for s in json.loads(out)["steps"]] == ["r1", "r2", "r3"]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from conftest import OpsProject
@@ -30,7 +31,7 @@ def test_the_written_revisions_lint_clean_and_run_both_ways(
     assert code == 0
     written = json.loads(out)
     assert written["expand"]["phase"] == "pre" and written["contract"]["phase"] == "post"
-    contract_source = open(written["contract"]["path"], encoding="utf-8").read()
+    contract_source = Path(written["contract"]["path"]).read_text(encoding="utf-8")
     assert 'phase = "post"' in contract_source
     revisions = [written["expand"]["revision"], written["contract"]["revision"]]
     assert [f.rule for f in lint(project.settings(), revisions).findings] == []

@@ -136,7 +136,7 @@ ops.drop_index("ix_docs_owner")
 CONTRACT_DOWN = '''
 ops.revert_contract_rename_table("owners", "accounts")
 ops.revert_contract_rename_column("docs", "ocr_text", "extracted_text", type_=sa.Text())
-ops.revert_contract_change_type("docs", "score", sa.Float())
+ops.revert_contract_change_type("docs", "score", sa.Numeric(5, 4), sa.Float())
 '''
 CONTRACT = '''
 ops.contract_change_type("docs", "score", sa.Numeric(5, 4))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -208,24 +209,36 @@ def contract_change_type(table_name: str, column_name: str, type_: Any, *,
         _restore_extras(rt, e, keep)
 
 
-def _column_extras(rt: Runtime, e: ec.Expansion) -> tuple[str | None, bool, list[str]]:
-    """(default SQL, NOT NULL, index names) of the old column, to carry over."""
+@dataclass(frozen=True)
+class _Extras:
+    """What the old column had that the shadow column lacks, to carry over."""
+
+    default: str | None
+    not_null: bool
+    comment: str | None
+    indexes: list[str]
+
+
+def _column_extras(rt: Runtime, e: ec.Expansion) -> _Extras:
     found = rt.rows(
-        "SELECT pg_get_expr(d.adbin, d.adrelid), a.attnotnull FROM pg_attribute a "
+        "SELECT pg_get_expr(d.adbin, d.adrelid), a.attnotnull, "
+        "col_description(a.attrelid, a.attnum) FROM pg_attribute a "
         "LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
         "WHERE a.attrelid = to_regclass(%s) AND a.attname = %s", (e.sql_table, e.source))
-    default, not_null = found[0] if found else (None, False)
-    return default, bool(not_null), [n for n, _ in ec._indexes_on(rt, e)]
+    default, not_null, comment = found[0] if found else (None, False, None)
+    return _Extras(default, bool(not_null), comment, [n for n, _ in ec._indexes_on(rt, e)])
 
 
-def _restore_extras(rt: Runtime, e: ec.Expansion,
-                    keep: tuple[str | None, bool, list[str]]) -> None:
-    default, not_null, indexes = keep
+def _restore_extras(rt: Runtime, e: ec.Expansion, keep: _Extras) -> None:
     column = ident(e.source)
-    if default is not None:
-        rt.locking(f"ALTER TABLE {e.sql_table} ALTER COLUMN {column} SET DEFAULT {default}")
-    ec.rename_index_copies(rt, e, indexes)
-    if not_null:
+    if keep.default is not None:
+        rt.locking(f"ALTER TABLE {e.sql_table} ALTER COLUMN {column} SET DEFAULT "
+                   f"{keep.default}")
+    if keep.comment is not None:
+        text = keep.comment.replace("'", "''")
+        rt.execute(f"COMMENT ON COLUMN {e.sql_table}.{column} IS '{text}'")
+    ec.rename_index_copies(rt, e, keep.indexes)
+    if keep.not_null:
         from umbau.ops.constraints import set_not_null
 
         set_not_null(e.table.name, e.source, schema=e.table.schema)
@@ -246,11 +259,32 @@ def revert_change_type(table_name: str, column_name: str, existing_type: Any, *,
         _alter_back(rt, parsed, column_name, existing_type, using)
 
 
-def revert_contract_change_type(table_name: str, column_name: str, existing_type: Any, *,
-                                using: str | None = None, schema: str | None = None) -> None:
-    """The downgrade of :func:`contract_change_type`: the column gets its old type back
-    with a plain ALTER (a rewrite under ACCESS EXCLUSIVE: a downgrade is a rollback)."""
-    _alter_back(Runtime(op), parse_table(table_name, schema), column_name, existing_type, using)
+def revert_contract_change_type(table_name: str, column_name: str, type_: Any,
+                                existing_type: Any, *, using: str | None = None,
+                                schema: str | None = None) -> None:
+    """The downgrade of :func:`contract_change_type`: back to the expanded state. The
+    column (of ``type_``) becomes the shadow column again, the old column
+    (``existing_type``) comes back filled by a backfill, with the expand's trigger
+    (``using`` as given to :func:`change_type`) and its indexes built concurrently."""
+    rt = Runtime(op)
+    parsed = parse_table(table_name, schema)
+    e = _type_expansion(parsed, column_name, sql_type(type_), using)
+    old = sql_type(existing_type)
+    if not rt.offline and catalog.column(rt, e.sql_table, e.target) is not None:
+        return  # an earlier run did it
+    keep = None if rt.offline else _column_extras(rt, e)
+    rt.locking(lambda: op.alter_column(parsed.name, column_name, new_column_name=e.target,
+                                       schema=parsed.schema))
+    for name in keep.indexes if keep else ():
+        rt.locking(f"ALTER INDEX {qualified(QualifiedName(parsed.schema, name))} RENAME TO "
+                   f"{ident(derived(name, 'umbau_new'))}")
+    back = ec.Expansion(parsed, e.target, column_name, old,
+                        f"CAST({ident(e.target)} AS {old})", two_way=False)
+    ec.reexpand(rt, e, back)
+    if keep is not None and keep.comment is not None:
+        text = keep.comment.replace("'", "''")
+        rt.execute(f"COMMENT ON COLUMN {e.sql_table}.{ident(column_name)} IS '{text}'")
+    ec.copy_indexes(rt, back, names=keep.indexes if keep else [])
 
 
 def _alter_back(rt: Runtime, table: QualifiedName, column: str, existing_type: Any,
@@ -311,8 +345,8 @@ def revert_contract_rename_column(table_name: str, old: str, new: str, *, type_:
     """The downgrade of :func:`contract_rename_column`: the expand again, the other way
     round (``old`` comes back, filled from ``new`` by a backfill, with the trigger)."""
     forward = _rename_expansion(table_name, old, new, type_, schema)
-    back = ec.Expansion(forward.table, new, old, forward.target_type, pair=(old, new))
-    ec.expand(Runtime(op), back)
+    back = ec.Expansion(forward.table, new, old, forward.target_type)
+    ec.reexpand(Runtime(op), forward, back)
 
 
 def rename_backfill(table_name: str, old: str, new: str, *, schema: str | None = None) -> Any:

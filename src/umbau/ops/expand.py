@@ -40,7 +40,6 @@ class Expansion:
     target_type: str | None
     forward: str | None = None
     two_way: bool = True
-    pair: tuple[str, str] | None = None  # (old, new) names the trigger, both directions
 
     @property
     def sql_table(self) -> str:
@@ -48,8 +47,7 @@ class Expansion:
 
     @property
     def sync(self) -> str:
-        old, new = self.pair or (self.source, self.target)
-        return sync_name(self.table.name, old, new)
+        return sync_name(self.table.name, self.source, self.target)
 
     @property
     def function(self) -> str:
@@ -72,27 +70,35 @@ class Expansion:
 
 
 def function_sql(e: Expansion) -> str:
-    """The trigger function: on INSERT it fills the column left empty; on UPDATE the
-    column that changed wins (a write that leaves target equal to forward(source) is
-    the backfill's or a consistent double write, and changes nothing back)."""
+    """The trigger function.
+
+    Two-way (a rename): on INSERT the column left empty is filled from the other, and
+    when both are given and disagree the new one wins; on UPDATE the column that
+    changed wins, the new one when both did (a write that leaves target equal to
+    forward(source) is the backfill's or a consistent double write: nothing flows
+    back). One-way (a type change: no application writes the shadow column): the
+    target is always forward(source).
+    """
     s, t, fwd = f"NEW.{ident(e.source)}", f"NEW.{ident(e.target)}", e.value_of("NEW")
-    back_insert = f"""
-        ELSIF {s} IS NULL THEN
-            {s} := {t};""" if e.two_way else ""
-    back_update = f"""
-    ELSIF {t} IS DISTINCT FROM OLD.{ident(e.target)} AND {t} IS DISTINCT FROM {fwd} THEN
-        {s} := {t};  -- the new application version wrote the new column""" if e.two_way else ""
-    return f"""CREATE OR REPLACE FUNCTION {e.function}() RETURNS trigger
-LANGUAGE plpgsql AS $umbau$
-BEGIN
-    IF TG_OP = 'INSERT' THEN
+    if not e.two_way:
+        body = f"""    {t} := {fwd};"""
+    else:
+        body = f"""    IF TG_OP = 'INSERT' THEN
         IF {t} IS NULL THEN
-            {t} := {fwd};{back_insert}
+            {t} := {fwd};
+        ELSIF {s} IS NULL OR {t} IS DISTINCT FROM {fwd} THEN
+            {s} := {t};
         END IF;
     ELSIF {s} IS DISTINCT FROM OLD.{ident(e.source)}
           AND {t} IS NOT DISTINCT FROM OLD.{ident(e.target)} THEN
-        {t} := {fwd};  -- the old application version wrote the old column{back_update}
-    END IF;
+        {t} := {fwd};  -- the old application version wrote the old column
+    ELSIF {t} IS DISTINCT FROM OLD.{ident(e.target)} AND {t} IS DISTINCT FROM {fwd} THEN
+        {s} := {t};  -- the new application version wrote the new column
+    END IF;"""
+    return f"""CREATE OR REPLACE FUNCTION {e.function}() RETURNS trigger
+LANGUAGE plpgsql AS $umbau$
+BEGIN
+{body}
     RETURN NEW;
 END
 $umbau$"""
@@ -129,6 +135,17 @@ def expand(rt: Runtime, e: Expansion, *, run_backfill: bool = True) -> None:
         _run_backfill(rt, e, restart=added)
     else:
         rt.comment(f"backfill {e.backfill} is left to `umbau backfill run`")
+
+
+def reexpand(rt: Runtime, forward: Expansion, back: Expansion) -> None:
+    """The downgrade of a contract: the column the contract dropped (``back.target``)
+    comes back, filled by a backfill from the other one, with ``forward``'s trigger
+    exactly as the expand made it."""
+    added = _add_target(rt, back)
+    rt.execute(function_sql(forward))
+    if rt.offline or not catalog.has_trigger(rt, forward.sql_table, forward.sync):
+        rt.locking(trigger_sql(forward))
+    _run_backfill(rt, back, restart=added)
 
 
 def _add_target(rt: Runtime, e: Expansion) -> bool:
@@ -212,20 +229,27 @@ def revert_expand(rt: Runtime, e: Expansion) -> None:
 # -- indexes of a column whose type changes ------------------------------------------
 
 
-def copy_indexes(rt: Runtime, e: Expansion) -> None:
+def copy_indexes(rt: Runtime, e: Expansion, names: list[str] | None = None) -> None:
     """Build, concurrently, a copy on the target column of each index on the source
-    column, named ``<index>_umbau_new``; the contract renames them back."""
+    column, named ``<index>_umbau_new``; the contract renames them back. With
+    ``names`` (a contract's downgrade): build the index ``name`` on the target from
+    ``<name>_umbau_new`` on the source instead."""
     if rt.offline:
         rt.comment(f"each index on {e.table}.{e.source} is built again on {e.target}, "
                    "concurrently")
         return
-    for name, definition in _indexes_on(rt, e):
-        copy = derived(name, "umbau_new")
+    from umbau.ops.indexes import _build
+
+    pairs = [(n, derived(n, "umbau_new")) for n, _ in _indexes_on(rt, e)] if names is None \
+        else [(derived(n, "umbau_new"), n) for n in names]
+    for name, copy in pairs:
+        definition = rt.scalar("SELECT pg_get_indexdef(to_regclass(%s))",
+                               (qualified(QualifiedName(e.table.schema, name)),))
+        if definition is None:
+            continue
         sql = _retarget(definition, name, copy, e.source, e.target)
         sql = sql.replace("CREATE INDEX", "CREATE INDEX CONCURRENTLY IF NOT EXISTS", 1).replace(
             "CREATE UNIQUE INDEX", "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS", 1)
-        from umbau.ops.indexes import _build
-
         with rt.autocommit():
             _build(rt, qualified(QualifiedName(e.table.schema, copy)),
                    lambda sql=sql: rt.execute(sql))

@@ -114,7 +114,7 @@ def _bodies(spec: ExpandSpec, old_type: str) -> tuple[str, str, str, str]:
     return (f"ops.change_type({args}, existing_type={old_type!r})",
             f"ops.revert_change_type({column}, {old_type!r})",
             f"ops.contract_change_type({args})",
-            f"ops.revert_contract_change_type({column}, {old_type!r})")
+            f"ops.revert_contract_change_type({args}, {old_type!r})")
 
 
 def _mark_post(path: Path) -> None:
