@@ -46,6 +46,7 @@ class DemoResult:
     kept: bool
     rows: dict[str, int] = field(default_factory=dict)
     before: status.StatusResult | None = None
+    between: status.StatusResult | None = None  # after `upgrade --phase pre`
     upgrade: MigrateResult | None = None
     after: status.StatusResult | None = None
     runs: info.HistoryResult | None = None
@@ -57,6 +58,7 @@ class DemoResult:
             "kept": self.kept,
             "rows": self.rows,
             "before": self.before.as_dict() if self.before else None,
+            "between": self.between.as_dict() if self.between else None,
             "upgrade": self.upgrade.as_dict() if self.upgrade else None,
             "after": self.after.as_dict() if self.after else None,
             "runs": [r.as_dict() for r in (self.runs.runs or [])] if self.runs else [],
@@ -102,9 +104,8 @@ def demo(
         show("rows", result.rows)
         result.before = status.status(demo_settings)
         show("status", result.before)
-        show("stage", "upgrading to head")
         clock = time.monotonic()
-        result.upgrade = migrate.upgrade(demo_settings, "head", on_event=on_event)
+        result.upgrade, result.between = _two_phases(demo_settings, on_event, show)
         result.seconds["upgrade"] = time.monotonic() - clock
         result.after = status.status(demo_settings)
         show("status", result.after)
@@ -114,3 +115,18 @@ def demo(
         if not keep:
             server.stop()
     return result
+
+
+def _two_phases(settings: Settings, on_event: EventHandler | None,
+                show: Callable[[str, Any], None]) -> tuple[MigrateResult, status.StatusResult]:
+    """`upgrade --phase pre`, the readiness check between, `upgrade --phase post`; one
+    MigrateResult with the steps of both."""
+    show("stage", "upgrading, phase pre: before the 1.1.0 application is rolled out")
+    pre = migrate.upgrade(settings, "head", on_event=on_event, phase="pre")
+    between = status.check(settings, phase="pre")
+    show("status", between)
+    show("stage", "upgrading, phase post: once no 1.0.0 process writes orders")
+    post = migrate.upgrade(settings, "head", on_event=on_event, phase="post")
+    return replace(post, before=pre.before or post.before, steps=[*pre.steps, *post.steps],
+                   retries=pre.retries + post.retries,
+                   duration_s=pre.duration_s + post.duration_s), between

@@ -12,6 +12,8 @@ writes for the whole scan). ``ops.add_foreign_key`` does both halves in one
 call; here they are apart because the constraint must guard the orders from
 step 2 on, while the data steps assign their shops.
 
+A post-deploy step (``phase = "post"``), after the orders got their shop.
+
 The downgrade puts the constraint back to NOT VALID (drop and add again, both
 catalog-only), which is the state before this revision.
 
@@ -32,6 +34,7 @@ revision = "f2b87e5d0a39"
 down_revision = "e93d6a4c1f27"
 branch_labels = None
 depends_on = None
+phase = "post"  # after the orders got their shop
 
 
 def upgrade() -> None:
