@@ -147,3 +147,20 @@ def test_downgrade_through_contract_and_expand_keeps_every_text(project: OpsProj
     assert project.scalar("SELECT ocr_text FROM docs WHERE id = 4") == "written by 2.0"
     project.upgrade()  # and up again: the backfills start afresh
     assert project.scalar("SELECT extracted_text FROM docs WHERE id = 4") == "written by 2.0"
+
+
+def test_rename_table_keeps_the_old_name_as_an_updatable_view(project: OpsProject) -> None:
+    project.add("r1", 'ops.rename_table("owners", "accounts")',
+                'ops.revert_rename_table("owners", "accounts")')
+    project.add("r2", 'ops.contract_rename_table("owners", "accounts")',
+                'ops.revert_contract_rename_table("owners", "accounts")', phase="post")
+    project.upgrade("r1")
+    project.execute("INSERT INTO owners (id) VALUES (500)",  # the old version
+                    "INSERT INTO accounts (id) VALUES (501)")  # the new one
+    assert project.scalar("SELECT count(*) FROM accounts WHERE id >= 500") == 2
+    assert project.scalar("SELECT count(*) FROM owners WHERE id >= 500") == 2
+    project.upgrade()
+    assert project.scalar("SELECT to_regclass('owners')") is None
+    migrate.downgrade(project.settings(), "r0", yes=True)
+    assert project.scalar("SELECT relkind FROM pg_class WHERE relname = 'owners'") == "r"
+    assert project.scalar("SELECT to_regclass('accounts')") is None

@@ -86,3 +86,10 @@ def test_phase_and_sql_do_not_mix(phased: OpsProject, capsys: pytest.CaptureFixt
                  "upgrade", "--sql", "--phase", "pre"])
     _, err = capsys.readouterr()
     assert code == 2 and "--phase needs the database" in err
+
+
+def test_a_pre_phase_with_nothing_to_do_reports_where_the_database_is(
+        phased: OpsProject, capsys: pytest.CaptureFixture[str]) -> None:
+    run(phased, capsys, "upgrade", "r1")
+    code, out = run(phased, capsys, "upgrade", "--phase", "pre")
+    assert code == 0 and "now at r1" in out

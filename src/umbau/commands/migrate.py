@@ -35,9 +35,10 @@ def upgrade(settings: Settings, target: str = "head", *,
     project = open_project(settings)
     project.resolve_target(target)
     if phase is not None:
-        stop = phase_target(settings, project, target, phase)
+        stop, current = phase_target(settings, project, target, phase)
         if stop is None:  # the next pending revision is a post-deploy one
-            return MigrateResult(direction="upgrade", target=target)
+            return MigrateResult(direction="upgrade", target=target, before=current,
+                                 after=current)
         target = stop
     if allow_unsafe is not True:  # the linter (and pglast) only when it has work to do
         from umbau.commands.lint import check_upgrade
@@ -54,21 +55,22 @@ def upgrade(settings: Settings, target: str = "head", *,
 
 
 def phase_target(settings: Settings, project: bridge.Project, target: str,
-                 phase: str) -> str | None:
-    """The target of ``upgrade --phase``: for "pre", the last pending revision before the
-    first post-deploy one (None when that is the very next one); for "post", ``target``."""
+                 phase: str) -> tuple[str | None, tuple[str, ...]]:
+    """The target of ``upgrade --phase`` and the current revisions: for "pre", the last
+    pending revision before the first post-deploy one (None when that is the very next
+    one); for "post", ``target``."""
     if phase not in bridge.PHASES:
         raise UsageError(f"--phase {phase}: use pre (before the deploy) or post (after it)")
-    if phase == "post":
-        return target
     with database(settings) as conn:
         current = bridge.current_heads(project, conn)
+    if phase == "post":
+        return target, current
     last: str | None = None
     for step in project.upgrade_steps(current, target):
         if project.phase(step.revision) == "post":
-            return last
+            return last, current
         last = step.revision
-    return target
+    return target, current
 
 
 @dataclass
