@@ -92,4 +92,4 @@ def test_a_pre_phase_with_nothing_to_do_reports_where_the_database_is(
         phased: OpsProject, capsys: pytest.CaptureFixture[str]) -> None:
     run(phased, capsys, "upgrade", "r1")
     code, out = run(phased, capsys, "upgrade", "--phase", "pre")
-    assert code == 0 and "now at r1" in out
+    assert code == 0 and "the database is at r1" in out
