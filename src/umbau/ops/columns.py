@@ -226,7 +226,7 @@ def _column_extras(rt: Runtime, e: ec.Expansion) -> _Extras:
         "LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
         "WHERE a.attrelid = to_regclass(%s) AND a.attname = %s", (e.sql_table, e.source))
     default, not_null, comment = found[0] if found else (None, False, None)
-    return _Extras(default, bool(not_null), comment, [n for n, _ in ec._indexes_on(rt, e)])
+    return _Extras(default, bool(not_null), comment, [n for n, _ in ec.indexes_on(rt, e)])
 
 
 def _restore_extras(rt: Runtime, e: ec.Expansion, keep: _Extras) -> None:
@@ -251,12 +251,11 @@ def revert_change_type(table_name: str, column_name: str, existing_type: Any, *,
     rt = Runtime(op)
     parsed = parse_table(table_name, schema)
     e = _type_expansion(parsed, column_name, "unused", None)
+    # Offline the expand's downgrade is shown: which way the upgrade went is not known.
     if rt.offline or catalog.column(rt, e.sql_table, e.target) is not None:
         ec.revert_expand(rt, e)
-        if not rt.offline:
-            return
-    if not rt.offline or existing_type is not None:
-        _alter_back(rt, parsed, column_name, existing_type, using)
+        return
+    _alter_back(rt, parsed, column_name, existing_type, using)
 
 
 def revert_contract_change_type(table_name: str, column_name: str, type_: Any,

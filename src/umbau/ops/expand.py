@@ -240,7 +240,7 @@ def copy_indexes(rt: Runtime, e: Expansion, names: list[str] | None = None) -> N
         return
     from umbau.ops.indexes import _build
 
-    pairs = [(n, derived(n, "umbau_new")) for n, _ in _indexes_on(rt, e)] if names is None \
+    pairs = [(n, derived(n, "umbau_new")) for n, _ in indexes_on(rt, e)] if names is None \
         else [(derived(n, "umbau_new"), n) for n in names]
     for name, copy in pairs:
         definition = rt.scalar("SELECT pg_get_indexdef(to_regclass(%s))",
@@ -262,7 +262,7 @@ def rename_index_copies(rt: Runtime, e: Expansion, names: list[str]) -> None:
             rt.locking(f"ALTER INDEX {copy} RENAME TO {ident(name)}")
 
 
-def _indexes_on(rt: Runtime, e: Expansion) -> list[tuple[str, str]]:
+def indexes_on(rt: Runtime, e: Expansion) -> list[tuple[str, str]]:
     """(name, definition) of the indexes that use the source column (not constraints')."""
     return [(r[0], r[1]) for r in rt.rows(
         "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i "
