@@ -25,7 +25,9 @@ LEVELS: dict[str, int] = {
     "umbau.commands": 20,
     # the dashboard shows what the commands answer
     "umbau.dashboard": 15,
-    **{f"umbau.{room}": 30 for room in ("testing", "lint", "backup", "backfill", "ops",
+    # the zero-downtime helpers for revision files build on backfills (expand/contract)
+    "umbau.ops": 25,
+    **{f"umbau.{room}": 30 for room in ("testing", "lint", "backup", "backfill",
                                         "fleet", "release", "web")},
     "umbau.runner": 40,
     "umbau.plan": 41,
@@ -45,10 +47,13 @@ LEVELS: dict[str, int] = {
 
 # Modules that are a unit of their own, on their own level.
 OWN_UNITS = {
+    # the naming rules of ops' shadow columns, triggers and backfills: lint reads them too
+    "umbau.ops._names",
     # the demo is a scenario that runs the other commands in turn, as a user would
     "umbau.commands.demo",
 }
 LEVELS["umbau.commands.demo"] = 15
+LEVELS["umbau.ops._names"] = 45
 
 # Packages whose modules are siblings (each command is a room of its own).
 SIBLING_PACKAGES = {"umbau.cli", "umbau.commands"}

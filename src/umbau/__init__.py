@@ -50,6 +50,7 @@ _EXPORTS = {
     "Backfill": "umbau.backfill.api",
     "run_backfill": "umbau.backfill.orchestrator",
     "run_in_revision": "umbau.backfill.revision",
+    "ops": "umbau.ops",  # a module: `from umbau import ops` in revision files
 }
 _RENAMED = {"verify_backup": "verify"}
 
@@ -73,6 +74,7 @@ __all__ = [
     "load_settings",
     "merge",
     "new",
+    "ops",
     "preview_downgrade",
     "restore",
     "run_backfill",
@@ -92,7 +94,8 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'umbau' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), _RENAMED.get(name, name))
+    imported = importlib.import_module(module)
+    value = imported if module == f"umbau.{name}" else getattr(imported, _RENAMED.get(name, name))
     globals()[name] = value
     return value
 
@@ -102,6 +105,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from umbau import ops
     from umbau.backfill.api import Backfill
     from umbau.backfill.orchestrator import run_backfill
     from umbau.backfill.revision import run_in_revision

@@ -76,6 +76,7 @@ class RevisionInfo:
     branch_labels: tuple[str, ...] = ()
     is_head: bool = False
     is_merge: bool = False
+    phase: str = "pre"  # "post": runs after the deploy (`phase = "post"` in the file)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -86,6 +87,7 @@ class RevisionInfo:
             "branch_labels": list(self.branch_labels),
             "is_head": self.is_head,
             "is_merge": self.is_merge,
+            "phase": self.phase,
         }
 
 
@@ -108,7 +110,20 @@ def _info(script: Script) -> RevisionInfo:
         branch_labels=tuple(sorted(script.branch_labels)),
         is_head=script.is_head,
         is_merge=script.is_merge_point,
+        phase=revision_phase(script),
     )
+
+
+PHASES = ("pre", "post")
+
+
+def revision_phase(script: Script) -> str:
+    """The module-level ``phase`` of a revision file: "pre" (default) or "post"."""
+    phase = getattr(script.module, "phase", "pre")
+    if phase not in PHASES:
+        raise RevisionFileError(f"{script.path}: phase = {phase!r}: use \"pre\" (before the "
+                                "deploy, the default) or \"post\" (after it)", script.path, None)
+    return str(phase)
 
 
 def sha256_file(path: str | Path) -> str:
@@ -177,6 +192,10 @@ class Project:
         if found is None:
             raise self.unknown(revision)
         return found
+
+    def phase(self, revision: str) -> str:
+        """"pre" or "post" (the revision file's module-level ``phase``)."""
+        return revision_phase(self._script(revision))
 
     def known(self, revision: str) -> bool:
         try:
@@ -549,6 +568,7 @@ def run_env(
     run = EnvRun(on_version_apply=list(on_version_apply))
     cfg = project.config
     cfg.attributes["connection"] = connection
+    cfg.attributes["umbau_settings"] = project.settings  # umbau.ops reads its retry policy
     saved_buffer = cfg.output_buffer
     if output is not None:
         cfg.output_buffer = output
@@ -569,6 +589,7 @@ def run_env(
             _run_env_file(project, run)
     finally:
         cfg.attributes.pop("connection", None)
+        cfg.attributes.pop("umbau_settings", None)
         cfg.output_buffer = saved_buffer
     return run
 
@@ -1047,6 +1068,19 @@ def generate_merge(project: Project, message: str, revisions: Sequence[str]) -> 
     )
     if created is None:
         raise ScriptError("alembic wrote no merge revision")
+    return created
+
+
+def generate_written(project: Project, message: str, head: str, *, upgrades: str,
+                     downgrades: str, imports: str = "") -> Script:
+    """A revision whose upgrade()/downgrade() bodies are given (``umbau new --expand``)."""
+    script = _template_directory(project, message, None)
+    created = script.generate_revision(
+        alembic_util.rev_id(), message, refresh=True, head=head, config=project.config,
+        upgrades=upgrades, downgrades=downgrades, imports=imports,
+    )
+    if created is None:
+        raise ScriptError("alembic wrote no revision file")
     return created
 
 

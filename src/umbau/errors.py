@@ -45,6 +45,8 @@
     ├── MissingExtensions              22  umbau test: no server at hand has the extensions
     ├── LintRuleError (UsageError)     28  a custom lint rule's id is taken or malformed
     ├── LintUnknown                    29  upgrade refused: a pending revision could not be linted
+    ├── OpsRefused                     30  an ops helper refused: unsafe default, contract too early
+    ├── IndexBuildFailed               31  a concurrent index stayed invalid after its rebuilds
     └── PayloadError                   34  a payload chain or document umbau cannot walk
 
     KeyboardInterrupt (not an UmbauError: it unwinds like Ctrl-C, through every cleanup)
@@ -86,6 +88,8 @@ EXIT_BACKFILL_STATE_LOST = 25
 EXIT_OWNER_ROLE_MISSING = 26
 EXIT_LINT_RULE = 28
 EXIT_LINT_UNKNOWN = 29
+EXIT_OPS_REFUSED = 30
+EXIT_INDEX_BUILD = 31
 EXIT_PAYLOAD = 34
 EXIT_TERMINATED = 143  # 128 + SIGTERM, as shells report it
 
@@ -378,3 +382,19 @@ class MissingExtensions(UmbauError):
     def __init__(self, message: str, extensions: Sequence[str] = ()) -> None:
         super().__init__(message)
         self.extensions = tuple(extensions)
+
+class OpsRefused(UmbauError):
+    """An ``umbau.ops`` helper refused to run: it would rewrite or block a busy table, or
+    a contract step came before its backfill finished and verified."""
+
+    exit_code = EXIT_OPS_REFUSED
+
+
+class IndexBuildFailed(UmbauError):
+    """``ops.create_index`` left no valid index after its bounded rebuilds."""
+
+    exit_code = EXIT_INDEX_BUILD
+
+    def __init__(self, message: str, index: str) -> None:
+        super().__init__(message)
+        self.index = index

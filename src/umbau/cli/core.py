@@ -46,15 +46,26 @@ def init(state: State, folder: Path | None, directory: str, fmt: str) -> None:
 
 
 @cli.command()
-@click.argument("message")
+@click.argument("message", required=False, default="")
 @click.option("--autogenerate", is_flag=True, help="Compare the models with the database.")
 @click.option("--head", default="head", show_default=True, help="Parent revision.")
 @click.option("--rev-id", help="Revision id instead of a random one.")
+@click.option("--expand", "expand_spec", metavar="SPEC",
+              help='Write an expand and a (post-deploy) contract revision: "rename '
+                   'TABLE.OLD TABLE.NEW" or "type TABLE.COLUMN TYPE".')
 @FORMAT
 @pass_state
 def new(state: State, message: str, autogenerate: bool, head: str, rev_id: str | None,
-        fmt: str) -> None:
+        expand_spec: str | None, fmt: str) -> None:
     """Write a new revision file YYYYMMDD_HHMM_<slug>.py."""
+    if expand_spec is not None:
+        from umbau.ops.scaffold import write_expand
+
+        written = write_expand(state.settings, expand_spec, head=head)
+        if not _emit(fmt, written):
+            for part in (written.expand, written.contract):
+                render.line(f"created {part.revision} ({part.phase}): {part.path}")
+        return
     from umbau.commands.new import new as run
 
     result = run(state.settings, message, autogenerate=autogenerate, head=head, rev_id=rev_id)
@@ -83,8 +94,9 @@ def _render_status(result: Any) -> None:
     render.line(f"head(s)  : {heads}")
     render.line(f"state    : {result.state}: {result.summary()}")
     if result.pending:
-        render.table("pending, in order", ["revision", "message"],
-                     [[s.revision, s.message] for s in result.pending])
+        render.table("pending, in order", ["revision", "phase", "message"],
+                     [[s.revision, result.phases.get(s.revision, "pre"), s.message]
+                      for s in result.pending])
     if result.last_run:
         run = result.last_run
         render.line(f"last run : {run.direction} {run.revision} {run.outcome} at "
@@ -104,14 +116,16 @@ def status(state: State, fmt: str) -> None:
 
 
 @cli.command()
+@click.option("--phase", type=click.Choice(["pre"]),
+              help="pre: exit 0 also when only post-deploy revisions are pending.")
 @FORMAT
 @pass_state
-def check(state: State, fmt: str) -> int:
+def check(state: State, phase: str | None, fmt: str) -> int:
     """Exit 0 at the single head, 3 with revisions pending, 4 on multiple heads or an
     unknown database revision."""
     from umbau.commands.status import check as run
 
-    result = run(state.settings)
+    result = run(state.settings, phase=phase)
     if not _emit(fmt, result):
         render.line(f"{result.state}: {result.summary()}")
     return result.exit_code
@@ -230,14 +244,21 @@ def _render_migrate(result: Any) -> None:
 @click.option("--retry-partial", is_flag=True,
               help="Rerun a revision recorded as partially applied (after undoing its "
                    "committed part by hand).")
+@click.option("--phase", type=click.Choice(["pre", "post"]),
+              help="pre: stop before the first post-deploy revision; post: the rest.")
 @FORMAT
 @pass_state
 def upgrade(state: State, target: str, sql: bool, quiet: bool, fmt: str,
             allow_unsafe: bool | None, backup_policy: str | None,
-            rollback: str | None, cancel_after: int | None, retry_partial: bool) -> None:
+            rollback: str | None, cancel_after: int | None, retry_partial: bool,
+            phase: str | None) -> None:
     """Apply revisions up to TARGET (default: head), one transaction per revision."""
     from umbau.commands import migrate
 
+    if sql and phase:
+        from umbau.errors import UsageError
+
+        raise UsageError("--phase needs the database; with --sql render a range FROM:TO")
     if cancel_after is not None:
         state.override_section("upgrade", cancel_blockers_after=cancel_after)
     if retry_partial:
@@ -251,7 +272,7 @@ def upgrade(state: State, target: str, sql: bool, quiet: bool, fmt: str,
     with render.progress(enabled=fmt == "text", quiet=quiet) as handler:
         result = migrate.upgrade(state.settings, target, on_event=handler,
                                  allow_unsafe=allow_unsafe, backup=backup_policy,
-                                 rollback=rollback)
+                                 rollback=rollback, phase=phase)
     if not _emit(fmt, result):
         _render_migrate(result)
 
@@ -391,7 +412,7 @@ def demo(state: State, keep: bool, orders: int, folder: Path | None, fmt: str) -
         if event.message == "rows":
             counts = ", ".join(f"{k}: {v:,}" for k, v in value.items())
             render.line(f"generated {counts}")
-        elif event.message in ("before", "after"):
+        elif event.message in ("before", "between", "after"):
             _render_status(value)
         elif event.message == "runs":
             render.line("")

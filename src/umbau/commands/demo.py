@@ -47,6 +47,7 @@ class DemoResult:
     kept: bool
     rows: dict[str, int] = field(default_factory=dict)
     before: status.StatusResult | None = None
+    between: status.StatusResult | None = None  # after `upgrade --phase pre`
     upgrade: MigrateResult | None = None
     after: status.StatusResult | None = None
     runs: info.HistoryResult | None = None
@@ -58,6 +59,7 @@ class DemoResult:
             "kept": self.kept,
             "rows": self.rows,
             "before": self.before.as_dict() if self.before else None,
+            "between": self.between.as_dict() if self.between else None,
             "upgrade": self.upgrade.as_dict() if self.upgrade else None,
             "after": self.after.as_dict() if self.after else None,
             "runs": [r.as_dict() for r in (self.runs.runs or [])] if self.runs else [],
@@ -94,9 +96,8 @@ def demo(
         demo_settings = _example_at_first_release(result, folder, orders, show)
         result.before = status.status(demo_settings)
         show("result", "before", result.before)
-        show("stage", "upgrading to head")
         clock = time.monotonic()
-        result.upgrade = migrate.upgrade(demo_settings, "head", on_event=on_event)
+        result.upgrade, result.between = _two_phases(demo_settings, on_event, show)
         result.seconds["upgrade"] = time.monotonic() - clock
         result.after = status.status(demo_settings)
         show("result", "after", result.after)
@@ -126,3 +127,18 @@ def _example_at_first_release(result: DemoResult, folder: Path, orders: int,
     result.seconds["data"] = time.monotonic() - clock
     show("result", "rows", result.rows)
     return demo_settings
+
+
+def _two_phases(settings: Settings, on_event: EventHandler | None,
+                show: Callable[..., None]) -> tuple[MigrateResult, status.StatusResult]:
+    """`upgrade --phase pre`, the readiness check between, `upgrade --phase post`; one
+    MigrateResult with the steps of both."""
+    show("stage", "upgrading, phase pre: before the 1.1.0 application is rolled out")
+    pre = migrate.upgrade(settings, "head", on_event=on_event, phase="pre")
+    between = status.check(settings, phase="pre")
+    show("result", "between", between)
+    show("stage", "upgrading, phase post: once no 1.0.0 process writes orders")
+    post = migrate.upgrade(settings, "head", on_event=on_event, phase="post")
+    return replace(post, before=pre.before or post.before, steps=[*pre.steps, *post.steps],
+                   retries=pre.retries + post.retries,
+                   duration_s=pre.duration_s + post.duration_s), between

@@ -19,8 +19,12 @@ from umbau.settings import Settings
 def upgrade(settings: Settings, target: str = "head", *,
             on_event: EventHandler | None = None,
             allow_unsafe: bool | None = None, backup: str | None = None,
-            rollback: str | None = None) -> MigrateResult:
+            rollback: str | None = None, phase: str | None = None) -> MigrateResult:
     """Apply revisions up to ``target`` (default: the single head).
+
+    ``phase="pre"`` stops before the first pending post-deploy revision (``phase =
+    "post"`` in its file), so the new application version can be deployed; ``"post"``
+    applies the rest; None applies both, in order.
 
     The revisions to run are linted first; error-level findings refuse the upgrade
     (:class:`~umbau.errors.UnsafeMigration`) unless ``allow_unsafe`` (default: the
@@ -31,6 +35,12 @@ def upgrade(settings: Settings, target: str = "head", *,
     """
     project = open_project(settings)
     project.resolve_target(target)
+    if phase is not None:
+        stop, current = phase_target(settings, project, target, phase)
+        if stop is None:  # the next pending revision is a post-deploy one
+            return MigrateResult(direction="upgrade", target=target, before=current,
+                                 after=current)
+        target = stop
 
     def run() -> MigrateResult:
         return migrate(settings, project, "upgrade", target, on_event=on_event)
@@ -89,6 +99,25 @@ def _judge(settings: Settings, project: bridge.Project, target: str, gate: bool,
             return decide(settings, project, target, policy, plan)
         finally:
             plan.connection = None
+
+
+def phase_target(settings: Settings, project: bridge.Project, target: str,
+                 phase: str) -> tuple[str | None, tuple[str, ...]]:
+    """The target of ``upgrade --phase`` and the current revisions: for "pre", the last
+    pending revision before the first post-deploy one (None when that is the very next
+    one); for "post", ``target``."""
+    if phase not in bridge.PHASES:
+        raise UsageError(f"--phase {phase}: use pre (before the deploy) or post (after it)")
+    with database(settings) as conn:
+        current = bridge.current_heads(project, conn)
+    if phase == "post":
+        return target, current
+    last: str | None = None
+    for step in project.upgrade_steps(current, target):
+        if project.phase(step.revision) == "post":
+            return last, current
+        last = step.revision
+    return target, current
 
 
 @dataclass

@@ -7,7 +7,7 @@ from typing import Any
 
 from umbau import alembic_bridge as bridge
 from umbau.commands._common import database, open_project
-from umbau.errors import EXIT_GRAPH, EXIT_OK, EXIT_PENDING, UnknownRevision
+from umbau.errors import EXIT_GRAPH, EXIT_OK, EXIT_PENDING, UnknownRevision, UsageError
 from umbau.postgres import catalog, history
 from umbau.settings import Settings
 
@@ -27,6 +27,13 @@ class StatusResult:
     last_run: history.HistoryRow | None = None
     messages: dict[str, str] = field(default_factory=dict)
     unversioned: tuple[str, ...] = ()  # tables of a database without a version table
+    phases: dict[str, str] = field(default_factory=dict)  # pending revision -> pre/post
+    phase: str | None = None  # `check --phase pre`: post-deploy revisions may be pending
+
+    @property
+    def pre_phase_done(self) -> bool:
+        """Only post-deploy revisions are pending (the pre-deploy phase is complete)."""
+        return all(self.phases.get(s.revision) == "post" for s in self.pending)
 
     @property
     def state(self) -> str:
@@ -42,7 +49,11 @@ class StatusResult:
 
     @property
     def exit_code(self) -> int:
-        """0 at the single head, 3 with revisions pending, 4 on a graph problem."""
+        """0 at the single head, 3 with revisions pending, 4 on a graph problem.
+
+        With ``phase="pre"``: 0 also when only post-deploy revisions are pending."""
+        if self.state == PENDING and self.phase == "pre" and self.pre_phase_done:
+            return EXIT_OK
         return {UP_TO_DATE: EXIT_OK, PENDING: EXIT_PENDING}.get(self.state, EXIT_GRAPH)
 
     def summary(self) -> str:
@@ -63,6 +74,9 @@ class StatusResult:
             return (f"revision {self.partial.revision} was partially applied on "
                     f"{self.partial.finished_at:%Y-%m-%d %H:%M} (it committed part of its "
                     "work, then failed): finish it by hand, see `umbau doctor`")
+        if self.state == PENDING and self.pre_phase_done:
+            return (f"{len(self.pending)} post-deploy revision(s) pending: run `umbau upgrade "
+                    "--phase post` once the old application version is gone")
         if self.state == PENDING:
             return f"{len(self.pending)} revision(s) pending: run `umbau upgrade`"
         return "the database is at the head"
@@ -83,10 +97,12 @@ class StatusResult:
             "unknown": list(self.unknown),
             "unversioned_tables": list(self.unversioned),
             "pending": [
-                {"revision": s.revision, "down_revision": s.down_revision, "message": s.message}
+                {"revision": s.revision, "down_revision": s.down_revision, "message": s.message,
+                 "phase": self.phases.get(s.revision, "pre")}
                 for s in self.pending
             ],
             "last_run": self.last_run.as_dict() if self.last_run else None,
+            "phase": self.phase,
         }
 
 
@@ -110,9 +126,16 @@ def status(settings: Settings) -> StatusResult:
             result.pending = project.upgrade_steps(current, "heads")
         except UnknownRevision:
             result.unknown = current
+    result.phases = {s.revision: project.phase(s.revision) for s in result.pending}
     return result
 
 
-def check(settings: Settings) -> StatusResult:
-    """Like status; the CLI exits with ``result.exit_code``."""
-    return status(settings)
+def check(settings: Settings, phase: str | None = None) -> StatusResult:
+    """Like status; the CLI exits with ``result.exit_code``. ``phase="pre"``: the
+    readiness probe between the phases (0 when only post-deploy revisions are pending)."""
+    if phase not in (None, "pre"):
+        raise UsageError(f"check --phase {phase}: only pre is meaningful (plain check covers "
+                         "both phases)")
+    result = status(settings)
+    result.phase = phase
+    return result

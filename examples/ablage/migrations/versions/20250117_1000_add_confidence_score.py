@@ -5,13 +5,12 @@ Revises: f6e5d4c3b2a1
 Create Date: 2025-01-17 10:00:00.000000+00:00
 
 Release 1.0.0: ``documents.confidence_score``, the OCR confidence (0.0-1.0),
-and a partial index to filter documents by it. Written exactly as in the
-migration guide, including its known danger: ``op.create_index`` without
-``postgresql_concurrently=True`` builds the index under a SHARE lock, so every
-upload and OCR update waits until the index is built. `umbau lint` reports it
-(require-concurrent-index-creation) with the safe rewrite (CREATE INDEX
-CONCURRENTLY in an autocommit block), and `umbau upgrade` refuses to run it
-without --allow-unsafe.
+and a partial index to filter documents by it. The guide builds the index with
+a plain ``op.create_index``, under a SHARE lock: every upload and OCR update
+would wait until the index is built (`umbau lint`: require-concurrent-index-
+creation). ``ops.create_index`` builds it CONCURRENTLY in an autocommit block
+instead, drops an invalid leftover of an interrupted build first, and checks
+that the index is valid afterwards.
 
 Breaking changes:
 - none: a new, nullable column
@@ -23,6 +22,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+
+from umbau import ops
 
 # revision identifiers, used by Alembic.
 revision = "a1b2c3d4e5f6"
@@ -43,16 +44,16 @@ def upgrade() -> None:
         ),
     )
 
-    # Create index for filtering by confidence
-    op.create_index(
+    # Create index for filtering by confidence, without blocking writes
+    ops.create_index(
         "ix_documents_confidence_score",
         "documents",
         ["confidence_score"],
-        postgresql_where=sa.text("confidence_score IS NOT NULL"),
+        where="confidence_score IS NOT NULL",
     )
 
 
 def downgrade() -> None:
     """Remove confidence_score column."""
-    op.drop_index("ix_documents_confidence_score", table_name="documents")
+    ops.drop_index("ix_documents_confidence_score", "documents")
     op.drop_column("documents", "confidence_score")

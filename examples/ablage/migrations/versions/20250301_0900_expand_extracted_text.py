@@ -16,8 +16,11 @@ every 1.0 process still running during a rolling deploy; instead:
 3. contract (2.0.0, 3b0a4f9e8d7c): once no 1.x code runs, check and drop
    ``ocr_text`` and the trigger.
 
-The trigger: on INSERT it fills whichever column was left empty; on UPDATE the
-column that changed wins (when both change, both are kept as written).
+``ops.rename_column`` writes the column and the trigger: on INSERT it fills
+whichever column was left empty; on UPDATE the column that changed wins. The
+copy of the existing rows is left to the next revision (``backfill="defer"``),
+which runs it with umbau's backfill engine; the contract refuses until that
+backfill has finished and verified.
 
 Breaking changes:
 - none: old code keeps working
@@ -30,7 +33,9 @@ Migration guide:
 from __future__ import annotations
 
 import sqlalchemy as sa
-from alembic import op
+from alembic import op  # noqa: F401 - Alembic's proxy, used through umbau.ops
+
+from umbau import ops
 
 # revision identifiers, used by Alembic.
 revision = "1f8e2d7c6b5a"
@@ -38,42 +43,11 @@ down_revision = "e5f6a7b8c9d0"
 branch_labels = None
 depends_on = None
 
-SYNC_FUNCTION = """
-CREATE FUNCTION documents_sync_extracted_text() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP = 'INSERT' THEN
-        IF NEW.extracted_text IS NULL THEN
-            NEW.extracted_text := NEW.ocr_text;
-        ELSIF NEW.ocr_text IS NULL THEN
-            NEW.ocr_text := NEW.extracted_text;
-        END IF;
-    ELSIF NEW.ocr_text IS DISTINCT FROM OLD.ocr_text
-          AND NEW.extracted_text IS NOT DISTINCT FROM OLD.extracted_text THEN
-        NEW.extracted_text := NEW.ocr_text;  -- written by 1.0 code
-    ELSIF NEW.extracted_text IS DISTINCT FROM OLD.extracted_text
-          AND NEW.ocr_text IS NOT DISTINCT FROM OLD.ocr_text THEN
-        NEW.ocr_text := NEW.extracted_text;  -- written by 1.1 code
-    END IF;
-    RETURN NEW;
-END
-$$
-"""
-
-SYNC_TRIGGER = """
-CREATE TRIGGER trg_documents_sync_extracted_text
-BEFORE INSERT OR UPDATE OF ocr_text, extracted_text ON documents
-FOR EACH ROW EXECUTE FUNCTION documents_sync_extracted_text()
-"""
-
 
 def upgrade() -> None:
-    op.add_column("documents", sa.Column("extracted_text", sa.Text, nullable=True))
-    op.execute(SYNC_FUNCTION)
-    op.execute(SYNC_TRIGGER)
+    ops.rename_column("documents", "ocr_text", "extracted_text", type_=sa.Text(),
+                      backfill="defer")
 
 
 def downgrade() -> None:
-    op.execute("DROP TRIGGER trg_documents_sync_extracted_text ON documents")
-    op.execute("DROP FUNCTION documents_sync_extracted_text()")
-    op.drop_column("documents", "extracted_text")
+    ops.revert_rename_column("documents", "ocr_text", "extracted_text")

@@ -4,9 +4,11 @@ Revision ID: 2a9f3e8d7c6b
 Revises: 1f8e2d7c6b5a
 Create Date: 2025-03-01 09:05:00.000000+00:00
 
-Release 1.1.0, expand/contract step 2 of 3 (data): the guide's copy, one
-set-based UPDATE of the rows written before the trigger existed. Rows written
-since then are already equal; a rerun finds nothing left to do.
+Release 1.1.0, expand/contract step 2 of 3 (data): the guide's copy of the rows
+written before the trigger existed, as umbau's backfill ``ops.rename_backfill``
+(batched on the key, each batch its own short transaction, resumable, exactly
+once per row, verified: ``extracted_text IS NOT DISTINCT FROM ocr_text``). Rows
+written since then are already equal; a rerun finds nothing left to do.
 
 The downgrade leaves ``extracted_text`` alone (the previous revision's
 downgrade drops it) and makes sure ``ocr_text`` holds every text that only
@@ -22,6 +24,9 @@ from __future__ import annotations
 
 from alembic import op
 
+from umbau import ops
+from umbau.backfill import run_in_revision
+
 # revision identifiers, used by Alembic.
 revision = "2a9f3e8d7c6b"
 down_revision = "1f8e2d7c6b5a"
@@ -30,13 +35,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.execute(
-        """
-        UPDATE documents
-        SET extracted_text = ocr_text
-        WHERE extracted_text IS NULL AND ocr_text IS NOT NULL
-        """
-    )
+    run_in_revision(op, ops.rename_backfill("documents", "ocr_text", "extracted_text"))
 
 
 def downgrade() -> None:

@@ -29,6 +29,8 @@ revision = "4c1b5a0f9e8d"
 down_revision = "3b0a4f9e8d7c"
 branch_labels = None
 depends_on = None
+# a drop: after the deploy, with the other contract steps of 2.0.0
+phase = "post"
 
 
 def upgrade() -> None:

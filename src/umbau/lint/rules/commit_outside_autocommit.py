@@ -12,13 +12,18 @@ from umbau.lint.model import Hit, Rule
 
 
 def autocommit_lines(tree: pyast.Module | None) -> set[int]:
-    """The lines of ``with …autocommit_block():`` statements: Alembic's own COMMIT/BEGIN."""
+    """The lines whose COMMIT/BEGIN is Alembic's own: ``with …autocommit_block():``
+    statements, and calls of umbau's ``ops.*`` helpers, which open their autocommit
+    blocks themselves (VALIDATE in its own transaction, concurrent index builds)."""
     lines: set[int] = set()
     for node in pyast.walk(tree) if tree is not None else ():
         if isinstance(node, pyast.With | pyast.AsyncWith) and any(
                 "autocommit_block" in pyast.unparse(item.context_expr) for item in node.items):
             lines.add(node.lineno)
             lines.update(range(node.lineno, (node.body[0].lineno if node.body else node.lineno)))
+        elif isinstance(node, pyast.Call) and isinstance(node.func, pyast.Attribute) \
+                and isinstance(node.func.value, pyast.Name) and node.func.value.id == "ops":
+            lines.update(range(node.lineno, (node.end_lineno or node.lineno) + 1))
     return lines
 
 

@@ -10,11 +10,14 @@ from pglast import ast
 from umbau.lint.context import OT, LintContext, relname
 from umbau.lint.model import Hit, Rule
 from umbau.lint.rules._helpers import existing
+from umbau.lint.rules._ops_calls import ops_calls
 
 
 def check(node: Any, ctx: LintContext) -> Iterator[Hit]:
     if isinstance(node, ast.RenameStmt) and node.renameType == OT.OBJECT_TABLE:
         table = relname(node.relation)
+        if (table, node.newname) in ops_calls(ctx).renamed_tables:
+            return  # ops.rename_table leaves an updatable view under the old name
         if existing(ctx, table):
             yield Hit(f"renaming {table} to {node.newname} breaks every running instance that "
                       "still uses the old name: rename, then keep a view with the old name until "
