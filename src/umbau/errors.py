@@ -33,7 +33,10 @@
     │   ├── NoUsableKey                20  table without a primary key / unique NOT NULL key
     │   ├── BackfillDefinitionChanged  20  same name, different definition
     │   └── BackfillFailed             20  a batch failed (transform, SQL, retries); resumable
-    └── VerificationFailed             21  rows that do not satisfy the backfill's verify
+    ├── VerificationFailed             21  rows that do not satisfy the backfill's verify
+    ├── FleetFailed                    32  fleet targets failed, a canary failed, budget spent
+    ├── FleetStopped                   33  a fleet run stopped by SIGTERM/SIGINT; rerun resumes
+    └── FleetBusy (LockWaitExceeded)    6  another fleet run is in progress on the control db
 
 Exit code 3 is not an error: ``umbau check`` returns it when revisions are pending.
 Every message is one line that says what to do next.
@@ -61,6 +64,8 @@ EXIT_BACKUP_CORRUPT = 14
 EXIT_UNSAFE = 15
 EXIT_BACKFILL = 20
 EXIT_VERIFICATION = 21
+EXIT_FLEET_FAILED = 32
+EXIT_FLEET_STOPPED = 33
 
 
 class UmbauError(Exception):
@@ -240,3 +245,23 @@ class UnsafeMigration(UmbauError):
     def __init__(self, message: str, findings: Sequence[object] = ()) -> None:
         super().__init__(message)
         self.findings = tuple(findings)
+
+
+class FleetFailed(UmbauError):
+    """``umbau fleet upgrade``: targets failed, a canary failed or the failure budget was spent."""
+
+    exit_code = EXIT_FLEET_FAILED
+
+
+class FleetStopped(UmbauError):
+    """``umbau fleet upgrade`` stopped by SIGTERM/SIGINT before every target ran."""
+
+    exit_code = EXIT_FLEET_STOPPED
+
+
+class FleetBusy(LockWaitExceeded):
+    """Another ``umbau fleet upgrade`` run is in progress on the same control database."""
+
+    def __init__(self, message: str, run_id: str) -> None:
+        super().__init__(message)
+        self.run_id = run_id

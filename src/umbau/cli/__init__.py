@@ -53,6 +53,7 @@ COMMAND_MODULES = {
     "backfill": "umbau.cli.backfill",
     **dict.fromkeys(["backup", "backups", "restore", "copy"], "umbau.cli.backup"),
     "test": "umbau.cli.test",
+    "fleet": "umbau.cli.fleet",
 }
 
 

@@ -99,6 +99,8 @@ def _line(event: Event) -> str | None:
         return f"backing up before the upgrade: {event.message}"
     if event.kind == "backup_taken":
         return f"backup taken: {event.message} ({event.duration or 0:.1f}s)"
+    if event.kind == "fleet_target":  # umbau fleet upgrade: one target finished
+        return event.message
     if event.kind == "step_done":
         return (f"{event.direction:<9} {event.revision}  {event.message or ''}  "
                 f"[{(event.duration or 0) * 1000:.0f} ms]")
@@ -132,8 +134,10 @@ def progress(enabled: bool, quiet: bool = False) -> Iterator[EventHandler]:
         elif event.kind == "step_start":
             label = f"{event.direction} {event.revision} {event.message or ''}"
             bar.update(task, description=label)
+        elif event.kind == "fleet_progress":
+            bar.update(task, description=event.message or "")
         else:
-            if event.kind == "step_done":
+            if event.kind in ("step_done", "fleet_target"):
                 bar.advance(task)
             text = _line(event)
             if text:
