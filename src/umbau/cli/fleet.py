@@ -75,7 +75,7 @@ def fleet() -> None:
               help="restore: restore a target's backup when its upgrade fails half-way.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @pass_state
-def upgrade_cmd(state: State, target: str, fmt: str, canary: tuple[str, ...],
+def upgrade_cmd(state: State, /, target: str, fmt: str, canary: tuple[str, ...],
                 worker: bool, quiet: bool, lease: str | None, backup_policy: str | None,
                 **flags: Any) -> None:
     """Upgrade every target to TARGET (default: head), canary first."""
@@ -133,7 +133,7 @@ def _status(state: State, fmt: str, flags: dict[str, Any], check: bool) -> int:
 @fleet.command("status")
 @_target_options
 @pass_state
-def status_cmd(state: State, fmt: str, **flags: Any) -> int:
+def status_cmd(state: State, /, fmt: str, **flags: Any) -> int:
     """Per target: current revision (read from it), run state, duration, error."""
     return _status(state, fmt, flags, check=False)
 
@@ -141,7 +141,7 @@ def status_cmd(state: State, fmt: str, **flags: Any) -> int:
 @fleet.command("check")
 @_target_options
 @pass_state
-def check_cmd(state: State, fmt: str, **flags: Any) -> int:
+def check_cmd(state: State, /, fmt: str, **flags: Any) -> int:
     """Exit 0 when every target is at the head; 3 pending; 4 unknown revision; 32 a
     target not reachable."""
     return _status(state, fmt, flags, check=True)
