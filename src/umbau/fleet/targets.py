@@ -74,7 +74,9 @@ def stored_url(url: str) -> str:
     libpq then takes the password from ``PGPASSWORD`` or ``~/.pgpass``.
     """
     try:
-        return make_url(url).set(password=None).render_as_string(hide_password=False)
+        parsed = make_url(url)
+        # URL.set() ignores None; the URL is a named tuple, so _replace drops the password
+        return parsed._replace(password=None).render_as_string(hide_password=False)
     except Exception as exc:
         raise UsageError(f"target URL {display_url(url)!r} is not valid: use "
                          "postgresql://user@host:port/database") from exc

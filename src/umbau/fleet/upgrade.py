@@ -84,11 +84,13 @@ def upgrade(settings: Settings, options: FleetOptions, *, on_event: EventHandler
     stop = stop or threading.Event()
     started = time.monotonic()
     targets = fleet_targets(options)
+    _check_target(settings, options.target)  # bad input is refused before any change
+    canaries = _canaries(options, targets) if targets else []
     control_url = control_database(options, targets)
     try:
         with state.control(control_url) as conn, stopping_on_signals(stop):
             state.ensure_tables(conn)
-            run, created = _open_run(conn, options, targets, settings)
+            run, created = _open_run(conn, options, targets, canaries)
             job = Job(settings, control_url, run.run_id, {t.name: t.url for t in targets or ()},
                       options.allow_unsafe, options.backup, options.rollback, options.lease)
             progress = _Progress(conn, run, on_event)
@@ -143,12 +145,13 @@ def _canaries(options: FleetOptions, targets: Sequence[Target]) -> list[str]:
 
 
 def _open_run(conn: psycopg.Connection, options: FleetOptions,
-              targets: Sequence[Target] | None, settings: Settings) -> tuple[state.Run, bool]:
+              targets: Sequence[Target] | None, canaries: Sequence[str],
+              ) -> tuple[state.Run, bool]:
     """The run to work on, joined by this session: (run, created here)."""
     with state.creating(conn):
         run = state.load_run(conn, options.run_id) if options.run_id else None
         if run is None:
-            run = _create(conn, options, targets, settings)
+            run = _create(conn, options, targets, canaries)
             state.join(conn, run)
             return run, True
     if options.target not in ("head", run.target_revision):
@@ -160,7 +163,7 @@ def _open_run(conn: psycopg.Connection, options: FleetOptions,
 
 
 def _create(conn: psycopg.Connection, options: FleetOptions,
-            targets: Sequence[Target] | None, settings: Settings) -> state.Run:
+            targets: Sequence[Target] | None, canaries: Sequence[str]) -> state.Run:
     if targets is None:
         raise UsageError(f"no fleet run {options.run_id!r} yet, and no targets to start it "
                          "with: pass --targets, --targets-query or --url-template")
@@ -169,11 +172,10 @@ def _create(conn: psycopg.Connection, options: FleetOptions,
         if busy:
             raise FleetBusy(f"fleet run {busy} is in progress: join it with `umbau fleet "
                             f"upgrade --run {busy} --worker`, or wait for it to finish", busy)
-    _check_target(settings, options.target)
     run_id = options.run_id or time.strftime("%Y%m%d-%H%M%S-", time.gmtime()) + secrets.token_hex(2)
     limit = state.budget(options.max_failures, options.max_failure_rate, len(targets))
-    return state.create_run(conn, run_id, options.target, targets,
-                            _canaries(options, targets), limit, owner_id())
+    return state.create_run(conn, run_id, options.target, targets, canaries, limit,
+                            owner_id())
 
 
 def _check_target(settings: Settings, target: str) -> None:
