@@ -3,9 +3,12 @@ release 1.0.0, and ways to read what happened in each of them."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from sqlalchemy import text
@@ -15,14 +18,26 @@ from umbau.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 ETSY = ROOT / "examples" / "etsy_sevdesk"
-CONFIG = ETSY / "umbau.toml"
+def _config() -> Path:
+    """The Etsy example's settings, with backups in a temporary folder, not in examples/."""
+    folder = Path(tempfile.mkdtemp(prefix="umbau-fleet-tests-"))
+    atexit.register(shutil.rmtree, folder, True)
+    config = folder / "umbau.toml"
+    config.write_text(f'[tool.umbau]\nalembic_config = "{ETSY / "alembic.ini"}"\n'
+                      'metadata = "etsy_app.models:Base.metadata"\n'
+                      f'[tool.umbau.backup]\ndir = "{folder / "backups"}"\n')
+    return config
+
+
+CONFIG = _config()
+BACKUPS = CONFIG.parent / "backups"
 RELEASE_1_0 = "3f1c2a9b7d10"
 HEAD = "f2b87e5d0a39"
 REVISIONS_1_1 = 6  # revisions from 1.0.0 to the head
 
 
 def etsy_settings() -> Settings:
-    return load_settings(cwd=ETSY, environ={})
+    return load_settings(environ={}, config_file=CONFIG)
 
 
 def revision(url: str) -> str | None:

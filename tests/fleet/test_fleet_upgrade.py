@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import Fleet
 from fleet_support import (
+    BACKUPS,
     CONFIG,
     HEAD,
     RELEASE_1_0,
@@ -137,3 +138,14 @@ def test_tags_select_the_targets(make_fleet: Fleet, database_url: str, tmp_path:
     assert fleet_cli("upgrade", "--targets", targets, "--control-url", database_url,
                      "--tags", "beta", "-q") == 0
     assert [revision(fleet[n]) for n in names] == [HEAD, RELEASE_1_0, HEAD]
+
+
+def test_each_target_gets_the_backup_policy(make_fleet: Fleet, database_url: str,
+                                            tmp_path: Path) -> None:
+    fleet = make_fleet(2)
+    targets = str(targets_toml(tmp_path / "fleet.toml", fleet))
+    before = set(BACKUPS.glob("*.json")) if BACKUPS.exists() else set()
+    assert fleet_cli("upgrade", "--targets", targets, "--control-url", database_url,
+                     "--backup", "always", "-q") == 0
+    manifests = set(BACKUPS.glob("*.json")) - before
+    assert sorted(json.loads(m.read_text())["database"] for m in manifests) == sorted(fleet)
