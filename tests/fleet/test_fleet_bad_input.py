@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Fleet
-from fleet_support import CONFIG, RELEASE_1_0, revision, targets_toml
+from fleet_support import CONFIG, ETSY, RELEASE_1_0, revision, targets_toml
 from sqlalchemy import text
 
 from umbau.cli import main
@@ -168,7 +168,7 @@ def test_fleet_settings_section(tmp_path: Path, make_fleet: Fleet, database_url:
                                 capsys: pytest.CaptureFixture[str]) -> None:
     fleet = make_fleet(2)
     config = tmp_path / "umbau.toml"
-    etsy = CONFIG.parent
+    etsy = ETSY
     config.write_text(
         f'[tool.umbau]\nalembic_config = "{etsy / "alembic.ini"}"\n'
         f'[tool.umbau.fleet]\ncontrol_url = "{database_url}"\n'
