@@ -181,3 +181,10 @@ def test_fleet_settings_section(tmp_path: Path, make_fleet: Fleet, database_url:
     config.write_text(config.read_text() + "paralel = 2\n")
     assert main(["--config", str(config), "fleet", "check"]) == EXIT_USAGE
     assert "unknown [tool.umbau.fleet] key(s) paralel" in capsys.readouterr().err
+
+
+def test_the_public_surface_of_umbau_fleet() -> None:
+    import umbau.fleet
+
+    for name in umbau.fleet.__all__:
+        assert getattr(umbau.fleet, name) is not None, name
