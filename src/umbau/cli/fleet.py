@@ -90,8 +90,10 @@ def upgrade_cmd(state: State, /, target: str, fmt: str, canary: tuple[str, ...],
     options = _options(state, target=target, canary=_split(canary), worker=worker,
                        lease=parse_duration(lease, key="--lease") if lease else None,
                        backup=backup_policy, **flags)
-    with render.progress(enabled=fmt == "text", quiet=quiet or fmt == "json") as handler:
-        result = upgrade(backup_settings(state), options, on_event=handler)
+    silent = quiet or fmt == "json"
+    with render.progress(enabled=fmt == "text", quiet=silent) as handler:
+        # no handler, no progress queries against the control database
+        result = upgrade(backup_settings(state), options, on_event=None if silent else handler)
     if fmt == "json":
         render.as_json(result.as_dict())
     else:

@@ -212,7 +212,7 @@ def _run_processes(job: Job, count: int, stop: threading.Event, progress: _Progr
                     if process.pid and process.is_alive():
                         os.kill(process.pid, signal.SIGTERM)
             progress.tick()
-            time.sleep(0.2)
+            time.sleep(0.5)
         progress.tick()
 
 
