@@ -23,12 +23,14 @@ LEVELS: dict[str, int] = {
     "umbau": 0, "umbau.__main__": 0, "umbau._version": 99,
     "umbau.cli": 10,
     "umbau.commands": 20,
-    # the dashboard shows what the commands answer
+    # the dashboard shows what the commands (and the fleet) answer
     "umbau.dashboard": 15,
+    # a fleet runs the upgrade command on many databases
+    "umbau.fleet": 17,
     # the zero-downtime helpers for revision files build on backfills (expand/contract)
     "umbau.ops": 25,
     **{f"umbau.{room}": 30 for room in ("testing", "lint", "backup", "backfill",
-                                        "fleet", "release", "web")},
+                                        "release", "web")},
     "umbau.runner": 40,
     "umbau.plan": 41,
     "umbau.retry": 42,

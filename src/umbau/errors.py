@@ -17,6 +17,7 @@
     │   └── OfflineRenderError          8  a revision cannot be rendered as SQL (--sql)
     ├── UnknownRevision                 9  a target no script knows
     ├── LockWaitExceeded                6  another migrator held the lock too long
+    │   └── FleetBusy                   6  another fleet run is in progress on the control db
     ├── MigrationFailed                 7  a revision step failed and was rolled back
     │   └── RetriesExhausted            7  lock timeouts / deadlocks beyond the retry limit
     ├── ConfirmationRequired           10  destructive step needs --yes
@@ -47,6 +48,8 @@
     ├── LintUnknown                    29  upgrade refused: a pending revision could not be linted
     ├── OpsRefused                     30  an ops helper refused: unsafe default, contract too early
     ├── IndexBuildFailed               31  a concurrent index stayed invalid after its rebuilds
+    ├── FleetFailed                    32  fleet targets failed, a canary failed, budget spent
+    ├── FleetStopped                   33  a fleet run stopped by SIGTERM/SIGINT; rerun resumes
     └── PayloadError                   34  a payload chain or document umbau cannot walk
 
     KeyboardInterrupt (not an UmbauError: it unwinds like Ctrl-C, through every cleanup)
@@ -90,6 +93,8 @@ EXIT_LINT_RULE = 28
 EXIT_LINT_UNKNOWN = 29
 EXIT_OPS_REFUSED = 30
 EXIT_INDEX_BUILD = 31
+EXIT_FLEET_FAILED = 32
+EXIT_FLEET_STOPPED = 33
 EXIT_PAYLOAD = 34
 EXIT_TERMINATED = 143  # 128 + SIGTERM, as shells report it
 
@@ -398,3 +403,22 @@ class IndexBuildFailed(UmbauError):
     def __init__(self, message: str, index: str) -> None:
         super().__init__(message)
         self.index = index
+
+class FleetFailed(UmbauError):
+    """``umbau fleet upgrade``: targets failed, a canary failed or the failure budget was spent."""
+
+    exit_code = EXIT_FLEET_FAILED
+
+
+class FleetStopped(UmbauError):
+    """``umbau fleet upgrade`` stopped by SIGTERM/SIGINT before every target ran."""
+
+    exit_code = EXIT_FLEET_STOPPED
+
+
+class FleetBusy(LockWaitExceeded):
+    """Another ``umbau fleet upgrade`` run is in progress on the same control database."""
+
+    def __init__(self, message: str, run_id: str) -> None:
+        super().__init__(message)
+        self.run_id = run_id

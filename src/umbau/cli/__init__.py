@@ -64,6 +64,7 @@ COMMAND_MODULES = {
     **dict.fromkeys(["backup", "backups", "restore", "copy"], "umbau.cli.backup"),
     "test": "umbau.cli.test",
     "dashboard": "umbau.cli.dashboard",
+    "fleet": "umbau.cli.fleet",
 }
 
 

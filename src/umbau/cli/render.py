@@ -112,11 +112,12 @@ _TEMPLATES = {
                              "{message}",
     "old_lock_holders": "warning: {message}",
     "note": "note: {message}",
+    "fleet_target": "{message}",
 }
 # drawn above the bar too (the others only change the bar's description)
 _ABOVE_THE_BAR = {"lock_wait", "retry", "step_done", "backup_before_upgrade", "backup_taken",
                   "rollback_skipped", "rollback_restore", "stage", "blockers_cancelled",
-                  "invalid_index_dropped", "old_lock_holders", "note"}
+                  "invalid_index_dropped", "old_lock_holders", "note", "fleet_target"}
 _ONE_DONE = {"step_done", "backup_table", "copy_table"}  # each advances the bar by one
 
 
@@ -211,7 +212,8 @@ class _Bar:
     def _label(event: Event) -> str | None:
         if event.kind == "step_start":
             return f"{event.direction} {event.revision} {event.message or ''}"
-        if event.kind in ("backup_table", "copy_table", "backfill_progress", "stage") \
+        if event.kind in ("backup_table", "copy_table", "backfill_progress", "stage",
+                          "fleet_progress") \
                 or (event.message and event.kind.endswith("_step")):
             return event.message or ""
         return None
