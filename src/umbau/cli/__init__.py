@@ -127,8 +127,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = hoist_global_options(list(sys.argv[1:] if argv is None else argv))
     report = _Reporter(debug="--debug" in args, json_output=_wants_json(args))
+    from umbau.postgres.clients import sigterm_as_interrupt
+
     try:
-        result = cli.main(args=args, prog_name="umbau", standalone_mode=False)
+        # SIGTERM (timeout, systemd, Kubernetes) unwinds like Ctrl-C: the step in progress
+        # is rolled back and the error is reported the documented way (exit 143)
+        with sigterm_as_interrupt("the step in progress was rolled back; rerun to continue"):
+            result = cli.main(args=args, prog_name="umbau", standalone_mode=False)
     except click.exceptions.Abort as exc:
         # click turns Ctrl-C into Abort even with standalone_mode=False
         if isinstance(exc.__context__, Terminated):

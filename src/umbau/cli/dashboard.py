@@ -20,6 +20,6 @@ def dashboard_cmd(state: State, host: str, port: int, token: str | None) -> int:
     from umbau.dashboard import DashboardOptions, serve
 
     options = DashboardOptions(host=host, port=port, token=token or None)
-    click.echo(f"umbau dashboard on http://{host}:{port}/ (Ctrl-C to stop)", err=True)
-    serve(state.settings, options)
+    serve(state.settings, options, on_ready=lambda url: click.echo(
+        f"umbau dashboard on {url} (Ctrl-C to stop)", err=True))
     return 0

@@ -63,12 +63,25 @@ def _offered(request: Request) -> str | None:
     return request.query_params.get("token") or request.cookies.get(COOKIE)
 
 
+def _import_sources() -> None:
+    """Import what the sources need before requests come in: the CLI imports lazily, and
+    two request threads importing SQLAlchemy's modules at once can meet a partially
+    initialized module ("most likely due to a circular import")."""
+    import importlib
+
+    for module in ("sqlalchemy.dialects.postgresql.psycopg", "umbau.commands.status",
+                   "umbau.commands.lint", "umbau.backfill", "umbau.backup.prune",
+                   "umbau.postgres.history", "umbau.postgres.connect", "umbau.alembic_bridge"):
+        importlib.import_module(module)
+
+
 def create_app(settings: Settings, *, token: str | None = None,
                sources: Sources | None = None) -> Starlette:
     """The dashboard for ``settings``' project and database.
 
     ``token``: required from every request when given (see the module docstring).
     """
+    _import_sources()
     data = sources or Sources(settings)
 
     def api(fetch: Callable[[Request], dict[str, Any]]) -> Callable[[Request], Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from umbau.errors import UmbauError, UsageError
@@ -42,10 +43,28 @@ def check_bind(options: DashboardOptions) -> None:
                          "set --token or UMBAU_DASHBOARD_TOKEN (or bind 127.0.0.1)")
 
 
-def serve(settings: Settings, options: DashboardOptions) -> None:
-    """Serve the dashboard until interrupted (blocks). Raises UsageError for a bad bind,
+def check_port(options: DashboardOptions) -> None:
+    """Refuse (:class:`~umbau.errors.UsageError`) an address this machine cannot listen
+    on: a port in use, or a host that is not one of its addresses."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in options.host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((options.host.strip("[]"), options.port))
+        except OSError as exc:
+            raise UsageError(f"cannot listen on {options.host}:{options.port} "
+                             f"({exc.strerror}): choose another --port or --host") from exc
+
+
+def serve(settings: Settings, options: DashboardOptions,
+          on_ready: Callable[[str], None] | None = None) -> None:
+    """Serve the dashboard until interrupted (blocks); ``on_ready`` gets its URL once the
+    address is known to be free. Raises UsageError for a bad bind or a port in use,
     :class:`~umbau.errors.UmbauError` when the ``dashboard`` extra is missing."""
     check_bind(options)
+    check_port(options)
     try:
         import uvicorn
 
@@ -54,4 +73,6 @@ def serve(settings: Settings, options: DashboardOptions) -> None:
         raise UmbauError("the dashboard needs Starlette and uvicorn: "
                          "pip install 'umbau[dashboard]'") from exc
     app = create_app(settings, token=options.token)
+    if on_ready is not None:
+        on_ready(f"http://{options.host}:{options.port}/")
     uvicorn.run(app, host=options.host, port=options.port, log_level="warning")

@@ -506,9 +506,16 @@ def _deliberate(exc: BaseException) -> bool:
     return sqlstate(exc) == "P0001" or getattr(exc, "orig", None) is None
 
 
+# What in a revision file means it commits by itself: Alembic's autocommit_block, umbau's
+# ops helpers (concurrent index builds, VALIDATE in its own transaction, backfills open
+# autocommit blocks of their own) and explicit commits.
+_COMMITS_ITSELF = ("autocommit_block", "from umbau import ops", "umbau.ops", ".commit(")
+
+
 def _leaves_transaction(project: bridge.Project, rev: str) -> bool:
-    """Revisions that commit by themselves (Alembic's ``autocommit_block``)."""
-    return _source_has(project, rev, "autocommit_block")
+    """Revisions that commit by themselves: their round trip cannot be rolled back, so it
+    runs on a copy of the database."""
+    return any(_source_has(project, rev, word) for word in _COMMITS_ITSELF)
 
 
 def _source_has(project: bridge.Project, rev: str, word: str) -> bool:
