@@ -54,7 +54,7 @@ class FleetResult:
         if self.counts.pending or self.counts.running:
             return FleetStopped(f"stopped: {self.counts.pending + self.counts.running} of "
                                 f"{self.counts.total} target(s) not upgraded; resume with "
-                                f"`{rerun}`")
+                                f"`{rerun}` (and this run's --targets/--control-url options)")
         if not (self.counts.failed or self.counts.skipped):
             return None
         failed = [t for t in self.targets if t.state == "failed"]

@@ -177,6 +177,8 @@ def stopping_on_signals(stop: threading.Event,
             raise KeyboardInterrupt
         stop.set()
 
+    # the running target's own SIGTERM handling (a backup's) defers to this one
+    handle.umbau_graceful = True  # type: ignore[attr-defined]
     previous = {sig: signal.signal(sig, handle) for sig in signals}
     try:
         yield

@@ -188,8 +188,11 @@ def sigterm_as_interrupt(what: str) -> Iterator[None]:
     KeyboardInterrupt) in the main thread, so it unwinds like Ctrl-C; ``what`` says what
     was left behind, for the one line the CLI prints. Further SIGTERMs during the unwind
     are ignored: the cleanup must finish. Outside the main thread it does nothing (Python
-    runs signal handlers there only)."""
-    if threading.current_thread() is not threading.main_thread():
+    runs signal handlers there only), nor under a handler marked ``umbau_graceful``
+    (one that lets the work in progress finish)."""
+    if threading.current_thread() is not threading.main_thread() or getattr(
+            signal.getsignal(signal.SIGTERM), "umbau_graceful", False):
+        # an outer handler stops gracefully (a fleet lets its running target finish)
         yield
         return
     fired: list[bool] = []
