@@ -310,7 +310,10 @@ def _backup_binaries(section: Mapping[str, Any], environ: Mapping[str, str]) -> 
 
 
 def mask_url(url: str | None) -> str | None:
-    """The URL with its password replaced by ``***``."""
+    """The URL with its password replaced by ``***``, in every form
+    (:func:`umbau.masking.mask_secrets`: userinfo, ``?password=``, keyword DSNs)."""
     if url is None:
         return None
-    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+    from umbau.masking import mask_secrets
+
+    return mask_secrets(url)
