@@ -182,3 +182,12 @@ def test_real_process_debug_and_json(tmp_path: Path, database_url: str) -> None:
                            "json"], cwd=project, env=env, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 9 and json.loads(done.stdout)["error"]["exit_code"] == 9
+
+
+def test_usage_errors_are_one_line_naming_the_help(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv, words in ((["upgrade", "--phase", "bogus"], "Invalid value for '--phase'"),
+                        (["nosuch"], "No such command 'nosuch'")):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("umbau: error: "), err
+        assert words in err and "--help`)" in err

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import importlib
-import io
 import os
 import sys
 from collections.abc import Sequence
@@ -181,9 +180,11 @@ class _Reporter:
         code = exc.exit_code if exc.exit_code else EXIT_USAGE
         if self.json_output:
             return self.fail(exc, "UsageError", code, exc.format_message())
-        shown = io.StringIO()
-        exc.show(file=shown)
-        sys.stderr.write(mask_secrets(shown.getvalue()))
+        # one line, like every other error (click's own form is four: usage, hint, blank, error)
+        message = " ".join(exc.format_message().split())
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        render.error(f"{message}{hint}")
         return code
 
 
