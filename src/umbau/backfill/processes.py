@@ -50,6 +50,23 @@ _PR_SET_PDEATHSIG = 1
 Report = Callable[[int, int, int, "str | None"], None]
 
 
+
+@contextmanager
+def _handling(handler: Callable[[int, FrameType | None], None],
+              enabled: bool) -> Iterator[None]:
+    """``handler`` for :data:`STOP_SIGNALS` while inside, the previous handlers restored
+    afterwards; nothing when not ``enabled`` or outside the main thread (Python runs
+    signal handlers there only)."""
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for number, old in previous.items():
+            signal.signal(number, old)
+
 class StopRequest:
     """The first SIGINT/SIGTERM asks the workers to stop after their current batch; a
     second one raises KeyboardInterrupt (stop now: the open batches roll back)."""
@@ -64,15 +81,8 @@ class StopRequest:
     @contextmanager
     def on_signals(self, enabled: bool) -> Iterator[StopRequest]:
         """Catch the stop signals while inside (main thread only; else unchanged)."""
-        if not enabled or threading.current_thread() is not threading.main_thread():
+        with _handling(self._handle, enabled):
             yield self
-            return
-        previous = {s: signal.signal(s, self._handle) for s in STOP_SIGNALS}
-        try:
-            yield self
-        finally:
-            for number, handler in previous.items():
-                signal.signal(number, handler)
 
     def _handle(self, number: int, frame: FrameType | None) -> None:
         if self.signal is not None:
@@ -106,15 +116,8 @@ class StopNow:
 
     @contextmanager
     def on_signals(self, enabled: bool) -> Iterator[StopNow]:
-        if not enabled or threading.current_thread() is not threading.main_thread():
+        with _handling(self._handle, enabled):
             yield self
-            return
-        previous = {s: signal.signal(s, self._handle) for s in STOP_SIGNALS}
-        try:
-            yield self
-        finally:
-            for number, handler in previous.items():
-                signal.signal(number, handler)
 
     def _handle(self, number: int, frame: FrameType | None) -> None:
         self.signal = number
