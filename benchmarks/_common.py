@@ -11,13 +11,38 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def libpq(url: str) -> str:
+    """A SQLAlchemy-style URL as a libpq one (for psycopg.connect), password kept."""
+    from umbau.postgres.connect import normalize_url
+
+    return normalize_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@contextmanager
+def server(database_url: str | None, folder: str) -> Iterator[str]:
+    """The maintenance-database URL of the named server, or of an embedded one whose data
+    stays in ``.umbau/bench/<folder>`` between runs."""
+    if database_url:
+        yield database_url
+        return
+    from umbau.postgres import embedded
+
+    running = embedded.start(ROOT / ".umbau" / "bench" / folder)
+    try:
+        yield running.url("postgres")
+    finally:
+        running.stop()
 
 
 @dataclass

@@ -26,14 +26,16 @@ import statistics
 import tempfile
 import textwrap
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
+from benchmarks._common import libpq as _libpq
 from benchmarks._common import machine, table, write_results
+from benchmarks._common import server as common_server
 from umbau.postgres.connect import normalize_url
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,23 +102,9 @@ def downgrade():
 '''
 
 
-def _libpq(url: str) -> str:
-    return normalize_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-@contextmanager
-def server(database_url: str | None) -> Iterator[str]:
-    """The maintenance-database URL of the named server, or of an embedded one."""
-    if database_url:
-        yield database_url
-        return
-    from umbau.postgres import embedded
-
-    running = embedded.start(ROOT / ".umbau" / "bench" / "ops-pg")
-    try:
-        yield running.url("postgres")
-    finally:
-        running.stop()
+def server(database_url: str | None) -> AbstractContextManager[str]:
+    """The maintenance-database URL of the named server, or of the embedded one."""
+    return common_server(database_url, "ops-pg")
 
 
 def fresh_database(server_url: str, rows: int) -> str:

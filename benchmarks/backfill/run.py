@@ -16,15 +16,17 @@ import logging
 import statistics
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
+from benchmarks._common import libpq as _libpq
 from benchmarks._common import machine, table, write_results
+from benchmarks._common import server as common_server
 from benchmarks.backfill import guide_script
 from benchmarks.backfill.ocr import NEEDS_RESHAPE, RESHAPED, SQL_RESHAPE, reshape_batch
 from umbau.backfill import Backfill, run_backfill
@@ -51,23 +53,9 @@ FROM generate_series(1, {rows}) AS g
 """
 
 
-def _libpq(url: str) -> str:
-    return normalize_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-@contextmanager
-def server(database_url: str | None) -> Iterator[str]:
+def server(database_url: str | None) -> AbstractContextManager[str]:
     """The maintenance-database URL of the named server, or of the embedded one."""
-    if database_url:
-        yield database_url
-        return
-    from umbau.postgres import embedded
-
-    running = embedded.start(ROOT / ".umbau" / "bench" / "pg")
-    try:
-        yield running.url("postgres")
-    finally:
-        running.stop()
+    return common_server(database_url, "pg")
 
 
 def fresh_database(server_url: str, rows: int) -> str:
