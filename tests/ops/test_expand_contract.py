@@ -164,3 +164,56 @@ def test_rename_table_keeps_the_old_name_as_an_updatable_view(project: OpsProjec
     migrate.downgrade(project.settings(), "r0", yes=True)
     assert project.scalar("SELECT relkind FROM pg_class WHERE relname = 'owners'") == "r"
     assert project.scalar("SELECT to_regclass('accounts')") is None
+
+
+ATTRIBUTES = '''
+op.execute("UPDATE docs SET ocr_text = 'empty' WHERE ocr_text IS NULL")
+op.execute("ALTER TABLE docs ALTER COLUMN ocr_text SET DEFAULT 'none yet'")
+op.execute("ALTER TABLE docs ALTER COLUMN ocr_text SET NOT NULL")
+op.execute("COMMENT ON COLUMN docs.ocr_text IS 'what OCR read'")
+op.execute("CREATE INDEX docs_ocr_text_idx ON docs (owner_id, ocr_text)")
+'''
+
+
+def column_state(project: OpsProject, column: str) -> tuple[Any, ...]:
+    """(default, NOT NULL, comment, names of the indexes on the column)."""
+    found = project.rows(
+        "SELECT pg_get_expr(d.adbin, d.adrelid), a.attnotnull, "
+        "col_description(a.attrelid, a.attnum), "
+        "(SELECT array_agg(c.relname::text ORDER BY c.relname) FROM pg_index i "
+        " JOIN pg_class c ON c.oid = i.indexrelid "
+        " WHERE i.indrelid = a.attrelid AND a.attnum = ANY (i.indkey)) "
+        "FROM pg_attribute a LEFT JOIN pg_attrdef d "
+        "ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
+        "WHERE a.attrelid = 'docs'::regclass AND a.attname = :c AND NOT a.attisdropped",
+        c=column)
+    return found[0] if found else ()
+
+
+def test_the_renamed_column_keeps_default_not_null_comment_and_indexes(
+        project: OpsProject) -> None:
+    project.add("r0b", ATTRIBUTES)
+    expand_contract(project)
+    project.upgrade("r0b")
+    original = column_state(project, "ocr_text")
+    assert original == ("'none yet'::text", True, "what OCR read", ["docs_ocr_text_idx"])
+    project.upgrade("r1")
+    # expanded: the new column has a copy of the index, no default, and may hold NULL
+    assert column_state(project, "extracted_text") == (
+        None, False, None, ["docs_ocr_text_idx_umbau_new"])
+    project.execute("INSERT INTO docs (id, owner_id) VALUES (7000, 1)")  # 1.0's INSERT
+    assert project.rows("SELECT ocr_text, extracted_text FROM docs WHERE id = 7000") == [
+        ("none yet", "none yet")]
+    project.upgrade()
+    assert column_state(project, "ocr_text") == ()
+    assert column_state(project, "extracted_text") == original
+    assert project.scalar("SELECT count(*) FROM pg_constraint WHERE conrelid = "
+                          "'docs'::regclass AND contype = 'c'") == 0  # the check went
+    migrate.downgrade(project.settings(), "r1", yes=True)  # back to the expanded state
+    assert column_state(project, "ocr_text") == original
+    assert column_state(project, "extracted_text") == (
+        None, False, None, ["docs_ocr_text_idx_umbau_new"])
+    assert project.scalar(DIFFERING) == 0
+    migrate.downgrade(project.settings(), "r0b", yes=True)
+    assert column_state(project, "ocr_text") == original
+    assert column_state(project, "extracted_text") == ()

@@ -229,19 +229,24 @@ def _column_extras(rt: Runtime, e: ec.Expansion) -> _Extras:
     return _Extras(default, bool(not_null), comment, [n for n, _ in ec.indexes_on(rt, e)])
 
 
-def _restore_extras(rt: Runtime, e: ec.Expansion, keep: _Extras) -> None:
-    column = ident(e.source)
+def _restore_extras(rt: Runtime, e: ec.Expansion, keep: _Extras, *,
+                    column_name: str | None = None, indexes: bool = True) -> None:
+    """Give ``column_name`` (default: ``e.source``) the default, comment and NOT NULL
+    of ``keep``; with ``indexes``, rename the expand's index copies to the old names."""
+    name = column_name or e.source
+    column = ident(name)
     if keep.default is not None:
         rt.locking(f"ALTER TABLE {e.sql_table} ALTER COLUMN {column} SET DEFAULT "
                    f"{keep.default}")
     if keep.comment is not None:
         text = keep.comment.replace("'", "''")
         rt.execute(f"COMMENT ON COLUMN {e.sql_table}.{column} IS '{text}'")
-    ec.rename_index_copies(rt, e, keep.indexes)
+    if indexes:
+        ec.rename_index_copies(rt, e, keep.indexes)
     if keep.not_null:
         from umbau.ops.constraints import set_not_null
 
-        set_not_null(e.table.name, e.source, schema=e.table.schema)
+        set_not_null(e.table.name, name, schema=e.table.schema)
 
 
 def revert_change_type(table_name: str, column_name: str, existing_type: Any, *,
@@ -320,16 +325,32 @@ def rename_column(table_name: str, old: str, new: str, *, type_: Any = None,
     written (the old version writes ``old``, the new one ``new``), and a backfill of
     ``new`` (``backfill="defer"``: left to ``umbau backfill run``, see
     :func:`rename_backfill`). :func:`contract_rename_column` finishes it."""
+    rt = Runtime(op)
     e = _rename_expansion(table_name, old, new, type_, schema)
-    ec.expand(Runtime(op), e, run_backfill=_backfill_mode(backfill))
+    ec.expand(rt, e, run_backfill=_backfill_mode(backfill))
+    # the contract drops ``old`` and its indexes: copies on ``new`` are built now,
+    # concurrently, and take the original names then
+    ec.copy_indexes(rt, e)
 
 
 def contract_rename_column(table_name: str, old: str, new: str, *,
                            schema: str | None = None) -> None:
     """The contract of :func:`rename_column` (a post-deploy revision): refuses
     (OpsRefused) unless the backfill finished and verified and every row has
-    ``new = old``; then drops the trigger and ``old``."""
-    ec.contract(Runtime(op), _rename_expansion(table_name, old, new, None, schema))
+    ``new = old``; then drops the trigger and ``old``, and gives ``new`` what ``old`` had:
+    its default, NOT NULL (through :func:`umbau.ops.set_not_null`, no scan under ACCESS
+    EXCLUSIVE), comment, and its indexes (the copies the expand built take their names).
+    Constraints on ``old`` (unique, check, foreign keys) are not carried over: add them on
+    ``new`` in the expand revision (e.g. ``ops.add_foreign_key``)."""
+    rt = Runtime(op)
+    e = _rename_expansion(table_name, old, new, None, schema)
+    keep = None if rt.offline else _column_extras(rt, e)
+    if not ec.contract(rt, e):
+        return  # an earlier run did it
+    if keep is not None:
+        _restore_extras(rt, e, keep, column_name=e.target)
+    else:
+        rt.comment(f"{new} takes {old}'s default, NOT NULL, comment and index names")
 
 
 def revert_rename_column(table_name: str, old: str, new: str, *,
@@ -342,10 +363,31 @@ def revert_rename_column(table_name: str, old: str, new: str, *,
 def revert_contract_rename_column(table_name: str, old: str, new: str, *, type_: Any = None,
                                   schema: str | None = None) -> None:
     """The downgrade of :func:`contract_rename_column`: the expand again, the other way
-    round (``old`` comes back, filled from ``new`` by a backfill, with the trigger)."""
+    round (``old`` comes back, filled from ``new`` by a backfill, with the trigger), and
+    the expanded state's column attributes: ``old`` gets ``new``'s default, NOT NULL,
+    comment and index names; ``new`` keeps copies of the indexes (``<index>_umbau_new``),
+    no default (an old version's INSERT would send it, and the trigger would prefer it
+    over the value written to ``old``) and may hold NULL."""
+    rt = Runtime(op)
     forward = _rename_expansion(table_name, old, new, type_, schema)
     back = ec.Expansion(forward.table, new, old, forward.target_type)
-    ec.reexpand(Runtime(op), forward, back)
+    keep = None if rt.offline else _column_extras(rt, back)
+    ec.reexpand(rt, forward, back)
+    if keep is None:
+        rt.comment(f"{old} takes {new}'s default, NOT NULL, comment and index names")
+        return
+    _restore_extras(rt, back, keep, column_name=old, indexes=False)
+    table, column = forward.sql_table, ident(new)
+    if keep.default is not None:
+        rt.locking(f"ALTER TABLE {table} ALTER COLUMN {column} DROP DEFAULT")
+    if keep.not_null:
+        rt.locking(f"ALTER TABLE {table} ALTER COLUMN {column} DROP NOT NULL")
+    if keep.comment is not None:
+        rt.execute(f"COMMENT ON COLUMN {table}.{column} IS NULL")
+    for name in keep.indexes:
+        rt.locking(f"ALTER INDEX {qualified(QualifiedName(forward.table.schema, name))} "
+                   f"RENAME TO {ident(derived(name, 'umbau_new'))}")
+    ec.copy_indexes(rt, back, names=keep.indexes)
 
 
 def rename_backfill(table_name: str, old: str, new: str, *, schema: str | None = None) -> Any:
