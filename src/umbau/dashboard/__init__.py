@@ -6,6 +6,6 @@ Needs the ``dashboard`` extra (Starlette and uvicorn): ``pip install 'umbau[dash
 
 from __future__ import annotations
 
-from umbau.dashboard.serve import DashboardOptions, check_bind, serve
+from umbau.dashboard.serve import DashboardOptions, DashboardRun, check_bind, serve
 
-__all__ = ["DashboardOptions", "check_bind", "serve"]
+__all__ = ["DashboardOptions", "DashboardRun", "check_bind", "serve"]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -58,11 +60,25 @@ def check_port(options: DashboardOptions) -> None:
                              f"({exc.strerror}): choose another --port or --host") from exc
 
 
+@dataclass(frozen=True)
+class DashboardRun:
+    """A finished ``umbau dashboard``: where it served and what stopped it
+    (``"SIGTERM"`` or ``"SIGINT"``)."""
+
+    url: str
+    stopped_by: str | None
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {"url": self.url, "stopped_by": self.stopped_by}
+
+
 def serve(settings: Settings, options: DashboardOptions,
-          on_ready: Callable[[str], None] | None = None) -> None:
-    """Serve the dashboard until interrupted (blocks); ``on_ready`` gets its URL once the
-    address is known to be free. Raises UsageError for a bad bind or a port in use,
-    :class:`~umbau.errors.UmbauError` when the ``dashboard`` extra is missing."""
+          on_ready: Callable[[str], None] | None = None) -> DashboardRun:
+    """Serve the dashboard until SIGINT or SIGTERM (blocks); ``on_ready`` gets its URL
+    once the address is known to be free. Either signal is a normal stop: uvicorn
+    finishes the requests in flight, and this returns. Raises UsageError for a bad
+    bind or a port in use, :class:`~umbau.errors.UmbauError` when the ``dashboard``
+    extra is missing."""
     check_bind(options)
     check_port(options)
     try:
@@ -73,6 +89,15 @@ def serve(settings: Settings, options: DashboardOptions,
         raise UmbauError("the dashboard needs Starlette and uvicorn: "
                          "pip install 'umbau[dashboard]'") from exc
     app = create_app(settings, token=options.token)
+    url = f"http://{options.host}:{options.port}/"
     if on_ready is not None:
-        on_ready(f"http://{options.host}:{options.port}/")
-    uvicorn.run(app, host=options.host, port=options.port, log_level="warning")
+        on_ready(url)
+    server = uvicorn.Server(uvicorn.Config(app, host=options.host, port=options.port,
+                                           log_level="warning"))
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then raises the signal again for
+    # the handler it found (the CLI's, which turns it into an interrupt)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    captured = getattr(server, "_captured_signals", [])
+    names = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
+    return DashboardRun(url, names.get(captured[-1]) if captured else None)
