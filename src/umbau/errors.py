@@ -50,7 +50,10 @@
     ├── IndexBuildFailed               31  a concurrent index stayed invalid after its rebuilds
     ├── FleetFailed                    32  fleet targets failed, a canary failed, budget spent
     ├── FleetStopped                   33  a fleet run stopped by SIGTERM/SIGINT; rerun resumes
-    └── PayloadError                   34  a payload chain or document umbau cannot walk
+    ├── PayloadError                   34  a payload chain or document umbau cannot walk
+    ├── EnvFileError                   39  release env step: missing file or required key, bad file
+    ├── CacheError                     40  release cache step: Redis unreachable, redis missing
+    └── HealthCheckFailed              40  release health step: no expected status by the deadline
 
     KeyboardInterrupt (not an UmbauError: it unwinds like Ctrl-C, through every cleanup)
     └── Terminated                    143  SIGTERM during backup, restore, copy or verify
@@ -96,6 +99,8 @@ EXIT_INDEX_BUILD = 31
 EXIT_FLEET_FAILED = 32
 EXIT_FLEET_STOPPED = 33
 EXIT_PAYLOAD = 34
+EXIT_ENV_FILE = 39
+EXIT_RELEASE_SERVICE = 40  # the release's cache and health steps
 EXIT_TERMINATED = 143  # 128 + SIGTERM, as shells report it
 
 
@@ -422,3 +427,32 @@ class FleetBusy(LockWaitExceeded):
     def __init__(self, message: str, run_id: str) -> None:
         super().__init__(message)
         self.run_id = run_id
+
+
+class EnvFileError(UmbauError):
+    """A release env step (``umbau.release.envfile``) refused: the env file is missing or
+    unreadable, a required key is missing, a rename would overwrite another value, or a
+    quote is never closed. Raised before anything is written."""
+
+    exit_code = EXIT_ENV_FILE
+
+
+class CacheError(UmbauError):
+    """A release cache step (``umbau.release.cache``) failed: Redis cannot be reached or
+    answered with an error, the URL is malformed, or the ``redis`` package is missing."""
+
+    exit_code = EXIT_RELEASE_SERVICE
+
+
+class HealthCheckFailed(UmbauError):
+    """A release health step (``umbau.release.health``) saw no expected status before its
+    deadline; the message names the last status or connection error."""
+
+    exit_code = EXIT_RELEASE_SERVICE
+
+    def __init__(self, message: str, status: int | None = None, attempts: int = 0,
+                 error: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.attempts = attempts
+        self.error = error
