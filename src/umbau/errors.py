@@ -54,7 +54,10 @@
     ├── ReleaseFailed                  35  a release step failed; the release was rolled back
     ├── ReleaseRollbackFailed          36  a release step failed and its rollback failed too
     ├── ReleasePlanError               37  a release plan that cannot be read or run as written
-    └── ReleaseBusy                    38  another operator is running a release on the database
+    ├── ReleaseBusy                    38  another operator is running a release on the database
+    ├── EnvFileError                   39  release env step: missing file or required key, bad file
+    ├── CacheError                     40  release cache step: Redis unreachable, redis missing
+    └── HealthCheckFailed              40  release health step: no expected status by the deadline
 
     KeyboardInterrupt (not an UmbauError: it unwinds like Ctrl-C, through every cleanup)
     └── Terminated                    143  SIGTERM during backup, restore, copy or verify
@@ -104,6 +107,8 @@ EXIT_RELEASE_FAILED = 35
 EXIT_RELEASE_ROLLBACK_FAILED = 36
 EXIT_RELEASE_PLAN = 37
 EXIT_RELEASE_BUSY = 38
+EXIT_ENV_FILE = 39
+EXIT_RELEASE_SERVICE = 40  # the release's cache and health steps
 EXIT_TERMINATED = 143  # 128 + SIGTERM, as shells report it
 
 
@@ -476,3 +481,30 @@ class ReleaseBusy(UmbauError):
     def __init__(self, message: str, holder: str) -> None:
         super().__init__(message)
         self.holder = holder
+class EnvFileError(UmbauError):
+    """A release env step (``umbau.release.envfile``) refused: the env file is missing or
+    unreadable, a required key is missing, a rename would overwrite another value, or a
+    quote is never closed. Raised before anything is written."""
+
+    exit_code = EXIT_ENV_FILE
+
+
+class CacheError(UmbauError):
+    """A release cache step (``umbau.release.cache``) failed: Redis cannot be reached or
+    answered with an error, the URL is malformed, or the ``redis`` package is missing."""
+
+    exit_code = EXIT_RELEASE_SERVICE
+
+
+class HealthCheckFailed(UmbauError):
+    """A release health step (``umbau.release.health``) saw no expected status before its
+    deadline; the message names the last status or connection error."""
+
+    exit_code = EXIT_RELEASE_SERVICE
+
+    def __init__(self, message: str, status: int | None = None, attempts: int = 0,
+                 error: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.attempts = attempts
+        self.error = error
