@@ -95,7 +95,7 @@ def test_a_rollback_that_fails_is_exit_36_naming_what_is_left(
                .replace("grep -q ENABLE_WEBHOOKS .env", "exit 4"))
     assert cli(folder, database_url, "release", "run", "1.1.0") == 36
     err = capsys.readouterr().err
-    line = [e for e in err.splitlines() if e.startswith("umbau: error:")][0]
+    line = next(e for e in err.splitlines() if e.startswith("umbau: error:"))
     assert "the rollback did not finish: stop services (command)" in line
     assert "exited 1: cannot start" in line and "fix these by hand" in line
     outcomes = dict((name, outcome) for name, _, outcome in release_rows(database_url))

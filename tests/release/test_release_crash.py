@@ -150,6 +150,45 @@ def test_two_operators_never_both_run(tmp_path: Path, database_url: str) -> None
         run_release(settings(folder, database_url), "1.1.0", assume_yes=True)
     assert caught.value.exit_code == 38
     assert f"pid {proc.pid}" in str(caught.value) and "sleepy" in str(caught.value)
-    out, err = proc.communicate(timeout=60)
+    _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert (folder / "steps.log").read_text() == "first\nsleepy\nlast\n"
+
+
+def test_kill_9_during_the_rollback_then_the_rerun_finishes_it(tmp_path: Path,
+                                                              database_url: str) -> None:
+    from umbau.errors import ReleaseFailed
+
+    folder = release_project(tmp_path, database_url)
+    write_plan(folder, """
+STEP
+kind = "command"
+name = "a"
+run = "echo a >> steps.log"
+undo = "echo undo-a >> steps.log; if [ ! -f resumed ]; then sleep 60; fi"
+STEP
+kind = "migrate"
+STEP
+kind = "command"
+name = "b"
+run = "echo b >> steps.log"
+undo = "echo undo-b >> steps.log"
+STEP
+kind = "smoke"
+run = "exit 1"
+""")
+    proc = umbau(folder, database_url, "release", "run", "1.1.0")
+    log = folder / "steps.log"
+    wait_for(lambda: log.exists() and "undo-a" in log.read_text(), "the undo of a")
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+    assert release_status(settings(folder, database_url)).runs[0]["state"] == "rolling back"
+    (folder / "resumed").touch()
+    with pytest.raises(ReleaseFailed, match="step 'smoke'"):
+        run_release(settings(folder, database_url), "1.1.0")
+    assert log.read_text() == "a\nb\nundo-b\nundo-a\nundo-a\n"
+    assert [r[2] for r in release_rows(database_url)] == ["undone"] * 3 + ["failed"]
+    with connect(database_url) as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "r1"
+    # rolled back: the next run is a new one
+    assert release_status(settings(folder, database_url)).runs[0]["state"] == "rolled back"

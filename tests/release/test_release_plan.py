@@ -98,10 +98,10 @@ def test_bad_plans_are_one_line_naming_file_version_and_step(tmp_path: Path, tex
 
 
 def test_missing_version_and_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(ReleasePlanError, match="no release plan: write .*releases.toml"):
+    with pytest.raises(ReleasePlanError, match=r"no release plan: write .*releases.toml"):
         load_plan(settings(tmp_path), "1.1.0")
     (tmp_path / "releases.toml").write_text(GOOD)
     with pytest.raises(ReleasePlanError, match=r"no release '9.9' \(known: 1.1.0\)"):
         load_plan(settings(tmp_path), "9.9")
-    with pytest.raises(ReleasePlanError, match="plan file .*nope.toml does not exist"):
+    with pytest.raises(ReleasePlanError, match=r"plan file .*nope.toml does not exist"):
         load_plan(settings(tmp_path), "1.1.0", tmp_path / "nope.toml")

@@ -24,7 +24,7 @@ REDIS = "redis://127.0.0.1:6379/0"
 
 
 class _Health(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         self.send_response(200 if self.path == "/health" else 404)
         self.end_headers()
         self.wfile.write(b"ok")
