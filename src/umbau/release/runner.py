@@ -455,8 +455,9 @@ class _Run:
         if first.detail.get("fingerprint") != self.plan.fingerprint:
             raise ReleasePlanError(
                 f"{self.plan.source}: release {self.plan.version}: the plan changed since "
-                f"run {self.run_id} began (its steps were {first.detail.get('steps_total')}"
-                f"): put the plan back as it was to resume, or roll back by hand")
+                f"the interrupted run {self.run_id} began (fingerprint "
+                f"{first.detail.get('fingerprint')}, now {self.plan.fingerprint}): put the "
+                "plan back as it was to resume it (`umbau release history` shows its steps)")
         self.context = RunContext(first.detail["fingerprint"], first.detail["steps_total"],
                                   first.detail["rollback"], list(first.detail["before"]),
                                   list(first.detail.get("pending", [])))
