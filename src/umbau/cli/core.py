@@ -73,11 +73,14 @@ def new(state: State, message: str, autogenerate: bool, head: str, rev_id: str |
         render.line(f"created {result.revision}: {result.path}")
 
 
-@cli.command("config")
+@cli.group("config", invoke_without_command=True)
 @FORMAT
 @pass_state
-def config_cmd(state: State, fmt: str) -> None:
+@click.pass_context
+def config_cmd(ctx: click.Context, state: State, fmt: str) -> None:
     """Print the effective settings and where each came from."""
+    if ctx.invoked_subcommand is not None:
+        return
     from umbau.commands.config import show_config
 
     result = show_config(state.settings)
@@ -85,6 +88,30 @@ def config_cmd(state: State, fmt: str) -> None:
         return
     render.line(f"settings file: {result.settings_file or '(none found)'}")
     render.table(None, ["key", "value", "source"], [list(r) for r in result.rows])
+
+
+@config_cmd.command("migrate-env")
+@click.argument("env_file", type=click.Path(path_type=Path))
+@click.option("--release", "version", required=True, help="The release whose env step to run.")
+@click.option("--plan", "plan_file", type=click.Path(path_type=Path),
+              help="A releases.toml to read (default: beside the settings file).")
+@click.option("--dry-run", is_flag=True, help="Show the changes; write nothing.")
+@FORMAT
+@pass_state
+def migrate_env_cmd(state: State, env_file: Path, version: str, plan_file: Path | None,
+                    dry_run: bool, fmt: str) -> None:
+    """Rename, remove and add keys in ENV_FILE as release VERSION's env step does."""
+    from umbau.release import migrate_env_for_release
+
+    result = migrate_env_for_release(state.settings, env_file, version, plan_file=plan_file,
+                                     dry_run=dry_run)
+    if _emit(fmt, result):
+        return
+    for change in result.changes:
+        render.line(change)
+    what = "would change" if dry_run else ("changed" if result.changed else "already as asked")
+    kept = f"; the old file is kept as {result.backup_path}" if result.backup_path else ""
+    render.line(f"{env_file}: {what}{kept}")
 
 
 def _render_status(result: Any) -> None:
