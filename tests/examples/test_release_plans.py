@@ -20,7 +20,7 @@ import psycopg
 import pytest
 from example_support import EXAMPLES, Example, example_module
 
-from umbau.errors import ReleaseFailed
+from umbau.errors import EnvFileError, ReleaseFailed
 from umbau.release import run_release
 
 redis = pytest.importorskip("redis")
@@ -172,3 +172,17 @@ def test_the_plans_name_the_example_revisions() -> None:
             ids.add(found[1])
         targets = set(re.findall(r'^target = "(\w+)"', text, re.M)) - {"head"}
         assert targets and targets <= ids, (name, targets - ids)
+
+
+def test_ablage_refuses_an_env_file_without_a_required_key(ablage_release: Release) -> None:
+    env = ablage_release.work / ".env"
+    env.write_text(re.sub(r"(?m)^SECRET_KEY=.*\n", "", env.read_text()))
+    text = env.read_bytes()
+    before = fingerprint(ablage_release.example.url)
+    with pytest.raises(EnvFileError, match="SECRET_KEY") as err:
+        ablage_release.run("1.0.0")
+    assert err.value.exit_code == 39
+    assert fingerprint(ablage_release.example.url) == before
+    assert env.read_bytes() == text
+    assert sorted(p.name for p in ablage_release.work.iterdir()) == [
+        ".env", ".run", "release", "releases.toml"]  # no backup taken, no env copy
