@@ -32,9 +32,9 @@ def release_project(folder: Path, url: str, *, r3_down: str = R3_DOWN) -> Path:
                  downgrade='op.drop_table("orders")')
     add_revision(folder, "r2", "r1", upgrade=R2_UP, downgrade=R2_DOWN)
     add_revision(folder, "r3", "r2", upgrade=R3_UP, downgrade=r3_down)
-    toml = folder / "umbau.toml"
-    toml.write_text(toml.read_text() + '\n[backup]\ndir = "backups"\n' if toml.exists()
-                    else '[backup]\ndir = "backups"\n', encoding="utf-8")
+    toml = folder / "umbau.toml"  # written by `umbau init`: the [tool.umbau] table
+    toml.write_text(toml.read_text() + '\n[tool.umbau.backup]\ndir = "backups"\n',
+                    encoding="utf-8")
     migrate.upgrade(settings(folder, url), "r1", backup="never")
     with connect(url) as conn:
         conn.execute(text("INSERT INTO orders (id, amount) SELECT g, g * 10 "

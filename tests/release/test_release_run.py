@@ -122,3 +122,30 @@ def test_no_backup_and_an_irreversible_revision_is_refused_before_anything(
     assert not (folder / "services.log").exists()
     with connect(database_url) as conn:
         assert conn.execute(text("SELECT count(*) FROM umbau_releases")).scalar() == 0
+
+
+def test_preflight_refuses_without_disk_for_the_backup(tmp_path: Path,
+                                                       database_url: str) -> None:
+    folder = release_project(tmp_path, database_url)
+    (folder / "umbau.toml").write_text((folder / "umbau.toml").read_text()
+                                       + 'space_margin = "1000000TB"\n')
+    write_plan(folder, BASIC)
+    before = snapshot(database_url, folder)
+    with pytest.raises(ReleaseFailed, match="not enough free disk for the backup"):
+        run_release(settings(folder, database_url), "1.1.0")
+    assert snapshot(database_url, folder) == before
+    assert release_rows(database_url) == [("preflight", "preflight", "failed")]
+    assert not (folder / "backups").exists()
+
+
+def test_dry_run_and_unset_variables(tmp_path: Path, database_url: str) -> None:
+    folder = release_project(tmp_path, database_url)
+    write_plan(folder, BASIC + 'STEP\nkind = "health"\nurl = "http://${APP_HOST}/health"\n')
+    with pytest.raises(ReleasePlanError, match=r"\$\{APP_HOST\} is not set"):
+        run_release(settings(folder, database_url), "1.1.0", dry_run=True)
+    result = run_release(settings(folder, database_url), "1.1.0", dry_run=True,
+                         environ={"APP_HOST": "127.0.0.1:1"})
+    assert result.outcome == "dry run" and result.rollback_method == "downgrade"
+    assert [s.outcome for s in result.steps] == ["planned"] * 6
+    with connect(database_url) as conn:
+        assert conn.execute(text("SELECT to_regclass('umbau_releases')")).scalar() is None

@@ -389,9 +389,12 @@ class _Run:
         done: dict[str, Any] = {}
         for name in step.options["names"]:
             if ":" in name:
+                # a fresh step starts the backfill afresh (a rolled-back release left it
+                # recorded as done); a step run again after a crash resumes its checkpoint
                 result = run_backfill(self.settings, load_backfill(name, self.settings.root),
                                       workers=int(step.options.get("workers", 1)),
-                                      source=name, on_event=self.on_event)
+                                      source=name, on_event=self.on_event,
+                                      restart="rerun_of" not in row.detail)
                 if result.status != "done":
                     raise StepFailed(f"step {step.name!r}: backfill {result.name} is "
                                      f"{result.status}: resume it (umbau backfill resume)")
