@@ -107,6 +107,14 @@ def test_the_ablage_changes(tmp_path: Path) -> None:
     assert result.backup_path.read_text() == ABLAGE_09
 
 
+def test_default_backups_never_overwrite_each_other(tmp_path: Path) -> None:
+    path = write(tmp_path, "A=1\nC=3\n")
+    first = migrate_env(path, rename={"A": "B"}).backup_path
+    second = migrate_env(path, rename={"C": "D"}).backup_path
+    assert first is not None and second is not None and first != second
+    assert first.read_text() == "A=1\nC=3\n" and second.read_text() == "B=1\nC=3\n"
+
+
 def test_a_second_run_is_the_first_one(tmp_path: Path) -> None:
     path = write(tmp_path, ABLAGE_09)
     kwargs = dict(rename={"OCR_ENGINE": "OCR_BACKEND"}, remove=["LEGACY_MODE"],
@@ -222,6 +230,13 @@ def test_dry_run_writes_nothing(tmp_path: Path) -> None:
     assert planned.changes == result.changes
 
 
+def test_a_byte_order_mark_stays_and_does_not_hide_the_first_key(tmp_path: Path) -> None:
+    path = tmp_path / ".env"
+    path.write_bytes("\ufeffETSY_SHOP_ID=1\nB=2\n".encode())
+    migrate_env(path, rename={"ETSY_SHOP_ID": "ETSY_DEFAULT_SHOP_ID"})
+    assert path.read_bytes() == "\ufeffETSY_DEFAULT_SHOP_ID=1\nB=2\n".encode()
+
+
 def test_crlf_files_stay_crlf_and_symlinks_stay_links(tmp_path: Path) -> None:
     real = tmp_path / "shared.env"
     real.write_bytes(b"A=1\r\nB=2\r\n")
@@ -255,3 +270,22 @@ def test_any_value_survives_add_and_rename(tmp_path: Path, value: str, other: st
     (tmp_path / "prop.bak").unlink()
     for leftover in tmp_path.glob("prop.env.umbau-*.bak"):
         leftover.unlink()
+
+
+LINES = st.lists(st.one_of(
+    st.sampled_from(["", "# comment", "export A=1", "B = 'x # y'", 'C="a\\"b"  # c', "D",
+                     "  E=spaced value # note", "F=\r", 'G="multi', "line\"", "=bad"]),
+    st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)),
+            max_size=30)), max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines=LINES)
+def test_parsing_any_text_gives_it_back_or_names_the_line(lines: list[str]) -> None:
+    text = "\n".join(lines)
+    try:
+        entries = parse_env(text)
+    except EnvFileError as exc:
+        assert "is never closed" in str(exc) and ", line " in str(exc)
+        return
+    assert "".join(e.raw for e in entries) == text

@@ -85,9 +85,9 @@ def test_passes_at_once(serve: Callable[..., Service]) -> None:
 
 
 def test_waits_for_a_service_that_starts_slowly(serve: Callable[..., Service]) -> None:
-    """Nothing listens for the first 0.8 s (connection refused), then 503 twice, then 200."""
+    """Nothing listens for the first 1.5 s (connection refused), then 503 twice, then 200."""
     port = free_port()
-    timer = threading.Timer(0.8, lambda: serve(
+    timer = threading.Timer(1.5, lambda: serve(
         lambda n: (503 if n <= 2 else 200, "{}", 0), port))
     timer.start()
     events: list[Event] = []
@@ -100,7 +100,7 @@ def test_waits_for_a_service_that_starts_slowly(serve: Callable[..., Service]) -
     said = [e.message or "" for e in events]
     assert any("refused" in s.lower() for s in said)
     assert sum("status 503" in s for s in said) == 2
-    assert 0.8 <= result.seconds < 15
+    assert 1.5 <= result.seconds < 15
 
 
 def test_wrong_status_until_the_deadline(serve: Callable[..., Service]) -> None:
@@ -108,7 +108,7 @@ def test_wrong_status_until_the_deadline(serve: Callable[..., Service]) -> None:
     clock = time.monotonic()
     with pytest.raises(HealthCheckFailed, match=r"status 500 after \d+ attempt") as err:
         check_health(url_of(service), interval=0.3, deadline=1.2)
-    assert 1.2 <= time.monotonic() - clock < 3
+    assert 1.2 <= time.monotonic() - clock < 6
     assert err.value.exit_code == 40 and err.value.status == 500
     assert err.value.attempts == service.requests >= 3
 
@@ -128,11 +128,11 @@ def test_refused(serve: Callable[..., Service]) -> None:
 
 
 def test_an_answer_slower_than_the_timeout(serve: Callable[..., Service]) -> None:
-    service = serve(lambda n: (200, "{}", 1.5))
+    service = serve(lambda n: (200, "{}", 3.0))
     clock = time.monotonic()
     with pytest.raises(HealthCheckFailed, match=r"timed out|no answer within"):
         check_health(url_of(service), timeout=0.3, interval=0.1, deadline=0.8)
-    assert time.monotonic() - clock < 1.5  # an attempt does not run past the deadline
+    assert time.monotonic() - clock < 2.5  # an attempt does not run past the deadline
 
 
 @pytest.mark.parametrize("url", ["ftp://host/health", "localhost:8000/health", ""])

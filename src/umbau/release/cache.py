@@ -53,7 +53,7 @@ def clear_cache(url: str, patterns: Sequence[str], *, batch: int = 500,
     ``batch``: keys per SCAN round trip (its COUNT hint) and per UNLINK, at least 1.
     ``flushall``: run ``FLUSHALL`` instead (every database of the server; ``patterns``
     may then be empty). ``on_event`` receives a ``cache_clear`` event after each deleted
-    batch (``message``: the pattern, ``done``: keys deleted so far, ``unit``: keys).
+    batch (``message``: ``cache <pattern>``, ``done``: keys deleted so far, ``unit``: keys).
 
     Raises CacheError (exit 40) when the ``redis`` package is missing, the URL is
     malformed, there is nothing to match (no patterns, no flushall), or the server cannot

@@ -37,7 +37,7 @@ __all__ = ["EnvFileError", "EnvMigration", "format_value", "migrate_env", "parse
 
 KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
 _ASSIGN = re.compile(
-    r"(?P<lead>[ \t]*)(?P<export>export[ \t]+)?(?P<key>[A-Za-z_][A-Za-z0-9_.\-]*)"
+    r"(?P<lead>\ufeff?[ \t]*)(?P<export>export[ \t]+)?(?P<key>[A-Za-z_][A-Za-z0-9_.\-]*)"
     r"[ \t]*=[ \t]*")
 # an unquoted value ends at the line's end or at whitespace followed by '#'
 _UNQUOTED_END = re.compile(r"[ \t]+#|$")
@@ -231,8 +231,12 @@ def migrate_env(path: Path, *, rename: Mapping[str, str] | None = None,
     migration, text = _apply(path, dict(rename or {}), list(remove), dict(add or {}),
                              list(require))
     target = _real(path)
-    default_backup = path.with_name(
-        f"{path.name}.umbau-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.bak")
+    stamp = time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())
+    default_backup = path.with_name(f"{path.name}.umbau-{stamp}.bak")
+    number = 1
+    while default_backup.exists():  # two runs in one second: never overwrite a backup
+        number += 1
+        default_backup = path.with_name(f"{path.name}.umbau-{stamp}-{number}.bak")
     migration.dry_run = dry_run
     if dry_run:
         migration.backup_path = backup_path or (default_backup if migration.changed else None)
