@@ -13,7 +13,7 @@ from helpers import add_revision
 from release_support import release_project, release_rows, settings, umbau, write_plan
 from sqlalchemy import text
 
-from umbau.errors import ConfirmationRequired, ReleaseBusy
+from umbau.errors import ConfirmationRequired, ReleaseBusy, ReleasePlanError
 from umbau.postgres.connect import connect
 from umbau.release import release_status, run_release
 
@@ -78,6 +78,13 @@ def test_kill_9_in_a_command_step_then_rerun(tmp_path: Path, database_url: str) 
     # a command is not safe to run twice without asking
     with pytest.raises(ConfirmationRequired, match="sleepy"):
         run_release(settings(folder, database_url), "1.1.0")
+    # nor is a plan that changed under the interrupted run
+    plan = folder / "releases.toml"
+    original = plan.read_text()
+    plan.write_text(original.replace("echo last", "echo later"))
+    with pytest.raises(ReleasePlanError, match="the plan changed since the interrupted run"):
+        run_release(settings(folder, database_url), "1.1.0", assume_yes=True)
+    plan.write_text(original)
     asked: list[str] = []
     (folder / "resumed").touch()
     result = run_release(settings(folder, database_url), "1.1.0",

@@ -198,3 +198,21 @@ def test_a_missing_required_env_key_stops_before_anything_changes(
     assert snapshot(database_url, folder) == before
     assert release_rows(database_url) == []
     assert not (folder / "backups").exists()
+
+
+def test_a_backfill_by_name_is_waited_for(tmp_path: Path, database_url: str) -> None:
+    """A bare name: a backfill someone else runs (a revision, a worker); unknown: fails."""
+    from umbau.backfill import load_backfill, run_backfill
+    from umbau.commands import migrate
+
+    folder = shop_project(tmp_path, database_url)
+    migrate.upgrade(settings(folder, database_url), "r2", backup="never")
+    run_backfill(settings(folder, database_url),
+                 load_backfill("shopapp:orders_total", folder))
+    write_plan(folder, 'STEP\nkind = "backfill"\nnames = ["orders_total"]\n')
+    result = run_release(settings(folder, database_url), "1.1.0")
+    assert result.steps[0].detail["backfills"] == {"orders_total": {"status": "done"}}
+    write_plan(folder, 'STEP\nkind = "backfill"\nnames = ["nobody_runs_this"]\n',
+               version="1.2.0")
+    with pytest.raises(ReleaseFailed, match="no backfill named 'nobody_runs_this'"):
+        run_release(settings(folder, database_url), "1.2.0")
