@@ -178,6 +178,9 @@ def _undo_text(step: Step, rollback: str) -> str | None:
     if step.kind == "migrate":
         if rollback.startswith("restore"):
             return "the pre-release backup restored"
+        if rollback.startswith("auto"):
+            return ("downgrade to the revision before the release (or the pre-release "
+                    "backup restored, when a pending revision has no downgrade)")
         return "downgrade to the revision before the release"
     if step.kind == "health":
         return "checked again after the rollback"
