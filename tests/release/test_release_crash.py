@@ -68,7 +68,7 @@ def test_kill_9_in_a_command_step_then_rerun(tmp_path: Path, database_url: str) 
     proc = umbau(folder, database_url, "release", "run", "1.1.0")
     wait_for(lambda: (folder / "sleepy.pid").exists() and running_step(database_url)
              == "sleepy", "the sleepy step")
-    wait_for(lambda: (folder / "sleepy.pid").read_text().strip() != "", "the pid")
+    wait_for(lambda: (folder / "sleepy.pid").read_text().strip().isdigit(), "the pid")
     pgid = int((folder / "sleepy.pid").read_text())
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=30)
@@ -199,3 +199,24 @@ run = "exit 1"
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "r1"
     # rolled back: the next run is a new one
     assert release_status(settings(folder, database_url)).runs[0]["state"] == "rolled back"
+
+
+def test_sigterm_stops_the_step_and_the_rerun_resumes(tmp_path: Path, database_url: str) -> None:
+    folder = release_project(tmp_path, database_url)
+    write_plan(folder, SLEEPY)
+    proc = umbau(folder, database_url, "release", "run", "1.1.0")
+    pid_file = folder / "sleepy.pid"
+    wait_for(lambda: running_step(database_url) == "sleepy" and pid_file.exists()
+             and pid_file.read_text().strip().isdigit(), "the sleepy step")
+    pgid = int((folder / "sleepy.pid").read_text())
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143, err
+    assert "terminated (SIGTERM)" in err
+    wait_for(lambda: gone(pgid), "the command's process group", 10)
+    assert release_status(settings(folder, database_url)).runs[0]["state"] == "interrupted"
+    (folder / "resumed").touch()
+    proc = umbau(folder, database_url, "release", "run", "1.1.0", "--yes")
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert (folder / "steps.log").read_text() == "first\nsleepy\nsleepy\nlast\n"
