@@ -81,10 +81,12 @@ def release_rows(url: str) -> list[tuple[str, str, str]]:
             "SELECT step_name, kind, outcome FROM umbau_releases ORDER BY id"))]
 
 
-def umbau(folder: Path, url: str, *args: str) -> subprocess.Popen[str]:
+def umbau(folder: Path, url: str, *args: str,
+          environ: dict[str, str] | None = None) -> subprocess.Popen[str]:
     """The real `umbau` in a subprocess (kill -9, concurrency)."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("UMBAU_") and k != "DATABASE_URL"}
+    env.update(environ or {})
     env["UMBAU_DATABASE_URL"] = url
     return subprocess.Popen([sys.executable, "-m", "umbau", *args], cwd=folder, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 import redis
-from release_support import release_project, release_rows, settings, snapshot, write_plan
+from release_support import (
+    release_project,
+    release_rows,
+    settings,
+    snapshot,
+    umbau,
+    write_plan,
+)
 from sqlalchemy import text
 
 from umbau.errors import EnvFileError, ReleaseFailed
@@ -216,3 +223,48 @@ def test_a_backfill_by_name_is_waited_for(tmp_path: Path, database_url: str) -> 
                version="1.2.0")
     with pytest.raises(ReleaseFailed, match="no backfill named 'nobody_runs_this'"):
         run_release(settings(folder, database_url), "1.2.0")
+
+
+PAUSE = ('kind = "command"\nname = "pause"\n'
+         'run = "echo $$ > pause.pid; if [ ! -f resumed ]; then sleep 60; fi"\n')
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("after", range(1, 11))
+def test_kill_9_after_any_step_then_no_step_runs_twice(
+        tmp_path: Path, database_url: str, health_url: str, cache_prefix: str,
+        after: int) -> None:
+    import signal
+    import time
+
+    folder = shop_project(tmp_path, database_url)
+    steps = full_plan(health_url).split("STEP\n")
+    write_plan(folder, "STEP\n".join([*steps[:after + 1], PAUSE, *steps[after + 1:]]))
+    proc = umbau(folder, database_url, "release", "run", "1.1.0",
+                 environ=environ(cache_prefix))
+    deadline = time.monotonic() + 120
+    while not (folder / "pause.pid").exists() or not release_rows(database_url) \
+            or release_rows(database_url)[-1] != ("pause", "command", "running"):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the pause step never came"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+    (folder / "resumed").touch()
+    result = run_release(settings(folder, database_url), "1.1.0", assume_yes=True,
+                         environ=environ(cache_prefix))
+    assert result.outcome == "released" and result.resumed
+    rows = release_rows(database_url)
+    names = [name for name, _, _ in rows]
+    assert [n for n in names if n != "pause"] == [n for n in dict.fromkeys(names)
+                                                  if n != "pause"]  # each exactly once
+    assert {outcome for name, _, outcome in rows if name != "pause"} == {"done"}
+    assert [o for n, _, o in rows if n == "pause"] == ["skipped", "done"]
+    if after >= 3:
+        assert (folder / "services.log").read_text() == "stopped\n"
+    env = (folder / ".env").read_text()
+    assert "ETSY_DEFAULT_SHOP_ID=42" in env and env.count("OCR_TIMEOUT_SECONDS") == 1
+    with connect(database_url) as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "r3"
+        assert conn.execute(text("SELECT count(*) FROM orders WHERE total = amount * 2")
+                            ).scalar() == 50
