@@ -149,3 +149,25 @@ def test_dry_run_and_unset_variables(tmp_path: Path, database_url: str) -> None:
     assert [s.outcome for s in result.steps] == ["planned"] * 6
     with connect(database_url) as conn:
         assert conn.execute(text("SELECT to_regclass('umbau_releases')")).scalar() is None
+
+
+def test_umbau_releases_is_not_part_of_the_models(tmp_path: Path, database_url: str) -> None:
+    """Autogenerate after a release: the state table is umbau's, never a drop to write."""
+    from umbau.commands import new
+    from umbau.errors import NoChangesDetected
+
+    folder = release_project(tmp_path, database_url)
+    write_plan(folder, BASIC)
+    run_release(settings(folder, database_url), "1.1.0")
+    (folder / "release_models.py").write_text(
+        "import sqlalchemy as sa\nmetadata = sa.MetaData()\n"
+        "sa.Table('orders', metadata, sa.Column('id', sa.Integer, primary_key=True),\n"
+        "         sa.Column('amount', sa.Integer), sa.Column('total', sa.Integer))\n"
+        "sa.Table('shops', metadata, sa.Column('id', sa.Integer, primary_key=True))\n")
+    env = folder / "migrations" / "env.py"
+    env.write_text(env.read_text().replace(
+        "target_metadata = None",
+        f"import sys\nsys.path.insert(0, {str(folder)!r})\n"
+        "from release_models import metadata as target_metadata"))
+    with pytest.raises(NoChangesDetected):
+        new.new(settings(folder, database_url), "nothing", autogenerate=True)
