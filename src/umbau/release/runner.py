@@ -288,8 +288,13 @@ class _Run:
     # -- the steps ------------------------------------------------------------------------
 
     def _execute(self, step: Step, row: state.ReleaseRow) -> dict[str, Any]:
+        """Run one step; its failures are StepFailed or UmbauError (an OSError, e.g. a
+        folder that vanished or ``sh`` that cannot start, becomes a StepFailed)."""
         handler = getattr(self, f"_step_{step.kind}")
-        result: dict[str, Any] = handler(step, row)
+        try:
+            result: dict[str, Any] = handler(step, row)
+        except OSError as exc:
+            raise StepFailed(f"step {step.name!r}: {exc}") from exc
         return result
 
     def _shell(self, command: str, step: Step, timeout: float | None) -> dict[str, Any]:
