@@ -30,7 +30,9 @@ LEVELS: dict[str, int] = {
     # the zero-downtime helpers for revision files build on backfills (expand/contract)
     "umbau.ops": 25,
     **{f"umbau.{room}": 30 for room in ("testing", "lint", "backup", "backfill",
-                                        "release", "web")},
+                                        "web")},
+    # a release runs the commands in turn: upgrade, downgrade, backup, backfill, the lint gate
+    "umbau.release": 18,
     "umbau.runner": 40,
     "umbau.plan": 41,
     "umbau.retry": 42,

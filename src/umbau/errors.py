@@ -50,7 +50,14 @@
     ├── IndexBuildFailed               31  a concurrent index stayed invalid after its rebuilds
     ├── FleetFailed                    32  fleet targets failed, a canary failed, budget spent
     ├── FleetStopped                   33  a fleet run stopped by SIGTERM/SIGINT; rerun resumes
-    └── PayloadError                   34  a payload chain or document umbau cannot walk
+    ├── PayloadError                   34  a payload chain or document umbau cannot walk
+    ├── ReleaseFailed                  35  a release step failed; the release was rolled back
+    ├── ReleaseRollbackFailed          36  a release step failed and its rollback failed too
+    ├── ReleasePlanError               37  a release plan that cannot be read or run as written
+    ├── ReleaseBusy                    38  another operator is running a release on the database
+    ├── EnvFileError                   39  release env step: missing file or required key, bad file
+    ├── CacheError                     40  release cache step: Redis unreachable, redis missing
+    └── HealthCheckFailed              40  release health step: no expected status by the deadline
 
     KeyboardInterrupt (not an UmbauError: it unwinds like Ctrl-C, through every cleanup)
     └── Terminated                    143  SIGTERM during backup, restore, copy or verify
@@ -96,6 +103,12 @@ EXIT_INDEX_BUILD = 31
 EXIT_FLEET_FAILED = 32
 EXIT_FLEET_STOPPED = 33
 EXIT_PAYLOAD = 34
+EXIT_RELEASE_FAILED = 35
+EXIT_RELEASE_ROLLBACK_FAILED = 36
+EXIT_RELEASE_PLAN = 37
+EXIT_RELEASE_BUSY = 38
+EXIT_ENV_FILE = 39
+EXIT_RELEASE_SERVICE = 40  # the release's cache and health steps
 EXIT_TERMINATED = 143  # 128 + SIGTERM, as shells report it
 
 
@@ -422,3 +435,76 @@ class FleetBusy(LockWaitExceeded):
     def __init__(self, message: str, run_id: str) -> None:
         super().__init__(message)
         self.run_id = run_id
+
+
+class ReleaseFailed(UmbauError):
+    """``umbau release run``: a step failed and every completed step was undone (the
+    database, the env file and the commands' undo are back where the release began)."""
+
+    exit_code = EXIT_RELEASE_FAILED
+
+    def __init__(self, message: str, version: str, step: str, result: object = None) -> None:
+        super().__init__(message)
+        self.version = version
+        self.step = step
+        self.result = result  # the umbau.release.ReleaseResult of the run
+
+
+class ReleaseRollbackFailed(UmbauError):
+    """``umbau release run``: a step failed and undoing the completed steps failed too;
+    ``left`` names what is left as it was after the release's steps."""
+
+    exit_code = EXIT_RELEASE_ROLLBACK_FAILED
+
+    def __init__(self, message: str, version: str, step: str, left: Sequence[str],
+                 result: object = None) -> None:
+        super().__init__(message)
+        self.version = version
+        self.step = step
+        self.left = tuple(left)
+        self.result = result  # the umbau.release.ReleaseResult of the run
+
+
+class ReleasePlanError(UmbauError):
+    """A release plan that cannot be read or run as written: no such version, an unknown
+    key or kind, a bad duration, a plan that changed under a release in progress, or a
+    rollback that is impossible (no backup step and a revision without a downgrade)."""
+
+    exit_code = EXIT_RELEASE_PLAN
+
+
+class ReleaseBusy(UmbauError):
+    """Another ``umbau release run`` holds the release lock on the database."""
+
+    exit_code = EXIT_RELEASE_BUSY
+
+    def __init__(self, message: str, holder: str) -> None:
+        super().__init__(message)
+        self.holder = holder
+class EnvFileError(UmbauError):
+    """A release env step (``umbau.release.envfile``) refused: the env file is missing or
+    unreadable, a required key is missing, a rename would overwrite another value, or a
+    quote is never closed. Raised before anything is written."""
+
+    exit_code = EXIT_ENV_FILE
+
+
+class CacheError(UmbauError):
+    """A release cache step (``umbau.release.cache``) failed: Redis cannot be reached or
+    answered with an error, the URL is malformed, or the ``redis`` package is missing."""
+
+    exit_code = EXIT_RELEASE_SERVICE
+
+
+class HealthCheckFailed(UmbauError):
+    """A release health step (``umbau.release.health``) saw no expected status before its
+    deadline; the message names the last status or connection error."""
+
+    exit_code = EXIT_RELEASE_SERVICE
+
+    def __init__(self, message: str, status: int | None = None, attempts: int = 0,
+                 error: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.attempts = attempts
+        self.error = error

@@ -32,7 +32,7 @@ target_metadata = Base.metadata
 
 # umbau's own bookkeeping tables live in the same database; autogenerate must
 # not offer to drop them.
-UMBAU_TABLES = {"umbau_history", "umbau_backfills", "umbau_backfill_chunks"}
+UMBAU_TABLES = {"umbau_history", "umbau_backfills", "umbau_backfill_chunks", "umbau_releases"}
 
 
 def include_name(name: str | None, type_: str, parent_names: object) -> bool:

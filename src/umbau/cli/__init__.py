@@ -64,6 +64,7 @@ COMMAND_MODULES = {
     "test": "umbau.cli.test",
     "dashboard": "umbau.cli.dashboard",
     "fleet": "umbau.cli.fleet",
+    "release": "umbau.cli.release",
 }
 
 

@@ -73,11 +73,14 @@ def new(state: State, message: str, autogenerate: bool, head: str, rev_id: str |
         render.line(f"created {result.revision}: {result.path}")
 
 
-@cli.command("config")
+@cli.group("config", invoke_without_command=True)
 @FORMAT
 @pass_state
-def config_cmd(state: State, fmt: str) -> None:
+@click.pass_context
+def config_cmd(ctx: click.Context, state: State, fmt: str) -> None:
     """Print the effective settings and where each came from."""
+    if ctx.invoked_subcommand is not None:
+        return
     from umbau.commands.config import show_config
 
     result = show_config(state.settings)
@@ -85,6 +88,30 @@ def config_cmd(state: State, fmt: str) -> None:
         return
     render.line(f"settings file: {result.settings_file or '(none found)'}")
     render.table(None, ["key", "value", "source"], [list(r) for r in result.rows])
+
+
+@config_cmd.command("migrate-env")
+@click.argument("env_file", type=click.Path(path_type=Path))
+@click.option("--release", "version", required=True, help="The release whose env step to run.")
+@click.option("--plan", "plan_file", type=click.Path(path_type=Path),
+              help="A releases.toml to read (default: beside the settings file).")
+@click.option("--dry-run", is_flag=True, help="Show the changes; write nothing.")
+@FORMAT
+@pass_state
+def migrate_env_cmd(state: State, env_file: Path, version: str, plan_file: Path | None,
+                    dry_run: bool, fmt: str) -> None:
+    """Rename, remove and add keys in ENV_FILE as release VERSION's env step does."""
+    from umbau.release import migrate_env_for_release
+
+    result = migrate_env_for_release(state.settings, env_file, version, plan_file=plan_file,
+                                     dry_run=dry_run)
+    if _emit(fmt, result):
+        return
+    for change in result.changes:
+        render.line(change)
+    what = "would change" if dry_run else ("changed" if result.changed else "already as asked")
+    kept = f"; the old file is kept as {result.backup_path}" if result.backup_path else ""
+    render.line(f"{env_file}: {what}{kept}")
 
 
 def _render_status(result: Any) -> None:
@@ -395,17 +422,33 @@ def doctor(state: State, fmt: str) -> int:
 
 @cli.command()
 @click.option("--keep", is_flag=True, help="Leave the server running and print its URL.")
-@click.option("--orders", default=100_000, show_default=True, help="Orders to generate.")
+@click.option("--orders", type=int, help="Orders to generate (default 100,000; with "
+              "--release 10,000).")
 @click.option("--folder", type=click.Path(path_type=Path),
               help="Where the embedded server keeps its data (default .umbau/demo).")
+@click.option("--release", "release", is_flag=True,
+              help="Run the Etsy release 1.0.0 -> 1.1.0 with `umbau release` (backup, "
+                   "migrate, env rename, service restart, health, smoke).")
+@click.option("--fail-smoke", is_flag=True,
+              help="With --release: make the smoke test fail and watch the automatic "
+                   "rollback (database back at 1.0.0, .env restored).")
 @FORMAT
 @pass_state
-def demo(state: State, keep: bool, orders: int, folder: Path | None, fmt: str) -> None:
+def demo(state: State, keep: bool, orders: int | None, folder: Path | None, release: bool,
+         fail_smoke: bool, fmt: str) -> None:
     """Upgrade the Etsy example from 1.0.0 to head on an embedded PostgreSQL."""
     from umbau.commands.demo import demo as run
+    from umbau.errors import UsageError
     from umbau.settings import load_settings
 
     settings = load_settings(environ={}, flags={})
+    if fail_smoke and not release:
+        raise UsageError("--fail-smoke goes with --release: umbau demo --release --fail-smoke")
+    if release:
+        _demo_release(settings, keep, 10_000 if orders is None else orders, folder,
+                      fail_smoke, fmt)
+        return
+    orders = 100_000 if orders is None else orders
 
     def show(event: Event) -> None:  # the demo's partial results, as they come
         value = event.data
@@ -434,5 +477,51 @@ def demo(state: State, keep: bool, orders: int, folder: Path | None, fmt: str) -
         return
     if result.upgrade:
         _render_migrate(result.upgrade)
+    if keep:
+        render.line(f"\nthe server keeps running: {result.url}")
+
+
+def _demo_release(settings: Any, keep: bool, orders: int, folder: Path | None,
+                  fail_smoke: bool, fmt: str) -> None:
+    """``umbau demo --release [--fail-smoke]``: the release run, drawn as it goes."""
+    from umbau.commands.demo import demo_release
+
+    def show(event: Event) -> None:
+        value = event.data
+        if event.message == "rows":
+            render.line("generated " + ", ".join(f"{k}: {v:,}" for k, v in value.items()))
+        elif event.message in ("before", "after"):
+            _render_status(value)
+        elif event.message == "release" and value.release is not None:
+            run = value.release
+            render.line("")
+            render.table(f"release {run.version}: {run.outcome} (rollback method: "
+                         f"{run.rollback_method})", ["#", "step", "kind", "outcome", "s"],
+                         [[s.index + 1, s.name, s.kind, s.outcome,
+                           "" if s.seconds is None else f"{s.seconds:.1f}"]
+                          for s in run.steps])
+            if value.error:
+                render.line(f"exit {value.error['exit_code']}: {value.error['message']}")
+        elif event.message == "env":
+            if value.env_restored:
+                render.line("\n.env restored: byte for byte as before the release")
+            else:
+                keys = value.env_keys
+                render.line(f"\n.env migrated: {', '.join(keys['gone']) or 'nothing'} -> "
+                            f"{', '.join(keys['new']) or 'nothing'} (value, comments, order "
+                            "kept)")
+
+    with render.progress(enabled=fmt == "text", quiet=fmt == "json") as handler:
+        def on_event(event: Event) -> None:
+            if event.kind == "result":
+                if fmt == "text":
+                    show(event)
+            else:
+                handler(event)
+
+        result = demo_release(settings, folder=folder, orders=orders, fail_smoke=fail_smoke,
+                              keep=keep, on_event=on_event)
+    if _emit(fmt, result):
+        return
     if keep:
         render.line(f"\nthe server keeps running: {result.url}")

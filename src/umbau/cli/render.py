@@ -113,11 +113,13 @@ _TEMPLATES = {
     "old_lock_holders": "warning: {message}",
     "note": "note: {message}",
     "fleet_target": "{message}",
+    "release_step_start": "-> {message}",
 }
 # drawn above the bar too (the others only change the bar's description)
 _ABOVE_THE_BAR = {"lock_wait", "retry", "step_done", "backup_before_upgrade", "backup_taken",
                   "rollback_skipped", "rollback_restore", "stage", "blockers_cancelled",
-                  "invalid_index_dropped", "old_lock_holders", "note", "fleet_target"}
+                  "invalid_index_dropped", "old_lock_holders", "note", "fleet_target",
+                  "release_step_start", "release_step_done"}
 _ONE_DONE = {"step_done", "backup_table", "copy_table"}  # each advances the bar by one
 
 
@@ -137,6 +139,10 @@ def describe(event: Event) -> str | None:
     if event.kind == "blockers_cancelled":
         return (f"cancelled the statements of the sessions blocking {event.revision}: "
                 f"{event.holder}")
+    if event.kind == "release_step_done":
+        outcome = (event.data or {}).get("outcome", "done")
+        why = f": {event.error}" if event.error else ""
+        return f"   {event.message}: {outcome} [{event.duration or 0:.1f}s]{why}"
     if event.kind == "step_done":
         return (f"{event.direction:<9} {event.revision}  {event.message or ''}  "
                 f"[{(event.duration or 0) * 1000:.0f} ms]")

@@ -24,9 +24,9 @@ if config.config_file_name is not None:
 target_metadata = ${metadata_expr}
 
 
-# umbau's own tables (run history, backfill state) are not part of your models: keep
-# `alembic revision --autogenerate` from dropping them.
-UMBAU_TABLES = {"umbau_history", "umbau_backfills", "umbau_backfill_chunks"}
+# umbau's own tables (run history, backfill state, release steps) are not part of your
+# models: keep `alembic revision --autogenerate` from dropping them.
+UMBAU_TABLES = {"umbau_history", "umbau_backfills", "umbau_backfill_chunks", "umbau_releases"}
 
 
 def include_name(name, type_, parent_names) -> bool:
