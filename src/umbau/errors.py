@@ -50,7 +50,8 @@
     ├── IndexBuildFailed               31  a concurrent index stayed invalid after its rebuilds
     ├── FleetFailed                    32  fleet targets failed, a canary failed, budget spent
     ├── FleetStopped                   33  a fleet run stopped by SIGTERM/SIGINT; rerun resumes
-    └── PayloadError                   34  a payload chain or document umbau cannot walk
+    ├── PayloadError                   34  a payload chain or document umbau cannot walk
+    └── MetricsExportFailed            41  --metrics-port/--pushgateway/--metrics-textfile unusable
 
     KeyboardInterrupt (not an UmbauError: it unwinds like Ctrl-C, through every cleanup)
     └── Terminated                    143  SIGTERM during backup, restore, copy or verify
@@ -96,6 +97,7 @@ EXIT_INDEX_BUILD = 31
 EXIT_FLEET_FAILED = 32
 EXIT_FLEET_STOPPED = 33
 EXIT_PAYLOAD = 34
+EXIT_METRICS = 41  # 41-42: observability (metrics exposition)
 EXIT_TERMINATED = 143  # 128 + SIGTERM, as shells report it
 
 
@@ -422,3 +424,11 @@ class FleetBusy(LockWaitExceeded):
     def __init__(self, message: str, run_id: str) -> None:
         super().__init__(message)
         self.run_id = run_id
+
+
+class MetricsExportFailed(UmbauError):
+    """A metrics exposition option cannot be honoured: ``--metrics-port`` already in use,
+    ``--pushgateway`` unreachable or not an http(s) URL, ``--metrics-textfile`` in a folder
+    that is missing or not writable (checked before the command runs)."""
+
+    exit_code = EXIT_METRICS
