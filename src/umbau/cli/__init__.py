@@ -128,6 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = hoist_global_options(list(sys.argv[1:] if argv is None else argv))
     report = _Reporter(debug="--debug" in args, json_output=_wants_json(args))
+    _observe.expect(args)
     try:
         code = _run(args, report)
     except BaseException:

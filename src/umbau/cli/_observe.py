@@ -48,6 +48,7 @@ class _Run:
 
     def __init__(self) -> None:
         self.command = ""
+        self.args: list[str] = []
         self.exporter: Any = None
         self.json_log: Any = None
 
@@ -79,13 +80,18 @@ def begin(ctx: click.Context, flags: dict[str, Any]) -> None:
     render.SINKS.append(metrics)
 
 
+def expect(args: list[str]) -> None:
+    """The command line about to run (``main`` calls this first): it names the command."""
+    _current.args = list(args)
+
+
 def command_name(ctx: click.Context) -> str:
     """``upgrade``, or ``backfill run`` for a command of a group."""
     name = ctx.invoked_subcommand or ""
     group = ctx.command
     command = group.get_command(ctx, name) if isinstance(group, click.Group) and name else None
-    if isinstance(command, click.Group):
-        rest = [*getattr(ctx, "_protected_args", []), *ctx.args]
+    if isinstance(command, click.Group) and name in _current.args:
+        rest = _current.args[_current.args.index(name) + 1:]
         words = [word for word in rest if word in command.commands]
         if words:
             return f"{name} {words[0]}"
