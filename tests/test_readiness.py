@@ -131,6 +131,27 @@ def test_asgi_app_with_starlette_testclient(tmp_path: Path, database_url: str) -
         assert head.status_code == 200 and head.content == b""
 
 
+def test_asgi_app_mounted_in_a_starlette_application(tmp_path: Path,
+                                                     database_url: str) -> None:
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Mount, Route
+
+    project = phased_project(tmp_path)
+    upgrade(project, database_url, "--phase", "pre")
+
+    async def home(request: Any) -> PlainTextResponse:
+        return PlainTextResponse("home")
+
+    app = Starlette(routes=[Route("/", home),
+                            Mount("/health/ready", asgi_app(settings_for(project,
+                                                                         database_url)))])
+    with TestClient(app) as client:
+        assert client.get("/").text == "home"
+        response = client.get("/health/ready")
+        assert response.status_code == 200 and response.json()["current"] == ["r2"]
+
+
 @pytest.fixture
 def wsgi_server(tmp_path: Path, database_url: str) -> Iterator[tuple[str, Any, Path, Clock]]:
     project = phased_project(tmp_path)

@@ -185,7 +185,8 @@ class ReadinessProbe:
                 answer = self.judge.check()
             except Exception as exc:
                 answer = Readiness(False, (), reason=mask_secrets(
-                    f"cannot read the schema revision: {describe_error(exc)}"),
+                    "cannot read the schema revision: "
+                    f"{exc if isinstance(exc, UmbauError) else describe_error(exc)}"),
                     accept=self.judge.accept)
             self._cached = (self.clock(), answer)
             return answer
