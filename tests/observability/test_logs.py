@@ -72,3 +72,17 @@ def test_json_log_replaces_the_display(capsys: pytest.CaptureFixture[str]) -> No
         render.JSON_LOG = None
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and json.loads(err[0])["kind"] == "step_done"
+
+
+def test_plain_stderr_lines_become_json_messages(capsys: pytest.CaptureFixture[str]) -> None:
+    render.JSON_LOG = JsonLog("backup")
+    try:
+        render.line("warning: postgresql://app:pw@db/x is slow", stderr=True)
+        render.line("to stdout")
+    finally:
+        render.JSON_LOG = None
+    out, err = capsys.readouterr()
+    assert out == "to stdout\n"
+    record = json.loads(err)
+    assert record["kind"] == "message" and record["command"] == "backup"
+    assert "pw@" not in record["message"]

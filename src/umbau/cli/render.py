@@ -46,7 +46,11 @@ def __getattr__(name: str) -> Any:
 
 
 def line(text: str = "", *, stderr: bool = False) -> None:
-    """One line of plain text."""
+    """One line of plain text (on stderr with ``--log-format json``: a JSON line of kind
+    ``message``, so stderr stays JSON only)."""
+    if stderr and JSON_LOG is not None:
+        JSON_LOG(Event("message", message=text))
+        return
     click.echo(mask_secrets(text), err=stderr)
 
 
