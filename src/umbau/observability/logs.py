@@ -1,7 +1,7 @@
 """JSON log lines from umbau's events (``--log-format json``), for log shippers.
 
-One line per event, a JSON object: the event's fields (:meth:`umbau.events.Event.as_dict`,
-``kind`` first) plus ``ts`` (ISO 8601 in UTC, RFC 3339 profile, millisecond precision),
+One line per event, a JSON object: the event's fields (:meth:`umbau.events.Event.as_dict`)
+plus ``ts`` (ISO 8601 in UTC, RFC 3339 profile, millisecond precision),
 ``level`` (``info``, ``warning`` or ``error``), ``logger`` (``umbau``) and ``command``
 (e.g. ``upgrade``, ``backfill run``). Passwords are masked (:mod:`umbau.masking`) in the
 whole line, ``data`` included.
