@@ -37,6 +37,10 @@ LEVELS: dict[str, int] = {
     "umbau.plan": 41,
     "umbau.retry": 42,
     "umbau.loader": 69,
+    # observability: metrics and JSON logs; it reads events only (no server, no commands)
+    "umbau.observability": 66,
+    # readiness for applications (a room like web): is the schema one this app accepts?
+    "umbau.readiness": 30,
     # versioned payloads: pure chains of document upgraders (and their SQL forms), used by
     # backfills, the web helpers and applications' models
     "umbau.payload": 65,

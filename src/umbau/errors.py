@@ -58,6 +58,7 @@
     ├── EnvFileError                   39  release env step: missing file or required key, bad file
     ├── CacheError                     40  release cache step: Redis unreachable, redis missing
     └── HealthCheckFailed              40  release health step: no expected status by the deadline
+    └── MetricsExportFailed            41  --metrics-port/--pushgateway/--metrics-textfile unusable
 
     KeyboardInterrupt (not an UmbauError: it unwinds like Ctrl-C, through every cleanup)
     └── Terminated                    143  SIGTERM during backup, restore, copy or verify
@@ -109,6 +110,7 @@ EXIT_RELEASE_PLAN = 37
 EXIT_RELEASE_BUSY = 38
 EXIT_ENV_FILE = 39
 EXIT_RELEASE_SERVICE = 40  # the release's cache and health steps
+EXIT_METRICS = 41  # 41-42: observability (metrics exposition)
 EXIT_TERMINATED = 143  # 128 + SIGTERM, as shells report it
 
 
@@ -508,3 +510,9 @@ class HealthCheckFailed(UmbauError):
         self.status = status
         self.attempts = attempts
         self.error = error
+class MetricsExportFailed(UmbauError):
+    """A metrics exposition option cannot be honoured: ``--metrics-port`` already in use,
+    ``--pushgateway`` unreachable or not an http(s) URL, ``--metrics-textfile`` in a folder
+    that is missing or not writable (checked before the command runs)."""
+
+    exit_code = EXIT_METRICS

@@ -20,13 +20,16 @@ class Event:
     """Something worth telling the user while a command runs.
 
     kinds: ``lock_wait``, ``lock_acquired``, ``plan``, ``step_start``, ``step_done``,
+    ``step_failed`` (a step that failed for good: ``error`` the message, ``data``
+    ``{"error_type": UmbauError class name}``),
     ``retry`` (migrations; ``holder``: the sessions that blocked the attempt),
     ``old_lock_holders`` (a warning before an upgrade), ``blockers_cancelled``,
     ``invalid_index_dropped``; ``backup_start``, ``backup_table``, ``backup_done``,
     ``verify_step``, ``restore_step``, ``copy_step``, ``copy_table``,
     ``backup_before_upgrade``, ``backup_taken``, ``rollback_skipped``,
     ``rollback_restore`` (backups); ``note`` (a remark, e.g. a downgrade step that does
-    nothing); ``backfill_progress`` (backfills); ``stage``
+    nothing); ``backfill_progress`` (backfills); ``release_step_done`` (releases:
+    ``duration`` in seconds, ``data`` ``{"version", "step", "kind", "outcome"}``); ``stage``
     (a named stage of a longer run, e.g. the demo) and ``result`` (a partial result to
     show now, in ``data``: an object with ``as_dict()`` or plain data).
     """

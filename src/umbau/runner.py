@@ -369,6 +369,19 @@ class _Run:
 
         return fn
 
+    def report_failure(self, exc: UmbauError) -> None:
+        """Event ``step_failed`` for a step that failed for good (retries spent, rolled
+        back, partial, irreversible, an ops helper's refusal): ``error`` its one-line
+        message, ``data["error_type"]`` the UmbauError class. Errors before any step
+        (a refused partial revision, env.py) name no step and emit nothing."""
+        step = self.recorder.current_info()
+        if step is None:
+            return
+        emit(self.on_event, Event("step_failed", revision=step.revision,
+                                  direction=self.direction, message=step.message,
+                                  attempt=self.recorder.attempts.get(step.revision, 1),
+                                  error=str(exc), data={"error_type": type(exc).__name__}))
+
     def refuse_partial(self, conn: Connection, steps: list[Any]) -> None:
         """A pending revision whose last run was ``partial`` is not rerun blindly: what
         it committed would run twice (``--retry-partial`` after undoing it by hand)."""
@@ -656,16 +669,20 @@ def _run_with_retries(
         run.blockers = _blocker_watch(settings, conn, stack)
         run.invalid_before = invalid_indexes(conn)
         conn.commit()
-        while True:
-            try:
-                run.once(fn, purge)
-                return
-            except UmbauError:
-                _rollback(conn)
-                raise
-            except Exception as exc:
-                _rollback(conn)
-                run.handle(run.failure(exc))
+        try:
+            while True:
+                try:
+                    run.once(fn, purge)
+                    return
+                except UmbauError:
+                    _rollback(conn)
+                    raise
+                except Exception as exc:
+                    _rollback(conn)
+                    run.handle(run.failure(exc))
+        except UmbauError as exc:
+            run.report_failure(exc)
+            raise
 
 
 def _blocker_watch(settings: Settings, conn: Connection,

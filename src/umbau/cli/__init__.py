@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from umbau._version import __version__
-from umbau.cli import render
+from umbau.cli import _observe, render
 from umbau.errors import EXIT_USAGE, Terminated, UmbauError
 from umbau.masking import mask_secrets
 from umbau.settings import Settings, load_settings
@@ -95,6 +95,7 @@ class LazyGroup(click.Group):
 @click.option("--debug", is_flag=True,
               help="Show the traceback of an error (the exit code stays the documented one).")
 @click.option("--verbose", "-v", is_flag=True, help="Log more, Alembic's INFO lines included.")
+@_observe.options
 @click.pass_context
 def cli(ctx: click.Context, /, config_file: Path | None, debug: bool, verbose: bool,
         **flags: Any) -> None:
@@ -104,6 +105,7 @@ def cli(ctx: click.Context, /, config_file: Path | None, debug: bool, verbose: b
     """
     if verbose:
         _log_verbosely()
+    _observe.begin(ctx, flags)  # metrics and JSON logs (docs/observability.md)
     ctx.obj = State(flags, config_file, debug)
 
 
@@ -127,6 +129,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = hoist_global_options(list(sys.argv[1:] if argv is None else argv))
     report = _Reporter(debug="--debug" in args, json_output=_wants_json(args))
+    _observe.expect(args)
+    try:
+        code = _run(args, report)
+    except BaseException:
+        _observe.finish(1)
+        raise
+    return _observe.finish(code)  # exit code into the metrics, push/write at the end
+
+
+def _run(args: list[str], report: _Reporter) -> int:
     from umbau.postgres.clients import sigterm_as_interrupt
 
     try:
@@ -173,7 +185,7 @@ class _Reporter:
             sys.stderr.write(mask_secrets(trace))
         if self.json_output:
             render.as_json({"error": {"type": kind, "exit_code": code, "message": message}})
-        else:
+        if not _observe.error_line(kind, code, message) and not self.json_output:
             render.error(message)
         return code
 

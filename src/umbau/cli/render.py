@@ -46,7 +46,11 @@ def __getattr__(name: str) -> Any:
 
 
 def line(text: str = "", *, stderr: bool = False) -> None:
-    """One line of plain text."""
+    """One line of plain text (on stderr with ``--log-format json``: a JSON line of kind
+    ``message``, so stderr stays JSON only)."""
+    if stderr and JSON_LOG is not None:
+        JSON_LOG(Event("message", message=text))
+        return
     click.echo(mask_secrets(text), err=stderr)
 
 
@@ -231,14 +235,44 @@ def _clock(seconds: float) -> str:
     return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
 
 
+# Handlers fed every event of the command whatever the display shows (the metrics of
+# --metrics-port/--pushgateway/--metrics-textfile); JSON_LOG (--log-format json) replaces
+# the display. Set by umbau.cli._observe around one command, empty otherwise.
+SINKS: list[EventHandler] = []
+JSON_LOG: EventHandler | None = None
+
+
 @contextmanager
 def progress(enabled: bool = True, quiet: bool = False) -> Iterator[EventHandler]:
     """The event handler of a command: a rich bar with rate and ETA on a terminal (when
-    ``enabled``), plain lines on stderr otherwise, nothing when ``quiet``.
+    ``enabled``), plain lines on stderr otherwise, nothing when ``quiet``; with
+    ``--log-format json`` one JSON line per event instead (even when ``quiet``: the lines
+    were asked for). The metrics sinks (:data:`SINKS`) get every event in any case.
 
     rich's progress module is imported here, when a bar is drawn: ``umbau --help`` and
     commands in pipes do not pay for it.
     """
+    extra = [*SINKS] if JSON_LOG is None else [JSON_LOG, *SINKS]
+    if not extra:
+        with _display(enabled, quiet) as handler:
+            yield handler
+        return
+    if JSON_LOG is not None:
+        yield _each(extra)
+        return
+    with _display(enabled, quiet) as handler:
+        yield _each([*extra, handler])
+
+
+def _each(handlers: list[EventHandler]) -> EventHandler:
+    def handle(event: Event) -> None:
+        for handler in handlers:
+            handler(event)
+    return handle
+
+
+@contextmanager
+def _display(enabled: bool, quiet: bool) -> Iterator[EventHandler]:
     if quiet:
         yield lambda event: None
         return
