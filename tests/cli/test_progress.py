@@ -92,3 +92,14 @@ def test_help_does_not_import_rich_progress() -> None:
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip().endswith("False")
+
+
+def test_release_steps_and_health_retries_are_drawn() -> None:
+    assert render.describe(Event("release_step_start", message="smoke")) == "-> smoke"
+    assert render.describe(Event(
+        "health_attempt", message="http://127.0.0.1:8000/health: status 503", attempt=2,
+        delay=1.0)) == ("   health: http://127.0.0.1:8000/health: status 503; again in 1.0s "
+                        "(attempt 2)")
+    assert render.describe(Event(
+        "release_step_done", message="smoke", duration=2.25,
+        data={"outcome": "failed"}, error="exit 1")) == "   smoke: failed [2.2s]: exit 1"

@@ -123,7 +123,7 @@ _TEMPLATES = {
 _ABOVE_THE_BAR = {"lock_wait", "retry", "step_done", "backup_before_upgrade", "backup_taken",
                   "rollback_skipped", "rollback_restore", "stage", "blockers_cancelled",
                   "invalid_index_dropped", "old_lock_holders", "note", "fleet_target",
-                  "release_step_start", "release_step_done"}
+                  "release_step_start", "release_step_done", "health_attempt"}
 _ONE_DONE = {"step_done", "backup_table", "copy_table"}  # each advances the bar by one
 
 
@@ -143,6 +143,9 @@ def describe(event: Event) -> str | None:
     if event.kind == "blockers_cancelled":
         return (f"cancelled the statements of the sessions blocking {event.revision}: "
                 f"{event.holder}")
+    if event.kind == "health_attempt":
+        return (f"   health: {event.message}; again in {event.delay or 0:.1f}s "
+                f"(attempt {event.attempt})")
     if event.kind == "release_step_done":
         outcome = (event.data or {}).get("outcome", "done")
         why = f": {event.error}" if event.error else ""
