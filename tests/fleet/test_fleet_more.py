@@ -1,5 +1,5 @@
-"""Targets from a query, canary by count, failure rate, progress events, the default
-control database, and Ctrl-C of a `--parallel` run."""
+"""Targets from a query, canary by count, failure rate, progress events, and Ctrl-C of a
+`--parallel` run."""
 
 from __future__ import annotations
 
@@ -82,23 +82,6 @@ def test_progress_events_count_down_to_zero(make_fleet: Fleet, database_url: str
     assert finished[-1].message and "3 done, 0 failed/skipped, 0 remaining, ETA 0s" in \
         finished[-1].message
     assert any(e.kind == "fleet_progress" for e in events)
-
-
-def test_the_default_control_database_is_postgres_on_the_first_server(
-        make_fleet: Fleet, server_url: str, tmp_path: Path) -> None:
-    fleet = make_fleet(2)
-    listing = tmp_path / "fleet.txt"
-    listing.write_text("\n".join(fleet.values()) + "\n")
-    try:
-        assert fleet_cli("upgrade", "--targets", str(listing), "--run", "default-control",
-                         "-q") == 0
-        postgres = url_of(server_url, "postgres")
-        assert control_rows(postgres, "default-control") == dict.fromkeys(fleet, ("done", 1))
-        assert fleet_cli("check", "--targets", str(listing)) == 0
-    finally:
-        with connect(url_of(server_url, "postgres")) as conn:
-            conn.execute(text("DROP TABLE IF EXISTS umbau_fleet_targets, umbau_fleet_runs"))
-            conn.commit()
 
 
 def test_ctrl_c_of_a_parallel_run_lets_running_targets_finish(
