@@ -112,3 +112,29 @@ def _has_run(control_url: str) -> bool:
         if conn.execute(text("SELECT to_regclass('umbau_fleet_targets')")).scalar() is None:
             return False
         return bool(conn.execute(text("SELECT count(*) FROM umbau_fleet_targets")).scalar())
+
+
+@pytest.mark.parametrize("parallel", [1, 2])
+def test_each_target_reports_start_and_outcome_with_its_duration(
+        make_fleet: Fleet, database_url: str, parallel: int) -> None:
+    fleet = make_fleet(4, broken={1})
+    broken = sorted(fleet)[1]
+    events: list[Event] = []
+    source = TargetSource(url_template=url_of(database_url, "DB").replace("/DB", "/{name}"),
+                          databases=tuple(sorted(fleet)))
+    settings = etsy_settings()
+    result = upgrade(settings, fleet_options(settings, source, control_url=database_url,
+                                             parallel=parallel, run_id=f"ev{parallel}"),
+                     on_event=events.append)
+    assert result.exit_code == EXIT_FLEET_FAILED
+    started = [e.data["target"] for e in events if e.kind == "fleet_target_start"]
+    done = {e.data["target"]: e for e in events if e.kind == "fleet_target_done"}
+    failed = {e.data["target"]: e for e in events if e.kind == "fleet_target_failed"}
+    assert sorted(started) == sorted(fleet)  # once each
+    assert set(done) == set(fleet) - {broken} and set(failed) == {broken}
+    for event in [*done.values(), *failed.values()]:
+        assert event.duration is not None and 0 < event.duration < 120
+        assert event.data["run_id"] == f"ev{parallel}" and event.data["kind"] == "upgrade"
+    assert all(e.revision == HEAD and e.data["steps"] == 6 for e in done.values())
+    assert failed[broken].data["exit_code"] == result.targets[1].exit_code
+    assert failed[broken].error == result.targets[1].error
