@@ -126,7 +126,10 @@ class Task:
 
     @property
     def command(self) -> str:
-        return f"umbau fleet {self.kind}"
+        """The command that runs (or joins) such a run, without its options."""
+        if self.kind == "backfill":
+            return f"umbau fleet backfill {self.subject}"
+        return "umbau fleet upgrade"
 
 
 @dataclass
