@@ -147,3 +147,35 @@ def test_control_url_embedded_and_status_without_arguments(
     out = capsys.readouterr().out
     assert '"run_id": "local"' in out and '"state": "done"' in out
     assert not (ETSY / ".umbau" / "fleet").exists()  # beside the settings file only
+
+
+def test_a_control_database_of_the_first_version_gets_the_new_columns(
+        database_url: str) -> None:
+    with connect(database_url) as conn:  # the tables as the first fleet version made them
+        conn.execute(text("""
+            CREATE TABLE umbau_fleet_runs (run_id text PRIMARY KEY,
+                lock_key serial NOT NULL UNIQUE, target_revision text NOT NULL,
+                state text NOT NULL DEFAULT 'running', max_failures int,
+                created_by text NOT NULL, created_at timestamptz NOT NULL DEFAULT now(),
+                finished_at timestamptz);
+            CREATE TABLE umbau_fleet_targets (run_id text NOT NULL
+                REFERENCES umbau_fleet_runs ON DELETE CASCADE, position int NOT NULL,
+                name text NOT NULL, url text NOT NULL, tags text[] NOT NULL DEFAULT '{}',
+                canary boolean NOT NULL DEFAULT false, state text NOT NULL DEFAULT 'pending',
+                before_revision text, after_revision text, steps int, error text,
+                exit_code int, attempts int NOT NULL DEFAULT 0, owner text, owner_pid int,
+                owner_started timestamptz, lease_expires timestamptz,
+                started_at timestamptz, finished_at timestamptz,
+                PRIMARY KEY (run_id, name));
+            INSERT INTO umbau_fleet_runs (run_id, target_revision, created_by)
+                VALUES ('old', 'abc', 'test')"""))
+        conn.commit()
+    with state.control(database_url) as conn:
+        state.ensure_tables(conn)
+        old = state.require_run(conn, "old")
+        assert (old.kind, old.target_revision, old.backfill) == ("upgrade", "abc", None)
+        with state.creating(conn):
+            new = state.create_run(conn, "new", state.Task("backfill", "m:b"),
+                                   [Target("a", "postgresql://u@h/a")], [], None, "test")
+        assert (new.kind, new.target_revision, new.backfill) == ("backfill", None, "m:b")
+        assert state.targets(conn, "new")[0].rows is None

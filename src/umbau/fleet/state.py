@@ -68,7 +68,10 @@ CREATE TABLE IF NOT EXISTS umbau_fleet_targets (
     finished_at      timestamptz,
     PRIMARY KEY (run_id, name)
 );
--- control databases of the first fleet version (upgrades only)
+"""
+# control databases of the first fleet version (upgrades only); run only when needed:
+# ALTER TABLE takes an ACCESS EXCLUSIVE lock even when there is nothing to add
+UPGRADE_DDL = """
 ALTER TABLE umbau_fleet_runs ADD COLUMN IF NOT EXISTS kind text NOT NULL DEFAULT 'upgrade';
 ALTER TABLE umbau_fleet_runs ADD COLUMN IF NOT EXISTS backfill text;
 ALTER TABLE umbau_fleet_runs ALTER COLUMN target_revision DROP NOT NULL;
@@ -110,10 +113,18 @@ def control(url: str) -> Iterator[psycopg.Connection]:
 
 
 def ensure_tables(conn: psycopg.Connection) -> None:
-    """Create the state tables once; concurrent first runs serialize on an advisory lock."""
+    """Create the state tables once (and add what later versions need); concurrent first
+    runs serialize on an advisory lock."""
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", _CREATE_LOCK)
         conn.execute(DDL)
+        current = conn.execute(
+            """SELECT count(*) FROM information_schema.columns
+               WHERE table_schema = current_schema() AND (table_name, column_name) IN
+                     (('umbau_fleet_runs', 'kind'), ('umbau_fleet_targets', 'rows'))"""
+        ).fetchone()
+        if current is None or current[0] < 2:
+            conn.execute(UPGRADE_DDL)
 
 
 @dataclass(frozen=True)
