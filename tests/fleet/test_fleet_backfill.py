@@ -81,7 +81,8 @@ def test_five_databases_one_broken(customers_fleet: Callable[..., dict[str, str]
     broken = sorted(fleet)[2]
     targets = str(targets_toml(tmp_path / "fleet.toml", fleet))
     code = fleet_cli("backfill", "fleet_backfills:plus", "--targets", targets,
-                     "--control-url", database_url, "--run", "b1", "--format", "json")
+                     "--control-url", database_url, "--run", "b1", "--parallel", "2",
+                     "--format", "json")
     out = json.loads(capsys.readouterr().out)
     assert code == EXIT_FLEET_FAILED
     assert out["run"]["kind"] == "backfill" and out["run"]["backfill"] == "fleet_backfills:plus"
