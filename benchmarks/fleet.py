@@ -13,13 +13,22 @@ steps). Targets: parallel 4 at least 3x faster than the Alembic loop; 2 workers 
 
 ``python -m benchmarks.fleet [--database-url URL] [--count 200] [--repeat 1]``; without
 a URL the embedded pgserver runs in a temporary folder.
+
+``--workers-only`` measures just 1 against 2 ``--worker`` processes, alternating (1, 2,
+1, 2, ...) for ``--repeat`` pairs, with the client processes' CPU and the load average;
+``--baseline`` adds the same pairs for a plain psycopg client that makes the round trips
+a fleet worker makes per target (3 connections, 82 statements) and for a pure-Python CPU
+loop: how much two processes can gain on this machine before umbau does anything.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import shlex
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -31,6 +40,7 @@ from benchmarks._common import (
     Samples,
     clean_environ,
     executable,
+    libpq,
     machine,
     paired_ratio,
     ratio,
@@ -111,17 +121,21 @@ def fleet_command(server_url: str, names: Sequence[str], control: str, backup: l
             "--databases", ",".join(names), "--control-url", control, "-q", *backup, *extra]
 
 
-def run_workers(commands: Sequence[Sequence[str]]) -> float:
-    """Start every command at once; the wall time until the last one ends."""
+def run_workers(commands: Sequence[Sequence[str]]) -> tuple[float, float]:
+    """Start every command at once: (wall seconds until the last one ends, CPU seconds
+    of all of them)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_before = usage.ru_utime + usage.ru_stime
     began = time.perf_counter()
     procs = [subprocess.Popen(list(c), cwd=ETSY, env=clean_environ(), stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for c in commands]
     outputs = [p.communicate() for p in procs]
     elapsed = time.perf_counter() - began
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     for proc, (out, err) in zip(procs, outputs, strict=True):
         if proc.returncode != 0:
             raise SystemExit(f"a fleet worker exited with {proc.returncode}:\n{out}\n{err}")
-    return elapsed
+    return elapsed, usage.ru_utime + usage.ru_stime - cpu_before
 
 
 def measure(server_url: str, template: str, count: int, parallel: int, backup: list[str],
@@ -149,9 +163,53 @@ def measure(server_url: str, template: str, count: int, parallel: int, backup: l
         try:
             command = fleet_command(server_url, names, database_url(server_url, control),
                                     backup, *extra)
-            samples[label].add(run_workers([command] * workers))
+            samples[label].add(*run_workers([command] * workers))
         finally:
             drop_all(server_url, [*names, control])
+
+
+def measure_workers(server_url: str, template: str, count: int, backup: list[str],
+                    samples: dict[str, Samples], loads: list[float]) -> None:
+    """One pair: 1 worker process, then 2, each on fresh copies of the template."""
+    for label, workers in [("fleet, 1 worker process", 1), ("fleet, 2 worker processes", 2)]:
+        names = copies(server_url, template, count)
+        control = f"bench_fleet_ctl_{uuid.uuid4().hex[:6]}"
+        create_database(server_url, control)
+        try:
+            command = fleet_command(server_url, names, database_url(server_url, control),
+                                    backup, "--run", "w", "--worker")
+            loads.append(os.getloadavg()[0])
+            samples[label].add(*run_workers([command] * workers))
+        finally:
+            drop_all(server_url, [*names, control])
+
+
+BASELINE = """
+import sys, psycopg
+url, count = sys.argv[1], int(sys.argv[2])
+for _ in range(count):
+    for statements in (27, 27, 28):
+        with psycopg.connect(url, autocommit=True) as conn:
+            for _ in range(statements):
+                conn.execute("SELECT count(*) FROM pg_class WHERE relname = %s", ("x",))
+"""
+CPU_LOOP = "sum(i * i for i in range(4_000_000))"
+
+
+def measure_baseline(server_url: str, count: int, samples: dict[str, Samples]) -> None:
+    """One pair of each baseline: the fleet's round trips without umbau, and pure CPU.
+
+    ``count`` targets are split over the processes like the fleet's targets are."""
+    python = sys.executable
+    url = libpq(server_url)
+    for processes in (1, 2):
+        share = count // processes
+        samples[f"psycopg round trips, {processes} process(es)"].add(*run_workers(
+            [[python, "-c", BASELINE, url, str(share)]] * processes))
+    for processes in (1, 2):
+        loop = f"for _ in range({4 // processes}): {CPU_LOOP}"
+        samples[f"Python CPU loop, {processes} process(es)"].add(*run_workers(
+            [[python, "-c", loop]] * processes))
 
 
 def report(samples: dict[str, Samples], parallel: int, count: int) -> dict[str, float]:
@@ -172,6 +230,43 @@ def report(samples: dict[str, Samples], parallel: int, count: int) -> dict[str, 
     return ratios
 
 
+def workers_main(args: argparse.Namespace, backup: list[str]) -> int:
+    """``--workers-only`` (and ``--baseline``): alternating pairs, medians, load average."""
+    labels = ["fleet, 1 worker process", "fleet, 2 worker processes"]
+    if args.baseline:
+        labels += [f"{what}, {n} process(es)" for what in ("psycopg round trips",
+                                                           "Python CPU loop") for n in (1, 2)]
+    samples = {n: Samples(n) for n in labels}
+    loads: list[float] = []
+    with server(args.database_url) as server_url:
+        template = make_template(server_url)
+        try:
+            for _ in range(args.repeat):
+                measure_workers(server_url, template, args.count, backup, samples, loads)
+                if args.baseline:
+                    measure_baseline(server_url, args.count, samples)
+        finally:
+            drop_database(server_url, template)
+    pairs = [(labels[i], labels[i + 1]) for i in range(0, len(labels), 2)]
+    ratios = {f"{a} / {b}": ratio(samples[a], samples[b]) for a, b in pairs}
+    ratios.update({f"{a} / {b} (paired)": paired_ratio(samples[a], samples[b])
+                   for a, b in pairs})
+    print(table([[s.name, f"{s.median:.2f} s", f"{s.cpu_median:.2f} s",
+                  " ".join(f"{x:.2f}" for x in s.seconds)] for s in samples.values()],
+                ["side", "median wall", "median CPU", "samples"]))
+    print()
+    print(table([[k, f"{v:.2f}"] for k, v in ratios.items()], ["ratio", "value"]))
+    print(f"\nload average (1 min) before each fleet side: {' '.join(f'{x:.1f}' for x in loads)}")
+    path = write_results("fleet-workers", {
+        "machine": machine(), "count": args.count, "repeat": args.repeat,
+        "backup_policy": args.backup_policy,
+        "server": "named" if args.database_url else "embedded pgserver",
+        "samples": [s.as_dict() for s in samples.values()], "ratios": ratios,
+        "load_average": loads, "target": TARGETS["workers"]})
+    print(f"results: {path}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.fleet", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -181,8 +276,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1, help="repetitions of every side")
     parser.add_argument("--parallel", type=int, default=4)
     parser.add_argument("--backup-policy", choices=["never", "default"], default="never")
+    parser.add_argument("--workers-only", action="store_true",
+                        help="only 1 against 2 worker processes, alternating pairs")
+    parser.add_argument("--baseline", action="store_true",
+                        help="with --workers-only: plain psycopg and pure-CPU pairs too")
     args, _ = parser.parse_known_args(argv)
     backup = ["--backup", "never"] if args.backup_policy == "never" else []
+    if args.workers_only:
+        return workers_main(args, backup)
     names = ["alembic loop", "umbau upgrade loop", f"fleet --parallel {args.parallel}",
              "fleet, 1 worker process", "fleet, 2 worker processes"]
     samples = {n: Samples(n) for n in names}

@@ -32,6 +32,16 @@ class Event:
     ``duration`` in seconds, ``data`` ``{"version", "step", "kind", "outcome"}``); ``stage``
     (a named stage of a longer run, e.g. the demo) and ``result`` (a partial result to
     show now, in ``data``: an object with ``as_dict()`` or plain data).
+
+    Fleets (``umbau.fleet``): ``fleet_progress`` (totals of the whole run) and
+    ``fleet_target`` (a line per finished target, any worker's) for display; and, for
+    metrics, one ``fleet_target_start`` and then one ``fleet_target_done`` or
+    ``fleet_target_failed`` per target that this process's workers handle (so that the
+    counts of several machines add up): ``message`` and ``data["target"]`` name the
+    target, ``data`` also holds ``run_id``, ``kind`` (``upgrade`` or ``backfill``) and
+    ``worker``; done and failed carry ``duration`` (seconds); done its ``revision``
+    (after the upgrade) and ``data["steps"]`` (revisions run) or ``data["rows"]``
+    (rows a backfill changed); failed its ``error`` and ``data["exit_code"]``.
     """
 
     kind: str

@@ -1,5 +1,5 @@
-"""Targets from a query, canary by count, failure rate, progress events, the default
-control database, and Ctrl-C of a `--parallel` run."""
+"""Targets from a query, canary by count, failure rate, progress events, and Ctrl-C of a
+`--parallel` run."""
 
 from __future__ import annotations
 
@@ -84,23 +84,6 @@ def test_progress_events_count_down_to_zero(make_fleet: Fleet, database_url: str
     assert any(e.kind == "fleet_progress" for e in events)
 
 
-def test_the_default_control_database_is_postgres_on_the_first_server(
-        make_fleet: Fleet, server_url: str, tmp_path: Path) -> None:
-    fleet = make_fleet(2)
-    listing = tmp_path / "fleet.txt"
-    listing.write_text("\n".join(fleet.values()) + "\n")
-    try:
-        assert fleet_cli("upgrade", "--targets", str(listing), "--run", "default-control",
-                         "-q") == 0
-        postgres = url_of(server_url, "postgres")
-        assert control_rows(postgres, "default-control") == dict.fromkeys(fleet, ("done", 1))
-        assert fleet_cli("check", "--targets", str(listing)) == 0
-    finally:
-        with connect(url_of(server_url, "postgres")) as conn:
-            conn.execute(text("DROP TABLE IF EXISTS umbau_fleet_targets, umbau_fleet_runs"))
-            conn.commit()
-
-
 def test_ctrl_c_of_a_parallel_run_lets_running_targets_finish(
         make_fleet: Fleet, database_url: str, tmp_path: Path) -> None:
     fleet = make_fleet(10)
@@ -129,3 +112,29 @@ def _has_run(control_url: str) -> bool:
         if conn.execute(text("SELECT to_regclass('umbau_fleet_targets')")).scalar() is None:
             return False
         return bool(conn.execute(text("SELECT count(*) FROM umbau_fleet_targets")).scalar())
+
+
+@pytest.mark.parametrize("parallel", [1, 2])
+def test_each_target_reports_start_and_outcome_with_its_duration(
+        make_fleet: Fleet, database_url: str, parallel: int) -> None:
+    fleet = make_fleet(4, broken={1})
+    broken = sorted(fleet)[1]
+    events: list[Event] = []
+    source = TargetSource(url_template=url_of(database_url, "DB").replace("/DB", "/{name}"),
+                          databases=tuple(sorted(fleet)))
+    settings = etsy_settings()
+    result = upgrade(settings, fleet_options(settings, source, control_url=database_url,
+                                             parallel=parallel, run_id=f"ev{parallel}"),
+                     on_event=events.append)
+    assert result.exit_code == EXIT_FLEET_FAILED
+    started = [e.data["target"] for e in events if e.kind == "fleet_target_start"]
+    done = {e.data["target"]: e for e in events if e.kind == "fleet_target_done"}
+    failed = {e.data["target"]: e for e in events if e.kind == "fleet_target_failed"}
+    assert sorted(started) == sorted(fleet)  # once each
+    assert set(done) == set(fleet) - {broken} and set(failed) == {broken}
+    for event in [*done.values(), *failed.values()]:
+        assert event.duration is not None and 0 < event.duration < 120
+        assert event.data["run_id"] == f"ev{parallel}" and event.data["kind"] == "upgrade"
+    assert all(e.revision == HEAD and e.data["steps"] == 6 for e in done.values())
+    assert failed[broken].data["exit_code"] == result.targets[1].exit_code
+    assert failed[broken].error == result.targets[1].error

@@ -149,7 +149,7 @@ def test_a_run_in_progress_refuses_a_second_run(make_fleet: Fleet, database_url:
         with state.creating(conn):
             from umbau.fleet.targets import TargetSource, resolve
 
-            run = state.create_run(conn, "busy", "head",
+            run = state.create_run(conn, "busy", state.Task("upgrade", "head"),
                                    resolve(TargetSource(file=Path(targets))), [], None, "test")
             state.join(conn, run)
         code = main(["--config", str(CONFIG), "fleet", "upgrade", "--targets", targets,

@@ -34,7 +34,9 @@ DDL = """
 CREATE TABLE IF NOT EXISTS umbau_fleet_runs (
     run_id           text PRIMARY KEY,
     lock_key         serial NOT NULL UNIQUE,
-    target_revision  text NOT NULL,
+    kind             text NOT NULL DEFAULT 'upgrade' CHECK (kind IN ('upgrade', 'backfill')),
+    target_revision  text,
+    backfill         text,
     state            text NOT NULL DEFAULT 'running'
                          CHECK (state IN ('running', 'done', 'failed')),
     max_failures     int,
@@ -54,6 +56,7 @@ CREATE TABLE IF NOT EXISTS umbau_fleet_targets (
     before_revision  text,
     after_revision   text,
     steps            int,
+    rows             bigint,
     error            text,
     exit_code        int,
     attempts         int NOT NULL DEFAULT 0,
@@ -66,6 +69,14 @@ CREATE TABLE IF NOT EXISTS umbau_fleet_targets (
     PRIMARY KEY (run_id, name)
 );
 """
+# control databases of the first fleet version (upgrades only); run only when needed:
+# ALTER TABLE takes an ACCESS EXCLUSIVE lock even when there is nothing to add
+UPGRADE_DDL = """
+ALTER TABLE umbau_fleet_runs ADD COLUMN IF NOT EXISTS kind text NOT NULL DEFAULT 'upgrade';
+ALTER TABLE umbau_fleet_runs ADD COLUMN IF NOT EXISTS backfill text;
+ALTER TABLE umbau_fleet_runs ALTER COLUMN target_revision DROP NOT NULL;
+ALTER TABLE umbau_fleet_targets ADD COLUMN IF NOT EXISTS rows bigint;
+"""
 
 # Two int4 keys for advisory locks: 'umbf' and 0 for "create tables / create a run";
 # ('umbf', lock_key of the run) is held shared by each worker of that run.
@@ -75,8 +86,6 @@ _CREATE_LOCK = (LOCK_CLASS, 0)
 _FREE = """(t.state = 'pending' OR (t.state = 'running' AND (t.lease_expires < now()
            OR NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = t.owner_pid
                           AND a.backend_start = t.owner_started))))"""
-_CANARIES_DONE = """NOT EXISTS (SELECT 1 FROM umbau_fleet_targets c
-           WHERE c.run_id = t.run_id AND c.canary AND c.state <> 'done')"""
 
 
 def conninfo(url: str) -> str:
@@ -104,10 +113,34 @@ def control(url: str) -> Iterator[psycopg.Connection]:
 
 
 def ensure_tables(conn: psycopg.Connection) -> None:
-    """Create the state tables once; concurrent first runs serialize on an advisory lock."""
+    """Create the state tables once (and add what later versions need); concurrent first
+    runs serialize on an advisory lock."""
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", _CREATE_LOCK)
         conn.execute(DDL)
+        current = conn.execute(
+            """SELECT count(*) FROM information_schema.columns
+               WHERE table_schema = current_schema() AND (table_name, column_name) IN
+                     (('umbau_fleet_runs', 'kind'), ('umbau_fleet_targets', 'rows'))"""
+        ).fetchone()
+        if current is None or current[0] < 2:
+            conn.execute(UPGRADE_DDL)
+
+
+@dataclass(frozen=True)
+class Task:
+    """What a run does on every target: ``upgrade`` to ``subject`` (a revision), or
+    ``backfill`` ``subject`` (a backfill's ``module:attribute``)."""
+
+    kind: str
+    subject: str
+
+    @property
+    def command(self) -> str:
+        """The command that runs (or joins) such a run, without its options."""
+        if self.kind == "backfill":
+            return f"umbau fleet backfill {self.subject}"
+        return "umbau fleet upgrade"
 
 
 @dataclass
@@ -116,22 +149,30 @@ class Run:
 
     run_id: str
     lock_key: int
-    target_revision: str
+    kind: str
+    target_revision: str | None
+    backfill: str | None
     state: str
     max_failures: int | None
     created_by: str
     created_at: datetime
     finished_at: datetime | None
 
+    @property
+    def task(self) -> Task:
+        return Task(self.kind, (self.backfill if self.kind == "backfill"
+                                else self.target_revision) or "head")
+
     def as_dict(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "target_revision": self.target_revision,
+        return {"run_id": self.run_id, "kind": self.kind, "backfill": self.backfill,
+                "target_revision": self.target_revision,
                 "state": self.state, "max_failures": self.max_failures,
                 "created_by": self.created_by, "created_at": self.created_at.isoformat(),
                 "finished_at": self.finished_at.isoformat() if self.finished_at else None}
 
 
-_RUN_COLUMNS = """run_id, lock_key, target_revision, state, max_failures, created_by,
-    created_at, finished_at"""
+_RUN_COLUMNS = """run_id, lock_key, kind, target_revision, backfill, state, max_failures,
+    created_by, created_at, finished_at"""
 
 
 def load_run(conn: psycopg.Connection, run_id: str | None) -> Run | None:
@@ -170,14 +211,17 @@ def creating(conn: psycopg.Connection) -> Iterator[None]:
         yield
 
 
-def create_run(conn: psycopg.Connection, run_id: str, target_revision: str,
+def create_run(conn: psycopg.Connection, run_id: str, task: Task,
                targets: Sequence[Target], canaries: Sequence[str],
                max_failures: int | None, created_by: str) -> Run:
     """Insert a run with its targets (in the caller's transaction, see :func:`creating`)."""
+    revision = task.subject if task.kind == "upgrade" else None
+    backfill = task.subject if task.kind == "backfill" else None
     row = conn.execute(
-        f"""INSERT INTO umbau_fleet_runs (run_id, target_revision, max_failures, created_by)
-            VALUES (%s, %s, %s, %s) RETURNING {_RUN_COLUMNS}""",
-        (run_id, target_revision, max_failures, created_by)).fetchone()
+        f"""INSERT INTO umbau_fleet_runs (run_id, kind, target_revision, backfill,
+                                          max_failures, created_by)
+            VALUES (%s, %s, %s, %s, %s, %s) RETURNING {_RUN_COLUMNS}""",
+        (run_id, task.kind, revision, backfill, max_failures, created_by)).fetchone()
     assert row is not None
     with conn.cursor() as cur:
         cur.executemany(
@@ -221,6 +265,7 @@ class TargetRow:
     before_revision: str | None
     after_revision: str | None
     steps: int | None
+    rows: int | None
     error: str | None
     exit_code: int | None
     attempts: int
@@ -237,13 +282,14 @@ class TargetRow:
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "url": self.url, "tags": self.tags, "canary": self.canary,
                 "state": self.state, "before": self.before_revision,
-                "after": self.after_revision, "steps": self.steps, "error": self.error,
+                "after": self.after_revision, "steps": self.steps, "rows": self.rows,
+                "error": self.error,
                 "exit_code": self.exit_code, "attempts": self.attempts, "owner": self.owner,
                 "duration_s": None if self.duration is None else round(self.duration, 3)}
 
 
 _TARGET_COLUMNS = """position, name, url, tags, canary, state, before_revision, after_revision,
-    steps, error, exit_code, attempts, owner, started_at, finished_at"""
+    steps, rows, error, exit_code, attempts, owner, started_at, finished_at"""
 
 
 def targets(conn: psycopg.Connection, run_id: str) -> list[TargetRow]:
@@ -252,26 +298,44 @@ def targets(conn: psycopg.Connection, run_id: str) -> list[TargetRow]:
         "ORDER BY position", (run_id,))]
 
 
-def claim(conn: psycopg.Connection, run_id: str, owner: str, lease: float) -> TargetRow | None:
-    """Take a free target (canaries first, in order); None when none is free now."""
-    with conn.transaction():
-        row = conn.execute(
-            f"""SELECT t.name FROM umbau_fleet_targets t
-                WHERE t.run_id = %s AND {_FREE} AND (t.canary OR {_CANARIES_DONE})
+_RETURNED = ", ".join(f"u.{column.strip()}" for column in _TARGET_COLUMNS.split(","))
+
+
+def claim(conn: psycopg.Connection, run: Run, owner: str, lease: float) -> TargetRow | None:
+    """Take a free target (canaries first, in order); None when none is free now, a
+    canary failed or the failure budget is spent.
+
+    One statement, so one round trip and one commit: the stop conditions and "every
+    canary done" are uncorrelated subqueries that PostgreSQL evaluates once per claim
+    (InitPlans), not once per candidate row.
+    """
+    got = conn.execute(
+        f"""WITH pick AS (
+                SELECT t.name FROM umbau_fleet_targets t
+                WHERE t.run_id = %(run)s AND {_FREE}
+                  AND (t.canary OR NOT EXISTS (
+                        SELECT 1 FROM umbau_fleet_targets c
+                        WHERE c.run_id = %(run)s AND c.canary AND c.state <> 'done'))
+                  AND NOT EXISTS (
+                        SELECT 1 FROM umbau_fleet_targets c
+                        WHERE c.run_id = %(run)s AND c.canary AND c.state = 'failed')
+                  AND (%(budget)s::int IS NULL OR (
+                        SELECT count(*) FROM umbau_fleet_targets f
+                        WHERE f.run_id = %(run)s AND f.state = 'failed')
+                        < greatest(%(budget)s::int, 1))
                 ORDER BY t.canary DESC, t.position
-                LIMIT 1 FOR UPDATE OF t SKIP LOCKED""", (run_id,)).fetchone()
-        if row is None:
-            return None
-        got = conn.execute(
-            f"""UPDATE umbau_fleet_targets SET state = 'running', owner = %s,
-                    owner_pid = pg_backend_pid(),
-                    owner_started = (SELECT backend_start FROM pg_stat_activity
-                                     WHERE pid = pg_backend_pid()),
-                    lease_expires = now() + make_interval(secs => %s),
-                    attempts = attempts + 1, started_at = now(), finished_at = NULL,
-                    error = NULL, exit_code = NULL
-                WHERE run_id = %s AND name = %s RETURNING {_TARGET_COLUMNS}""",
-            (owner, lease, run_id, row[0])).fetchone()
+                LIMIT 1 FOR UPDATE OF t SKIP LOCKED)
+            UPDATE umbau_fleet_targets u SET state = 'running', owner = %(owner)s,
+                owner_pid = pg_backend_pid(),
+                owner_started = (SELECT backend_start FROM pg_stat_activity
+                                 WHERE pid = pg_backend_pid()),
+                lease_expires = now() + make_interval(secs => %(lease)s),
+                attempts = attempts + 1, started_at = now(), finished_at = NULL,
+                error = NULL, exit_code = NULL
+            FROM pick WHERE u.run_id = %(run)s AND u.name = pick.name
+            RETURNING {_RETURNED}""",
+        {"run": run.run_id, "owner": owner, "lease": lease,
+         "budget": run.max_failures}).fetchone()
     return TargetRow(*got) if got else None
 
 
@@ -285,15 +349,16 @@ def renew(conn: psycopg.Connection, run_id: str, owner: str, lease: float) -> No
 
 def finish(conn: psycopg.Connection, run_id: str, name: str, owner: str, *, state: str,
            before: str | None = None, after: str | None = None, steps: int | None = None,
-           error: str | None = None, exit_code: int | None = None) -> None:
+           rows: int | None = None, error: str | None = None,
+           exit_code: int | None = None) -> None:
     """Record a target's outcome, if this owner still holds it."""
     conn.execute(
         """UPDATE umbau_fleet_targets SET state = %s, before_revision = %s,
-               after_revision = %s, steps = %s, error = %s, exit_code = %s,
+               after_revision = %s, steps = %s, rows = %s, error = %s, exit_code = %s,
                finished_at = now(), owner = NULL, owner_pid = NULL, lease_expires = NULL
            WHERE run_id = %s AND name = %s AND owner = %s AND state = 'running'""",
-        (state, before, after, steps, (error or "")[:2000] or None, exit_code, run_id, name,
-         owner))
+        (state, before, after, steps, rows, (error or "")[:2000] or None, exit_code, run_id,
+         name, owner))
 
 
 def release(conn: psycopg.Connection, run_id: str, owner: str) -> int:
@@ -378,11 +443,6 @@ def settle(conn: psycopg.Connection, run: Run) -> tuple[Counts, str | None]:
     return now, reason
 
 
-def stop_reason(conn: psycopg.Connection, run: Run) -> str | None:
-    """Why no new target may start (a canary failed, the budget is spent), or None."""
-    return _stop_reason(counts(conn, run.run_id), run.max_failures)
-
-
 def _stop_reason(now: Counts, max_failures: int | None) -> str | None:
     if now.canary_failed:
         return f"not started: {now.canary_failed} canary target(s) failed"
@@ -399,6 +459,12 @@ def require_run(conn: psycopg.Connection, run_id: str | None) -> Run:
         raise UsageError(f"{what} in the control database: start one with "
                          "`umbau fleet upgrade`")
     return run
+
+
+def require_run_missing(run_id: str) -> None:
+    """:class:`UsageError` for a run asked for where no control database exists yet."""
+    raise UsageError(f"no fleet run {run_id!r}: the control database does not exist yet; "
+                     "start a run with `umbau fleet upgrade`")
 
 
 def delete_run(conn: psycopg.Connection, run_id: str) -> None:

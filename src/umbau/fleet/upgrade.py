@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import queue
 import secrets
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,9 +27,10 @@ from umbau.errors import FleetBusy, FleetFailed, FleetStopped, UmbauError, Usage
 from umbau.events import Event, EventHandler, emit
 from umbau.fleet import state
 from umbau.fleet.config import FleetOptions, canary_count
+from umbau.fleet.control import EMBEDDED, control_database
+from umbau.fleet.state import Task
 from umbau.fleet.targets import Target, resolve, select
 from umbau.fleet.worker import Job, owner_id, process_main, stopping_on_signals, work
-from umbau.postgres.scratch import database_url
 from umbau.settings import Settings
 
 
@@ -50,7 +52,7 @@ class FleetResult:
 
     def error(self) -> UmbauError | None:
         """:class:`FleetStopped` or :class:`FleetFailed` when the run is not a success."""
-        rerun = f"umbau fleet upgrade --run {self.run.run_id}"
+        rerun = f"{self.run.task.command} --run {self.run.run_id}"
         if self.counts.pending or self.counts.running:
             return FleetStopped(f"stopped: {self.counts.pending + self.counts.running} of "
                                 f"{self.counts.total} target(s) not upgraded; resume with "
@@ -75,23 +77,58 @@ def upgrade(settings: Settings, options: FleetOptions, *, on_event: EventHandler
             stop: threading.Event | None = None) -> FleetResult:
     """Upgrade every target of the fleet to ``options.target`` (default ``head``).
 
-    A new run is created (or, with ``options.run_id``, joined or resumed); SIGTERM and
-    SIGINT (in the main thread), or ``stop``, end it early: no new target starts,
-    running targets finish. Returns the :class:`FleetResult`; its ``error()`` says
-    whether the CLI should fail. Raises :class:`~umbau.errors.FleetBusy` when another
-    run is in progress, :class:`~umbau.errors.UsageError` on bad targets or options.
+    A new run is created (or, with ``options.run_id``, joined or resumed) in the control
+    database (:mod:`umbau.fleet.control`); SIGTERM and SIGINT (in the main thread), or
+    ``stop``, end it early: no new target starts, running targets finish. ``on_event``
+    receives ``plan``, ``fleet_progress`` and ``fleet_target`` events (the whole run, read
+    from the control database), and ``fleet_target_start``/``fleet_target_done``/
+    ``fleet_target_failed`` for each target this process's workers handle (see
+    :class:`~umbau.events.Event`). Returns the :class:`FleetResult`; its ``error()`` says
+    whether the CLI should fail. Raises :class:`~umbau.errors.FleetBusy` when another run
+    is in progress, :class:`~umbau.errors.UsageError` on bad targets or options.
     """
+    return _run(settings, options, Task("upgrade", options.target), on_event, stop,
+                lambda: _check_target(settings, options.target))
+
+
+def backfill(settings: Settings, spec: str, options: FleetOptions, *,
+             on_event: EventHandler | None = None,
+             stop: threading.Event | None = None) -> FleetResult:
+    """Run the backfill ``spec`` (``module:attribute``, as for ``umbau backfill run``) on
+    every target of the fleet, the way :func:`upgrade` upgrades them: canary first,
+    failure budget, leases, resume after a kill, any number of workers.
+
+    On each target the backfill runs with one worker (:func:`umbau.backfill.run_backfill`:
+    batched, resumable from its checkpoint in the target, verified); a target whose
+    backfill fails, is paused or cancelled there, or whose table is missing, is a failed
+    target. ``options.target`` is ignored. Raises :class:`~umbau.errors.UsageError`
+    for a spec that does not import (before any change), and what :func:`upgrade` raises.
+    """
+    def check() -> None:
+        from umbau.backfill import load_backfill
+
+        load_backfill(spec, settings.root)
+
+    return _run(settings, options, Task("backfill", spec), on_event, stop, check)
+
+
+def _run(settings: Settings, options: FleetOptions, task: Task,
+         on_event: EventHandler | None, stop: threading.Event | None,
+         check: Callable[[], None]) -> FleetResult:
+    """Create, join or resume a run of ``task`` and work on it (see :func:`upgrade`)."""
     stop = stop or threading.Event()
     started = time.monotonic()
-    targets = fleet_targets(options)
-    _check_target(settings, options.target)  # bad input is refused before any change
+    everything = source_targets(options)
+    targets = select(everything, options.tags) if everything and options.tags else everything
+    check()  # bad input is refused before any change
     canaries = _canaries(options, targets) if targets else []
-    control_url = control_database(options, targets)
     try:
-        with state.control(control_url) as conn, stopping_on_signals(stop):
+        with control_database(settings, options.control_url, everything, create=True,
+                              worker=options.worker, on_event=on_event) as control, \
+                state.control(control.url) as conn, stopping_on_signals(stop):
             state.ensure_tables(conn)
-            run, created = _open_run(conn, options, targets, canaries)
-            job = Job(settings, control_url, run.run_id, {t.name: t.url for t in targets or ()},
+            run, created = _open_run(conn, options, task, targets, canaries)
+            job = Job(settings, control.url, run.run_id, {t.name: t.url for t in targets or ()},
                       options.allow_unsafe, options.backup, options.rollback, options.lease)
             progress = _Progress(conn, run, on_event)
             _execute(job, options, stop, progress)
@@ -103,33 +140,28 @@ def upgrade(settings: Settings, options: FleetOptions, *, on_event: EventHandler
         raise state.translate(exc) from exc
 
 
-def fleet_targets(options: FleetOptions) -> list[Target] | None:
-    """The targets of the source (tags applied); None when a run is joined without any."""
+def source_targets(options: FleetOptions) -> list[Target] | None:
+    """Every target of the source, before ``--tags``; None when a run is joined (or a
+    status read) without a source."""
     if not options.source.given and options.run_id:
         return None
     if options.source.query is not None:
-        if not options.control_url:
+        if not options.control_url or options.control_url.strip().lower() == EMBEDDED:
             raise UsageError("--targets-query runs against the control database: pass "
                              "--control-url or set control_url in [tool.umbau.fleet]")
         with state.control(options.control_url) as conn:
             try:
-                found = resolve(options.source, lambda sql: conn.execute(sql).fetchall())
+                return resolve(options.source, lambda sql: conn.execute(sql).fetchall())
             except psycopg.Error as exc:
                 raise UsageError(f"the targets query failed: {exc}".splitlines()[0]
                                  + ": fix --targets-query") from exc
-    else:
-        found = resolve(options.source)
-    return select(found, options.tags) if options.tags else found
+    return resolve(options.source)
 
 
-def control_database(options: FleetOptions, targets: Sequence[Target] | None) -> str:
-    """``control_url``, or the ``postgres`` database on the first target's server."""
-    if options.control_url:
-        return options.control_url
-    if not targets:
-        raise UsageError("no control database: pass --control-url (or set control_url in "
-                         "[tool.umbau.fleet]) to join a run without a targets source")
-    return database_url(targets[0].url, "postgres")
+def fleet_targets(options: FleetOptions) -> list[Target] | None:
+    """The targets of the source (tags applied); None when a run is joined without any."""
+    found = source_targets(options)
+    return select(found, options.tags) if found and options.tags else found
 
 
 def _canaries(options: FleetOptions, targets: Sequence[Target]) -> list[str]:
@@ -144,25 +176,32 @@ def _canaries(options: FleetOptions, targets: Sequence[Target]) -> list[str]:
     return list(options.canary)
 
 
-def _open_run(conn: psycopg.Connection, options: FleetOptions,
+def _open_run(conn: psycopg.Connection, options: FleetOptions, task: state.Task,
               targets: Sequence[Target] | None, canaries: Sequence[str],
               ) -> tuple[state.Run, bool]:
     """The run to work on, joined by this session: (run, created here)."""
     with state.creating(conn):
         run = state.load_run(conn, options.run_id) if options.run_id else None
         if run is None:
-            run = _create(conn, options, targets, canaries)
+            run = _create(conn, options, task, targets, canaries)
             state.join(conn, run)
             return run, True
-    if options.target not in ("head", run.target_revision):
+    if run.kind != task.kind:
+        raise UsageError(f"run {run.run_id} is a fleet {run.kind} of {run.task.subject}: "
+                         f"join it with `{run.task.command} --run {run.run_id}`, or name "
+                         "another run")
+    if task.kind == "upgrade" and task.subject not in ("head", run.target_revision):
         raise UsageError(f"run {run.run_id} upgrades to {run.target_revision}, not "
-                         f"{options.target}: drop the revision or start a new run")
+                         f"{task.subject}: drop the revision or start a new run")
+    if task.kind == "backfill" and task.subject != run.backfill:
+        raise UsageError(f"run {run.run_id} runs the backfill {run.backfill}, not "
+                         f"{task.subject}: name that backfill or start a new run")
     state.reopen(conn, run.run_id, retry_failed=options.retry_failed)
     state.join(conn, run)
     return state.require_run(conn, run.run_id), False
 
 
-def _create(conn: psycopg.Connection, options: FleetOptions,
+def _create(conn: psycopg.Connection, options: FleetOptions, task: state.Task,
             targets: Sequence[Target] | None, canaries: Sequence[str]) -> state.Run:
     if targets is None:
         raise UsageError(f"no fleet run {options.run_id!r} yet, and no targets to start it "
@@ -170,12 +209,13 @@ def _create(conn: psycopg.Connection, options: FleetOptions,
     if options.run_id is None:
         busy = state.active_run(conn)
         if busy:
-            raise FleetBusy(f"fleet run {busy} is in progress: join it with `umbau fleet "
-                            f"upgrade --run {busy} --worker`, or wait for it to finish", busy)
+            other = state.require_run(conn, busy)
+            raise FleetBusy(f"fleet run {busy} is in progress: join it with `"
+                            f"{other.task.command} --run {busy} --worker`, or wait for it to "
+                            "finish", busy)
     run_id = options.run_id or time.strftime("%Y%m%d-%H%M%S-", time.gmtime()) + secrets.token_hex(2)
     limit = state.budget(options.max_failures, options.max_failure_rate, len(targets))
-    return state.create_run(conn, run_id, options.target, targets, canaries, limit,
-                            owner_id())
+    return state.create_run(conn, run_id, task, targets, canaries, limit, owner_id())
 
 
 def _check_target(settings: Settings, target: str) -> None:
@@ -187,18 +227,21 @@ def _check_target(settings: Settings, target: str) -> None:
 
 def _execute(job: Job, options: FleetOptions, stop: threading.Event,
              progress: _Progress) -> None:
+    progress.tick()  # the plan (how many targets) before the first target starts
     if options.parallel <= 1:
-        work(job, stop, progress.tick)
+        work(job, stop, progress.tick, on_event=progress.on_event)
         return
     _run_processes(job, options.parallel, stop, progress)
     if not stop.is_set():  # a worker process died: finish its targets here
-        work(job, stop, progress.tick)
+        work(job, stop, progress.tick, on_event=progress.on_event)
 
 
 def _run_processes(job: Job, count: int, stop: threading.Event, progress: _Progress) -> None:
-    """``count`` worker processes; a stop is passed on to them as SIGTERM."""
+    """``count`` worker processes; a stop is passed on to them as SIGTERM. Their
+    per-target events come back through a queue (only when someone listens)."""
     context = multiprocessing.get_context("spawn")  # a fork would share our connections
-    processes = [context.Process(target=process_main, args=(job, i), daemon=False,
+    events = context.Queue() if progress.on_event is not None else None
+    processes = [context.Process(target=process_main, args=(job, i, events), daemon=False,
                                  name=f"umbau-fleet-worker-{i}") for i in range(count)]
     with ExitStack() as cleanup:
         for process in processes:
@@ -211,9 +254,27 @@ def _run_processes(job: Job, count: int, stop: threading.Event, progress: _Progr
                 for process in processes:
                     if process.pid and process.is_alive():
                         os.kill(process.pid, signal.SIGTERM)
+            _drain(events, progress.on_event, wait=0.5)
             progress.tick()
-            time.sleep(0.5)
+        _drain(events, progress.on_event, wait=0.0)
         progress.tick()
+
+
+def _drain(events: Any, on_event: EventHandler | None, wait: float) -> None:
+    """Pass the worker processes' events on; waits up to ``wait`` seconds for the first."""
+    if events is None:
+        time.sleep(wait)
+        return
+    try:
+        event = events.get(timeout=wait) if wait > 0 else events.get_nowait()
+    except queue.Empty:
+        return
+    while True:
+        emit(on_event, event)
+        try:
+            event = events.get_nowait()
+        except queue.Empty:
+            return
 
 
 @dataclass

@@ -1,5 +1,6 @@
-"""One fleet worker: claim a target, give it umbau's full safe upgrade, record the outcome,
-repeat until the run is finished or a stop is asked for.
+"""One fleet worker: claim a target, give it umbau's full safe upgrade (or run the run's
+backfill on it), record the outcome, repeat until the run is finished or a stop is asked
+for.
 
 A worker runs its targets one after another in its own process: Alembic's ``context``
 and ``op`` are module-wide proxies, so two env.py runs cannot share a process.
@@ -13,14 +14,17 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import FrameType
+from typing import Any
 
 import psycopg
 
 from umbau.errors import UmbauError
+from umbau.events import Event, EventHandler, emit
 from umbau.fleet import state
 from umbau.settings import Settings
 
@@ -54,11 +58,13 @@ def owner_id(index: int | None = None) -> str:
 
 
 def work(job: Job, stop: threading.Event, tick: Tick | None = None,
-         owner: str | None = None) -> int:
+         owner: str | None = None, on_event: EventHandler | None = None) -> int:
     """Work on ``job.run_id`` until it is finished or ``stop`` is set.
 
-    Returns the number of targets this worker upgraded (done or failed). ``tick`` is
-    called after each target and while waiting. Raises
+    Returns the number of targets this worker handled (done or failed). ``tick`` is
+    called after each target and while waiting. ``on_event`` receives
+    ``fleet_target_start``, ``fleet_target_done`` and ``fleet_target_failed`` for each
+    of this worker's targets (see :class:`~umbau.events.Event`). Raises
     :class:`~umbau.errors.DatabaseError` when the control database fails.
     """
     owner = owner or owner_id()
@@ -67,7 +73,7 @@ def work(job: Job, stop: threading.Event, tick: Tick | None = None,
             run = state.require_run(conn, job.run_id)
             state.join(conn, run)
             try:
-                return _loop(conn, job, run, owner, stop, tick or (lambda: None))
+                return _loop(conn, job, run, owner, stop, tick or (lambda: None), on_event)
             finally:
                 state.release(conn, run.run_id, owner)
     except psycopg.Error as exc:
@@ -75,14 +81,13 @@ def work(job: Job, stop: threading.Event, tick: Tick | None = None,
 
 
 def _loop(conn: psycopg.Connection, job: Job, run: state.Run, owner: str,
-          stop: threading.Event, tick: Tick) -> int:
+          stop: threading.Event, tick: Tick, on_event: EventHandler | None) -> int:
     handled = 0
+    action = _action(job, run)
     while not stop.is_set():
-        target = None
-        if state.stop_reason(conn, run) is None:
-            target = state.claim(conn, run.run_id, owner, job.lease)
+        target = state.claim(conn, run, owner, job.lease)
         if target is not None:
-            upgrade_one(conn, job, run, target, owner)
+            _one(conn, job, run, target, owner, action, on_event)
             handled += 1
             tick()
             continue
@@ -94,36 +99,76 @@ def _loop(conn: psycopg.Connection, job: Job, run: state.Run, owner: str,
     return handled
 
 
-def upgrade_one(conn: psycopg.Connection, job: Job, run: state.Run, target: state.TargetRow,
-                owner: str) -> None:
-    """The full safe upgrade of one target (lock, timeouts, retries, history, backup
-    policy, lint gate), its outcome recorded in the control database.
+#: what a run does to one target: settings with its URL -> the outcome's columns
+Action = Callable[[Settings], dict[str, Any]]
 
-    A failure of the target is recorded, not raised: the fleet goes on.
-    """
+
+def _action(job: Job, run: state.Run) -> Action:
+    """The run's task as a function of one target's settings (a backfill is imported
+    once per worker, not once per target)."""
+    if run.kind == "backfill":
+        from umbau.backfill import load_backfill, run_backfill
+
+        definition = load_backfill(run.task.subject, job.settings.root)
+
+        def backfill(settings: Settings) -> dict[str, Any]:
+            result = run_backfill(settings, definition, source=run.task.subject)
+            if result.status != "done":
+                raise UmbauError(f"the backfill is {result.status} here: `umbau backfill "
+                                 f"resume {definition.name}` on it, then rerun the fleet run")
+            return {"rows": result.rows}
+
+        return backfill
     from umbau.commands import migrate
 
+    def upgrade(settings: Settings) -> dict[str, Any]:
+        result = migrate.upgrade(settings, run.task.subject, allow_unsafe=job.allow_unsafe,
+                                 backup=job.backup, rollback=job.rollback)
+        return {"before": ",".join(result.before) or None,
+                "after": ",".join(result.after) or None, "steps": len(result.steps)}
+
+    return upgrade
+
+
+def upgrade_one(conn: psycopg.Connection, job: Job, run: state.Run, target: state.TargetRow,
+                owner: str, on_event: EventHandler | None = None) -> None:
+    """The run's task on one target: umbau's full safe upgrade (lock, timeouts, retries,
+    history, backup policy, lint gate), or the run's backfill; the outcome recorded in
+    the control database. A failure of the target is recorded, not raised."""
+    _one(conn, job, run, target, owner, _action(job, run), on_event)
+
+
+def _one(conn: psycopg.Connection, job: Job, run: state.Run, target: state.TargetRow,
+         owner: str, action: Action, on_event: EventHandler | None) -> None:
     url = job.urls.get(target.name, target.url)
     settings = job.settings.with_overrides(database_url=url)
+    about = {"target": target.name, "run_id": run.run_id, "kind": run.kind, "worker": owner}
+    emit(on_event, Event("fleet_target_start", message=target.name, data=about))
+    began = time.monotonic()
     try:
-        result = migrate.upgrade(settings, run.target_revision, allow_unsafe=job.allow_unsafe,
-                                 backup=job.backup, rollback=job.rollback)
+        outcome = action(settings)
     except UmbauError as exc:
-        _failed(conn, run, target, owner, scrub(str(exc), url), exc.exit_code)
-    except Exception as exc:  # a revision's own bug fails its target, not the fleet
+        _failed(conn, run, target, owner, scrub(str(exc), url), exc.exit_code,
+                time.monotonic() - began, about, on_event)
+    except Exception as exc:  # a revision's (or transform's) own bug fails its target only
         from umbau.postgres.errors import describe_error
 
-        _failed(conn, run, target, owner, scrub(describe_error(exc), url), 1)
+        _failed(conn, run, target, owner, scrub(describe_error(exc), url), 1,
+                time.monotonic() - began, about, on_event)
     else:
-        state.finish(conn, run.run_id, target.name, owner, state="done",
-                     before=",".join(result.before) or None,
-                     after=",".join(result.after) or None, steps=len(result.steps))
+        state.finish(conn, run.run_id, target.name, owner, state="done", **outcome)
+        emit(on_event, Event("fleet_target_done", message=target.name,
+                             revision=outcome.get("after"), duration=time.monotonic() - began,
+                             data={**about, **outcome}))
 
 
 def _failed(conn: psycopg.Connection, run: state.Run, target: state.TargetRow, owner: str,
-            error: str, code: int) -> None:
+            error: str, code: int, duration: float, about: dict[str, Any],
+            on_event: EventHandler | None) -> None:
     state.finish(conn, run.run_id, target.name, owner, state="failed", error=error,
                  exit_code=code)
+    emit(on_event, Event("fleet_target_failed", message=target.name, error=error,
+                         duration=duration, data={**about, "exit_code": code}))
 
 
 def scrub(text: str, url: str) -> str:
@@ -187,15 +232,19 @@ def stopping_on_signals(stop: threading.Event,
             signal.signal(sig, old)
 
 
-def process_main(job: Job, index: int) -> None:
-    """Entry point of a worker process started by ``--parallel`` (exit status 0 or 1)."""
+def process_main(job: Job, index: int, events: Any = None) -> None:
+    """Entry point of a worker process started by ``--parallel`` (exit status 0 or 1).
+
+    ``events``: a multiprocessing queue that receives this worker's per-target events,
+    for the parent to pass on."""
     stop = threading.Event()
     # Ctrl-C reaches the whole process group: the parent alone decides, and passes a
     # stop on as SIGTERM, so that one Ctrl-C does not count as two here.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     with stopping_on_signals(stop, (signal.SIGTERM,)):
         try:
-            work(job, stop, owner=owner_id(index))
+            work(job, stop, owner=owner_id(index),
+                 on_event=None if events is None else events.put)
         except UmbauError as exc:
             print(f"umbau: error: fleet worker {index}: {exc}", file=sys.stderr)
             sys.exit(1)
