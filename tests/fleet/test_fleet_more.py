@@ -17,6 +17,7 @@ from fleet_support import (
     etsy_settings,
     revision,
     spawn,
+    targets_toml,
 )
 from sqlalchemy import text
 
@@ -138,3 +139,29 @@ def test_each_target_reports_start_and_outcome_with_its_duration(
     assert all(e.revision == HEAD and e.data["steps"] == 6 for e in done.values())
     assert failed[broken].data["exit_code"] == result.targets[1].exit_code
     assert failed[broken].error == result.targets[1].error
+
+
+def test_a_fleet_run_writes_its_metrics(make_fleet: Fleet, database_url: str,
+                                        tmp_path: Path) -> None:
+    """`--metrics-textfile` on a real fleet run with two worker processes: every target
+    is counted once, by outcome, in the parent's metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    fleet = make_fleet(3, broken={1})
+    targets = targets_toml(tmp_path / "fleet.toml", fleet)
+    textfile = tmp_path / "umbau.prom"
+    process = spawn("--metrics-textfile", str(textfile), "fleet", "upgrade", "--targets",
+                    str(targets), "--control-url", database_url, "--parallel", "2",
+                    "--backup", "never", "--format", "json")
+    _out, err = process.communicate(timeout=300)
+    assert process.returncode == EXIT_FLEET_FAILED, err
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(textfile.read_text())
+               for s in family.samples}
+    assert samples[("umbau_fleet_targets_total",
+                    (("kind", "upgrade"), ("outcome", "done")))] == 2
+    assert samples[("umbau_fleet_targets_total",
+                    (("kind", "upgrade"), ("outcome", "failed")))] == 1
+    assert samples[("umbau_fleet_target_duration_seconds_count",
+                    (("kind", "upgrade"), ("outcome", "done")))] == 2
+    assert samples[("umbau_fleet_targets_running", (("kind", "upgrade"),))] == 0

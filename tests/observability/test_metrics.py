@@ -127,3 +127,25 @@ def test_with_metrics_feeds_the_sink_and_the_handler() -> None:
     handler(Event("retry", revision="r1", delay=0.1))
     assert seen == ["retry"]
     assert samples(metrics)[("umbau_lock_retries_total", ())] == 1
+
+
+def test_fleet_targets_counted_by_kind_and_outcome() -> None:
+    metrics = Metrics()
+    for name, kind in (("shop1", "upgrade"), ("shop2", "upgrade"), ("shop3", "backfill")):
+        metrics(Event("fleet_target_start", message=name, data={"target": name, "kind": kind}))
+    running = samples(metrics)
+    assert running[("umbau_fleet_targets_running", (("kind", "upgrade"),))] == 2
+    metrics(Event("fleet_target_done", message="shop1", duration=0.25,
+                  data={"target": "shop1", "kind": "upgrade"}))
+    metrics(Event("fleet_target_failed", message="shop2", duration=1.5, error="boom",
+                  data={"target": "shop2", "kind": "upgrade", "exit_code": 7}))
+    metrics(Event("fleet_target_done", message="shop3", duration=2.0,
+                  data={"target": "shop3", "kind": "backfill"}))
+    got = samples(metrics)
+    assert got[("umbau_fleet_targets_total", (("kind", "upgrade"), ("outcome", "done")))] == 1
+    assert got[("umbau_fleet_targets_total", (("kind", "upgrade"), ("outcome", "failed")))] == 1
+    assert got[("umbau_fleet_targets_total", (("kind", "backfill"), ("outcome", "done")))] == 1
+    assert got[("umbau_fleet_target_duration_seconds_sum",
+                (("kind", "upgrade"), ("outcome", "failed")))] == 1.5
+    assert got[("umbau_fleet_targets_running", (("kind", "upgrade"),))] == 0
+    assert got[("umbau_fleet_targets_running", (("kind", "backfill"),))] == 0

@@ -93,8 +93,10 @@ def _run(state: State, run: Callable[..., Any], fmt: str, canary: tuple[str, ...
                        lease=parse_duration(lease, key="--lease") if lease else None, **flags)
     silent = quiet or fmt == "json"
     with render.progress(enabled=fmt == "text", quiet=silent) as handler:
-        # no handler, no progress queries against the control database
-        result = run(state.settings, options, on_event=None if silent else handler)
+        # no handler, no progress queries against the control database (unless metrics or
+        # JSON log lines want the events)
+        wanted = not silent or render.observed()
+        result = run(state.settings, options, on_event=handler if wanted else None)
     error = result.error()
     if fmt == "json":  # the summary carries exit_code and error: one JSON object on stdout
         render.as_json(result.as_dict())

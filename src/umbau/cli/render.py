@@ -245,6 +245,11 @@ SINKS: list[EventHandler] = []
 JSON_LOG: EventHandler | None = None
 
 
+def observed() -> bool:
+    """True when metrics or JSON log lines take the events even if nothing is drawn."""
+    return bool(SINKS) or JSON_LOG is not None
+
+
 @contextmanager
 def progress(enabled: bool = True, quiet: bool = False) -> Iterator[EventHandler]:
     """The event handler of a command: a rich bar with rate and ETA on a terminal (when

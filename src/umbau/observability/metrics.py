@@ -24,8 +24,18 @@ umbau_backfill_rows_per_second{backfill}       gauge         ``backfill_progress
 umbau_backfill_eta_seconds{backfill}           gauge         ``backfill_progress`` (eta)
 umbau_release_step_duration_seconds{version,   histogram     ``release_step_done``
 step,outcome}
+umbau_fleet_targets_total{kind,outcome}        counter       ``fleet_target_done`` /
+                                                             ``fleet_target_failed``
+umbau_fleet_target_duration_seconds{kind,      histogram     the same (``duration``)
+outcome}
+umbau_fleet_targets_running{kind}              gauge         ``fleet_target_start`` up,
+                                                             done/failed down
 umbau_command_exit_code{command}               gauge         set by the CLI at exit
 =============================================  ============  =============================
+
+The fleet's metrics count the targets this process's workers handled (several machines'
+counts add up in Prometheus); ``kind`` is ``upgrade`` or ``backfill``, ``outcome``
+``done`` or ``failed``. Target names are not labels: a fleet has thousands.
 """
 
 from __future__ import annotations
@@ -84,6 +94,16 @@ class Metrics:
         self.release_step_duration = Histogram(
             "umbau_release_step_duration_seconds", "Duration of one release step, in seconds",
             ["version", "step", "outcome"], buckets=RELEASE_BUCKETS, registry=r)
+        self.fleet_targets = Counter(
+            "umbau_fleet_targets_total", "Fleet targets this process finished",
+            ["kind", "outcome"], registry=r)
+        self.fleet_target_duration = Histogram(
+            "umbau_fleet_target_duration_seconds",
+            "Duration of one fleet target's upgrade or backfill, in seconds",
+            ["kind", "outcome"], buckets=DURATION_BUCKETS, registry=r)
+        self.fleet_running = Gauge(
+            "umbau_fleet_targets_running", "Fleet targets this process is working on",
+            ["kind"], registry=r)
         self.exit_code = Gauge(
             "umbau_command_exit_code", "Exit code of the last umbau command (0: success)",
             ["command"], registry=r)
@@ -96,6 +116,9 @@ class Metrics:
             "lock_acquired": self._lock_acquired,
             "backfill_progress": self._backfill_progress,
             "release_step_done": self._release_step_done,
+            "fleet_target_start": self._fleet_target_start,
+            "fleet_target_done": self._fleet_target_end,
+            "fleet_target_failed": self._fleet_target_end,
         }
 
     def __call__(self, event: Event) -> None:
@@ -156,9 +179,26 @@ class Metrics:
             version=str(data.get("version", "")), step=str(data.get("step", "")),
             outcome=str(data.get("outcome", ""))).observe(event.duration)
 
+    def _fleet_target_start(self, event: Event) -> None:
+        self.fleet_running.labels(kind=_fleet_kind(event)).inc()
+
+    def _fleet_target_end(self, event: Event) -> None:
+        kind = _fleet_kind(event)
+        outcome = "done" if event.kind == "fleet_target_done" else "failed"
+        self.fleet_running.labels(kind=kind).dec()
+        self.fleet_targets.labels(kind=kind, outcome=outcome).inc()
+        if event.duration is not None:
+            self.fleet_target_duration.labels(kind=kind, outcome=outcome).observe(
+                event.duration)
+
     def command_finished(self, command: str, exit_code: int) -> None:
         """The CLI's last word: ``umbau_command_exit_code{command}``."""
         self.exit_code.labels(command=command).set(exit_code)
+
+
+def _fleet_kind(event: Event) -> str:
+    data = event.data if isinstance(event.data, dict) else {}
+    return str(data.get("kind") or "upgrade")
 
 
 def backfill_name(event: Event) -> str | None:
