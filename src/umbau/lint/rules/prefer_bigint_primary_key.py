@@ -9,7 +9,7 @@ from pglast import ast
 
 from umbau.lint.context import CT, LintContext, relname, type_sig
 from umbau.lint.model import WARNING, Hit, Rule
-from umbau.lint.rules._helpers import added_columns, constraint_of
+from umbau.lint.rules._helpers import TABLE_COLUMNS, added_columns, constraint_of
 
 _SMALL = {"int4", "int2", "serial", "smallserial"}
 
@@ -53,6 +53,7 @@ RULE = Rule(
         sa.Column("id", sa.BigInteger(), sa.Identity(), primary_key=True),
     )""",
     check=check,
+    nodes=TABLE_COLUMNS,
     severity=WARNING,
     opt_in=True,
 )
