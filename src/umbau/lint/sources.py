@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import io
+import os
 import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -76,9 +77,16 @@ def revision_files(infos: Sequence[bridge.RevisionInfo]) -> dict[str, str]:
     """Revision id by file path (as Alembic names it, and resolved) of ``infos``
     (``project.revisions()``, asked once per lint: it walks the whole graph)."""
     files: dict[str, str] = {}
+    folders: dict[str, str] = {}  # resolved once per folder, not once per file
     for info in infos:
         files[info.path] = info.revision
-        files[str(Path(info.path).resolve())] = info.revision
+        if os.path.islink(info.path):
+            files[str(Path(info.path).resolve())] = info.revision
+            continue
+        folder, name = os.path.split(os.path.abspath(info.path))
+        if folder not in folders:
+            folders[folder] = str(Path(folder).resolve())
+        files[os.path.join(folders[folder], name)] = info.revision
     return files
 
 
