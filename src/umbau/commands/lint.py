@@ -7,9 +7,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy.engine import Connection
+from typing import TYPE_CHECKING, Any
 
 from umbau import alembic_bridge as bridge
 from umbau.errors import LintUnknown, UnsafeMigration, UsageError
@@ -19,11 +17,24 @@ from umbau.lint.context import LintContext, Unit, created_table, touched_tables
 from umbau.lint.engine import UNRENDERED, lint_units
 from umbau.lint.model import ERROR, WARNING, Finding
 from umbau.lint.result import LintedUnit, LintResult
-from umbau.plan import UpgradePlan, pending_steps, read_heads, read_plan
-from umbau.postgres.stats import TableStats
 from umbau.settings import Settings
 
+if TYPE_CHECKING:  # the connected paths import these when they run (an offline lint never)
+    from sqlalchemy.engine import Connection
+
+    from umbau.plan import UpgradePlan
+    from umbau.postgres.stats import TableStats
+
 __all__ = ["LintResult", "TableStats", "check_upgrade", "gate", "lint", "lint_upgrade"]
+
+
+def __getattr__(name: str) -> Any:
+    """``TableStats`` on first use: importing it pulls the connected-lint modules in."""
+    if name == "TableStats":
+        from umbau.postgres.stats import TableStats
+
+        return TableStats
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _is_sql_file(target: str) -> bool:
@@ -154,6 +165,7 @@ def lint_upgrade(settings: Settings, target: str = "head",
     ``plan``: the upgrade's plan (``umbau upgrade`` passes its own); read here without one.
     """
     if plan is None:
+        from umbau.plan import read_plan
         from umbau.postgres.connect import connect
 
         project = bridge.Project(settings, settings.require_database_url())
@@ -249,6 +261,7 @@ def _selected(project: bridge.Project, infos: Sequence[bridge.RevisionInfo],
         start = project.get(since).revision
         return {r for s in project.upgrade_steps((start,), "heads") for r in s.revision.split(",")}
     if url:
+        from umbau.plan import pending_steps, read_heads
         from umbau.postgres.connect import connect
 
         with connect(url) as conn:
