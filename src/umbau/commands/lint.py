@@ -122,7 +122,20 @@ def _collector_paused() -> Iterator[None]:
         yield
     finally:
         if enabled:
-            gc.enable()
+            _enable_collector()
+
+
+def _enable_collector() -> None:
+    """Switch the collector on without a pass over everything the lint allocated: enabled
+    as it is, the next allocation would start a young-generation pass over all of it (0.15
+    s at 2,000 revisions). Frozen first, the lint's objects go back into the oldest
+    generation, examined at the next full pass like any long-lived object."""
+    if gc.get_freeze_count():  # the caller froze objects of its own: leave them frozen
+        gc.enable()
+        return
+    gc.freeze()
+    gc.enable()
+    gc.unfreeze()
 
 
 def _server_facts(url: str | None, session: Connection | None = None,
