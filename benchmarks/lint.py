@@ -9,6 +9,12 @@ with ``--offline``, and alembic's offline mode only needs a URL for the dialect)
     python -m benchmarks.lint [--revisions 500] [--repeat 5]
 
 Results go to benchmarks/results/lint-<timestamp>.json.
+
+A speed change must not change what the lint finds. ``--findings FILE`` writes, instead
+of timing, the full findings (every rule switched on, upgrade and downgrade) of the
+synthetic histories at the given sizes, of the example apps' histories (offline) and of
+every rule's bad/ok case files, as canonical JSON: run it before and after a change and
+compare the two files byte for byte (``cmp``).
 """
 
 from __future__ import annotations
@@ -75,12 +81,62 @@ def measure(revisions: int, repeat: int) -> dict[str, object]:
             "ratio": ratio(linted, render), "paired": paired_ratio(linted, render)}
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def all_findings(revisions: Sequence[int]) -> dict[str, object]:
+    """Every finding of the synthetic histories (``revisions`` sizes), the examples and the
+    rules' case files, with every rule switched on (the opt-in ones too), in-process."""
+    from umbau.commands.lint import lint
+    from umbau.lint.registry import all_rules
+    from umbau.settings import load_settings
+
+    every = sorted(all_rules())
+    out: dict[str, object] = {}
+
+    def run(name: str, folder: Path, targets: Sequence[str] = ()) -> None:
+        settings = load_settings(cwd=folder, environ={}, flags={})
+        for downgrade in (False, True):
+            result = lint(settings, targets, enable=every, offline=True, downgrade=downgrade)
+            data = result.as_dict()
+            for unit in data["units"]:  # the synthetic histories live in a temporary folder
+                unit["path"] = _relative(unit["path"], folder)
+            for finding in data["findings"]:
+                finding["path"] = _relative(finding["path"], folder)
+            out[f"{name}{' --downgrade' if downgrade else ''}"] = data
+
+    with tempfile.TemporaryDirectory(prefix="umbau-bench-lint-") as tmp:
+        for size in revisions:
+            run(f"synthetic-{size}", make_history(Path(tmp) / f"h{size}", size))
+    for example in sorted(p for p in (ROOT / "examples").iterdir() if p.is_dir()):
+        run(f"examples/{example.name}", example)
+    cases = sorted(str(p) for p in (ROOT / "tests" / "lint" / "cases").glob("*/*.sql"))
+    for case in cases:  # one by one: each case is its own file, linted from scratch
+        run(f"case {_relative(case, ROOT)}", ROOT, [case])
+    return out
+
+
+def _relative(path: object, folder: Path) -> object:
+    if isinstance(path, str) and Path(path).is_relative_to(folder):
+        return str(Path(path).relative_to(folder))
+    return path
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.lint", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--revisions", type=int, nargs="+", default=[500, 2000])
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--findings", type=Path, default=None,
+                        help="write every finding (no timing) to this file, to compare")
     args, _ = parser.parse_known_args(argv)
+    if args.findings is not None:
+        found = all_findings(sorted(args.revisions))
+        args.findings.write_text(json.dumps(found, indent=1, sort_keys=True) + "\n",
+                                 encoding="utf-8")
+        print(f"{sum(len(v['findings']) for v in found.values())} findings "  # type: ignore[index]
+              f"of {len(found)} runs: {args.findings}")
+        return 0
 
     runs = [measure(n, args.repeat) for n in sorted(args.revisions)]
     rows = []

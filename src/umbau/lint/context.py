@@ -80,6 +80,7 @@ class Table:
     columns: dict[str, TypeSig | None] = field(default_factory=dict)
     checks: list[Check] = field(default_factory=list)
     indexed: list[tuple[str, ...]] = field(default_factory=list)  # leading columns first
+    primary_key: tuple[str, ...] = ()  # its columns, when the history declares them
 
 
 _ALIASES = {
@@ -181,6 +182,11 @@ class LintContext:
     def column_type(self, table: str, column: str) -> TypeSig | None:
         known = self.tables.get(table)
         return known.columns.get(column) if known else None
+
+    def primary_key(self, table: str) -> tuple[str, ...]:
+        """The primary key columns of ``table`` as the history declared them; () unknown."""
+        known = self.tables.get(table)
+        return known.primary_key if known else ()
 
     def function_kind(self, name: str) -> str | None:
         """``i``/``s``/``v`` for a function: the history's own CREATE FUNCTION, else the
@@ -299,12 +305,16 @@ class LintContext:
         for constraint in column_constraints(column):
             if constraint.contype in (CT.CONSTR_PRIMARY, CT.CONSTR_UNIQUE):
                 table.indexed.append((column.colname,))
+            if constraint.contype == CT.CONSTR_PRIMARY:
+                table.primary_key = (str(column.colname),)
             if constraint.contype == CT.CONSTR_CHECK:
                 self._add_constraint(table, constraint)
 
     def _add_constraint(self, table: Table, constraint: Any) -> None:
         if constraint.contype in (CT.CONSTR_PRIMARY, CT.CONSTR_UNIQUE) and constraint.keys:
             table.indexed.append(tuple(str(k.sval) for k in constraint.keys))
+            if constraint.contype == CT.CONSTR_PRIMARY:
+                table.primary_key = tuple(str(k.sval) for k in constraint.keys)
         if constraint.contype == CT.CONSTR_CHECK:
             table.checks.append(Check(constraint.conname, not constraint.skip_validation,
                                       not_null_check_column(constraint.raw_expr)))
@@ -331,6 +341,8 @@ class LintContext:
                 table.columns[cmd.name] = type_sig(cmd.def_.typeName)
             elif cmd.subtype == AT.AT_DropColumn:
                 table.columns.pop(cmd.name, None)
+                if cmd.name in table.primary_key:  # the key goes with its column
+                    table.primary_key = ()
 
     def _rename(self, node: Any) -> None:
         if node.renameType == OT.OBJECT_TABLE and node.relation is not None:
@@ -343,6 +355,8 @@ class LintContext:
         elif node.renameType == OT.OBJECT_COLUMN and node.relation is not None:
             table = self._table(relname(node.relation))
             table.columns[node.newname] = table.columns.pop(node.subname, None)
+            table.primary_key = tuple(str(node.newname) if c == node.subname else c
+                                      for c in table.primary_key)
 
 
 def index_columns(node: Any) -> tuple[str, ...]:

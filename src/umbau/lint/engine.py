@@ -23,6 +23,7 @@ def lint_units(units: Iterable[Unit], config: LintConfig,
     rules = config.rules()
     statement_rules = [r for r in rules if r.check is not None]
     unit_rules = [r for r in rules if r.check_unit is not None]
+    by_kind: dict[type, list[Rule]] = {}  # the rules that look at a statement class
     findings: list[Finding] = []
     for unit in units:
         ctx.begin_unit(unit)
@@ -34,7 +35,12 @@ def lint_units(units: Iterable[Unit], config: LintConfig,
                 continue
             if unit.report:
                 ctx.statement = stmt
-                for rule in statement_rules:
+                kind = type(stmt.node)
+                chosen = by_kind.get(kind)
+                if chosen is None:  # in the rules' order, so the findings' order is kept
+                    chosen = by_kind[kind] = [r for r in statement_rules
+                                              if r.nodes is None or issubclass(kind, r.nodes)]
+                for rule in chosen:
                     for hit in rule.check(stmt.node, ctx):  # type: ignore[misc]
                         found.append(make_finding(rule, hit, unit, stmt, config))
             ctx.apply(stmt.node)

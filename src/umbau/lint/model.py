@@ -35,6 +35,9 @@ class Rule:
 
     ``check`` receives each parsed statement with the context *before* the
     statement runs; ``check_unit`` (instead) receives a whole revision or file.
+    ``nodes``: the parse tree classes ``check`` can find something in (it yields nothing
+    for any other statement, so the engine does not call it for them); None: every
+    statement. A speed-up only: the findings are the same either way.
     """
 
     id: str
@@ -49,6 +52,7 @@ class Rule:
     severity: str = ERROR
     opt_in: bool = False
     engine: bool = False  # reported by the engine itself (ignores, parse errors)
+    nodes: tuple[type, ...] | None = None
 
     def __post_init__(self) -> None:
         if (self.check is None) == (self.check_unit is None) and not self.engine:

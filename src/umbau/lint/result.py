@@ -4,10 +4,12 @@ touched tables' sizes on the database it was judged for."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from umbau.lint.model import ERROR, WARNING, Finding
-from umbau.postgres.stats import TableStats
+
+if TYPE_CHECKING:  # imported only for a connected lint (it fills ``tables``)
+    from umbau.postgres.stats import TableStats
 
 
 @dataclass

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import bisect
 import io
+import os
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,11 +73,20 @@ class Rendered:
     failed: dict[str, str] = field(default_factory=dict)
 
 
-def revision_files(project: bridge.Project) -> dict[str, str]:
+def revision_files(infos: Sequence[bridge.RevisionInfo]) -> dict[str, str]:
+    """Revision id by file path (as Alembic names it, and resolved) of ``infos``
+    (``project.revisions()``, asked once per lint: it walks the whole graph)."""
     files: dict[str, str] = {}
-    for info in project.revisions():
+    folders: dict[str, str] = {}  # resolved once per folder, not once per file
+    for info in infos:
         files[info.path] = info.revision
-        files[str(Path(info.path).resolve())] = info.revision
+        if os.path.islink(info.path):
+            files[str(Path(info.path).resolve())] = info.revision
+            continue
+        folder, name = os.path.split(os.path.abspath(info.path))
+        if folder not in folders:
+            folders[folder] = str(Path(folder).resolve())
+        files[os.path.join(folders[folder], name)] = info.revision
     return files
 
 
@@ -126,25 +136,27 @@ def render_offline(project: bridge.Project, start: Any, target: str,
 
 
 def render_history(project: bridge.Project, needed: set[str],
-                   capture: Callable[[str], list[LintStatement]]) -> Rendered:
+                   capture: Callable[[str], list[LintStatement]],
+                   infos: Sequence[bridge.RevisionInfo] | None = None) -> Rendered:
     """Every revision's statements; ``capture`` runs the ``needed`` ones offline cannot render.
 
     One offline pass from base to heads; when a revision fails it, that revision alone is
     rendered on its own (or captured), and the rest again in one pass from it — so a
     history with a few revisions that need a connection costs a few passes, not one
     env.py run per revision. What a pass cannot reach (other branches) is rendered
-    revision by revision.
+    revision by revision. ``infos``: ``project.revisions()`` when the caller has it.
     """
-    where = _Where(revision_files(project))
+    infos = project.revisions() if infos is None else infos
+    where = _Where(revision_files(infos))
     result = Rendered()
     start: Any = None
-    for _ in range(len(project.revisions()) + 1):
+    for _ in range(len(infos) + 1):
         failing = _one_pass(project, where, start, result)
         if failing is None or failing == "?" or failing in result.via:
             break  # "?": nothing to blame (env.py itself failed): one by one below
         _render_alone(project, where, failing, needed, capture, result)
         start = failing
-    for info in project.revisions():
+    for info in infos:
         if info.revision not in result.via and info.revision not in result.failed:
             _render_alone(project, where, info.revision, needed, capture, result)
     return result
@@ -273,7 +285,7 @@ def capture_on_database(settings: Settings, server_url: str, revision: str,
 def _run_capturing(project: bridge.Project, url: str, revision: str) -> list[LintStatement]:
     from umbau.postgres.connect import connect
 
-    where = _Where(revision_files(project))
+    where = _Where(revision_files(project.revisions()))
     seen: list[LintStatement] = []
 
     def note(sql: str) -> None:
@@ -309,10 +321,13 @@ def _run_capturing(project: bridge.Project, url: str, revision: str) -> list[Lin
 
 
 def downgrade_units(project: bridge.Project, wanted: set[str],
-                    sources: dict[str, str | None]) -> list[Unit]:
+                    sources: dict[str, str | None],
+                    infos: Sequence[bridge.RevisionInfo] | None = None) -> list[Unit]:
     """The downgrade of the whole history, heads to base, rendered offline in one pass:
-    one unit per revision (reported for ``wanted``), in the order they would run."""
-    where = _Where(revision_files(project))
+    one unit per revision (reported for ``wanted``), in the order they would run.
+    ``infos``: ``project.revisions()`` when the caller has it."""
+    infos = project.revisions() if infos is None else infos
+    where = _Where(revision_files(infos))
     buffer = _TracingBuffer(where)
     failure = None
     try:
@@ -323,7 +338,7 @@ def downgrade_units(project: bridge.Project, wanted: set[str],
     out: dict[str, list[LintStatement]] = {}
     _statements_from(buffer.getvalue(), buffer.marks, out)
     units = []
-    for info in reversed(project.revisions()):
+    for info in reversed(infos):
         units.append(Unit(
             id=info.revision, path=info.path, statements=out.get(info.revision, []),
             source=sources.get(info.revision), report=info.revision in wanted,

@@ -17,6 +17,12 @@ from umbau.lint.context import (
     walk,
 )
 
+# Rule.nodes of rules that look only at ALTER TABLE commands (added_columns,
+# added_constraints, commands: alter_cmds() gives nothing for any other statement), and
+# of rules that look at the columns of CREATE TABLE and ALTER TABLE.
+ALTER_TABLE: tuple[type, ...] = (ast.AlterTableStmt,)
+TABLE_COLUMNS: tuple[type, ...] = (ast.CreateStmt, ast.AlterTableStmt)
+
 
 def function_names(expr: Any) -> set[str]:
     return {

@@ -14,7 +14,6 @@ import ast as pyast
 from dataclasses import dataclass, field
 
 from umbau.lint.context import LintContext
-from umbau.ops._names import shadow_column
 
 
 @dataclass(frozen=True)
@@ -48,6 +47,8 @@ def _note(name: str, args: list[str], found: OpsCalls) -> None:
         found.dropped.add((args[0], args[1]))
     elif name == "contract_change_type" and len(args) >= 2:
         found.dropped.add((args[0], args[1]))
+        from umbau.ops._names import shadow_column  # only for revisions that call ops
+
         found.renamed_columns.add((args[0], shadow_column(args[1]), args[1]))
     elif name == "rename_table" and len(args) >= 2:
         found.renamed_tables.add((args[0], args[1]))

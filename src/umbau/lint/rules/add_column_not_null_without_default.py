@@ -7,7 +7,14 @@ from typing import Any
 
 from umbau.lint.context import CT, LintContext
 from umbau.lint.model import Hit, Rule
-from umbau.lint.rules._helpers import added_columns, constraint_of, default_of, existing, py_table
+from umbau.lint.rules._helpers import (
+    ALTER_TABLE,
+    added_columns,
+    constraint_of,
+    default_of,
+    existing,
+    py_table,
+)
 
 
 def check(node: Any, ctx: LintContext) -> Iterator[Hit]:
@@ -45,4 +52,5 @@ def upgrade():
 # then backfill in batches (`umbau backfill`), and make it NOT NULL the safe way
 # (CHECK … NOT VALID, VALIDATE, SET NOT NULL: see set-not-null)""",
     check=check,
+    nodes=ALTER_TABLE,
 )

@@ -7,7 +7,7 @@ from typing import Any
 
 from umbau.lint.context import CT, LintContext
 from umbau.lint.model import Hit, Rule
-from umbau.lint.rules._helpers import added_columns, constraint_of, existing, py_table
+from umbau.lint.rules._helpers import ALTER_TABLE, added_columns, constraint_of, existing, py_table
 
 _SERIALS = {"serial", "bigserial", "smallserial", "serial4", "serial8", "serial2"}
 
@@ -53,4 +53,5 @@ def upgrade():
                     server_default=sa.text("nextval('documents_seq_no_seq')"))
 # 2: fill old rows in batches (`umbau backfill`), 3: NOT NULL the safe way (set-not-null)""",
     check=check,
+    nodes=ALTER_TABLE,
 )

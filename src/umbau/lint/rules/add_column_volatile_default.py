@@ -7,7 +7,14 @@ from typing import Any
 
 from umbau.lint.context import LintContext
 from umbau.lint.model import Hit, Rule
-from umbau.lint.rules._helpers import added_columns, default_of, existing, function_names, py_table
+from umbau.lint.rules._helpers import (
+    ALTER_TABLE,
+    added_columns,
+    default_of,
+    existing,
+    function_names,
+    py_table,
+)
 
 
 def check(node: Any, ctx: LintContext) -> Iterator[Hit]:
@@ -69,4 +76,5 @@ def upgrade():
 # then fill the old rows in batches (`umbau backfill`):
 #   UPDATE documents SET public_id = gen_random_uuid() WHERE id BETWEEN … AND …""",
     check=check,
+    nodes=ALTER_TABLE,
 )

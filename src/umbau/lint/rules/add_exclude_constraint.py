@@ -7,7 +7,7 @@ from typing import Any
 
 from umbau.lint.context import CT, LintContext
 from umbau.lint.model import Hit, Rule
-from umbau.lint.rules._helpers import added_constraints, existing
+from umbau.lint.rules._helpers import ALTER_TABLE, added_constraints, existing
 
 
 def check(node: Any, ctx: LintContext) -> Iterator[Hit]:
@@ -39,4 +39,5 @@ form, and unlike UNIQUE it cannot be attached from an index built CONCURRENTLY
     op.execute("ALTER TABLE bookings ADD CONSTRAINT no_overlap "
                "EXCLUDE USING gist (room WITH =, during WITH &&)")""",
     check=check,
+    nodes=ALTER_TABLE,
 )

@@ -7,7 +7,13 @@ from typing import Any
 
 from umbau.lint.context import CT, LintContext
 from umbau.lint.model import Hit, Rule
-from umbau.lint.rules._helpers import added_columns, added_constraints, constraint_of, existing
+from umbau.lint.rules._helpers import (
+    ALTER_TABLE,
+    added_columns,
+    added_constraints,
+    constraint_of,
+    existing,
+)
 
 
 def check(node: Any, ctx: LintContext) -> Iterator[Hit]:
@@ -60,4 +66,5 @@ the columns NOT NULL the safe way, then attach the index with
     # id must already be NOT NULL (see set-not-null), or this scans the table
     op.execute("ALTER TABLE events ADD CONSTRAINT pk_events PRIMARY KEY USING INDEX pk_events")""",
     check=check,
+    nodes=ALTER_TABLE,
 )

@@ -8,6 +8,7 @@ from typing import Any
 from umbau.lint.context import CT, LintContext
 from umbau.lint.model import Hit, Rule
 from umbau.lint.rules._helpers import (
+    ALTER_TABLE,
     added_columns,
     added_constraints,
     constraint_of,
@@ -69,4 +70,5 @@ unique index while holding an ACCESS EXCLUSIVE lock. Build the index
     op.execute("ALTER TABLE users ADD CONSTRAINT uq_users_email "
                "UNIQUE USING INDEX uq_users_email")""",
     check=check,
+    nodes=ALTER_TABLE,
 )

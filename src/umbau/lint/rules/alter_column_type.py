@@ -7,7 +7,7 @@ from typing import Any
 
 from umbau.lint.context import AT, LintContext, TypeSig, type_sig
 from umbau.lint.model import Hit, Rule
-from umbau.lint.rules._helpers import commands, existing
+from umbau.lint.rules._helpers import ALTER_TABLE, commands, existing
 
 _UNCONSTRAINABLE = {"varchar", "numeric", "varbit"}
 _GROWABLE = {"varchar", "varbit"}
@@ -91,4 +91,5 @@ def upgrade():
 def upgrade():
     op.drop_column("invoices", "amount")""",
     check=check,
+    nodes=ALTER_TABLE,
 )

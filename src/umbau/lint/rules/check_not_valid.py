@@ -7,7 +7,7 @@ from typing import Any
 
 from umbau.lint.context import CT, LintContext
 from umbau.lint.model import Hit, Rule
-from umbau.lint.rules._helpers import added_constraints, existing
+from umbau.lint.rules._helpers import ALTER_TABLE, added_constraints, existing
 
 
 def check(node: Any, ctx: LintContext) -> Iterator[Hit]:
@@ -52,4 +52,5 @@ def upgrade():
 def upgrade():
     op.execute("ALTER TABLE invoices VALIDATE CONSTRAINT ck_invoices_total_positive")""",
     check=check,
+    nodes=ALTER_TABLE,
 )

@@ -48,4 +48,5 @@ def upgrade():
         op.create_index("ix_orders_shop_id", "orders", ["shop_id"],
                         postgresql_concurrently=True, if_not_exists=True)""",
     check=check,
+    nodes=(ast.IndexStmt, ast.ReindexStmt),
 )

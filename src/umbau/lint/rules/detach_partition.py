@@ -7,7 +7,7 @@ from typing import Any
 
 from umbau.lint.context import AT, LintContext, relname
 from umbau.lint.model import Hit, Rule
-from umbau.lint.rules._helpers import commands, existing
+from umbau.lint.rules._helpers import ALTER_TABLE, commands, existing
 
 
 def check(node: Any, ctx: LintContext) -> Iterator[Hit]:
@@ -37,4 +37,5 @@ DETACH PARTITION).""",
     with op.get_context().autocommit_block():
         op.execute("ALTER TABLE events DETACH PARTITION events_2023 CONCURRENTLY")""",
     check=check,
+    nodes=ALTER_TABLE,
 )

@@ -45,4 +45,5 @@ ones without blocking writes (PostgreSQL docs, "ALTER DOMAIN").""",
 def upgrade():
     op.execute("ALTER DOMAIN positive_amount VALIDATE CONSTRAINT positive")""",
     check=check,
+    nodes=(ast.AlterDomainStmt,),
 )

@@ -7,7 +7,7 @@ from typing import Any
 
 from umbau.lint.context import AT, LintContext
 from umbau.lint.model import Hit, Rule
-from umbau.lint.rules._helpers import commands, existing, py_table
+from umbau.lint.rules._helpers import ALTER_TABLE, commands, existing, py_table
 from umbau.lint.rules._ops_calls import ops_calls
 
 
@@ -47,4 +47,5 @@ def upgrade():
 def downgrade():
     op.add_column("documents", sa.Column("legacy_ocr_text", sa.Text(), nullable=True))""",
     check=check,
+    nodes=ALTER_TABLE,
 )

@@ -32,4 +32,5 @@ by schema revisions.""",
 #   umbau backup --database-url postgresql://…/old_db
 #   psql -c 'DROP DATABASE old_db'""",
     check=check,
+    nodes=(ast.DropdbStmt,),
 )

@@ -7,7 +7,7 @@ from typing import Any
 
 from umbau.lint.context import AT, LintContext
 from umbau.lint.model import WARNING, Hit, Rule
-from umbau.lint.rules._helpers import commands, existing, py_table
+from umbau.lint.rules._helpers import ALTER_TABLE, commands, existing, py_table
 
 
 def check(node: Any, ctx: LintContext) -> Iterator[Hit]:
@@ -33,6 +33,7 @@ application version still running — can now read NULLs. Opt in with
     # first release code that handles NULL in documents.title, then:
     op.alter_column("documents", "title", nullable=True)""",
     check=check,
+    nodes=ALTER_TABLE,
     severity=WARNING,
     opt_in=True,
 )

@@ -39,4 +39,5 @@ revisions, and the empty schema last without CASCADE (PostgreSQL docs, "DROP SCH
     op.drop_table("events", schema="legacy")
     op.execute("DROP SCHEMA legacy")  # RESTRICT: fails while anything is left""",
     check=check,
+    nodes=(ast.DropStmt,),
 )

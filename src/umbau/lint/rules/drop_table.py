@@ -41,4 +41,5 @@ def upgrade():
 def downgrade():
     op.create_table("legacy_sessions", sa.Column("id", sa.BigInteger(), primary_key=True))""",
     check=check,
+    nodes=(ast.DropStmt,),
 )

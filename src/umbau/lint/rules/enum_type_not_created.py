@@ -10,7 +10,7 @@ from pglast import ast
 from umbau.lint.builtins import type_names
 from umbau.lint.context import _ALIASES, LintContext, relname
 from umbau.lint.model import Hit, Rule
-from umbau.lint.rules._helpers import added_columns, py_table
+from umbau.lint.rules._helpers import TABLE_COLUMNS, added_columns, py_table
 
 
 def _columns(node: Any) -> Iterator[tuple[str, Any]]:
@@ -79,4 +79,5 @@ def downgrade():
     op.drop_column("orders", "status")
     postgresql.ENUM(name="order_status").drop(op.get_bind(), checkfirst=True)""",
     check=check,
+    nodes=TABLE_COLUMNS,
 )

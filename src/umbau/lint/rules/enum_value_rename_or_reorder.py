@@ -58,4 +58,5 @@ remove the old value last (PostgreSQL docs, "ALTER TYPE", "8.7. Enumerated Types
         op.execute("ALTER TYPE order_status ADD VALUE IF NOT EXISTS 'cancelled'")
 # move the rows from 'canceled' in batches; drop 'canceled' after the deploy""",
     check=check,
+    nodes=(ast.AlterEnumStmt, ast.CreateEnumStmt),
 )

@@ -8,6 +8,7 @@ from typing import Any
 from umbau.lint.context import CT, LintContext, relname
 from umbau.lint.model import Hit, Rule
 from umbau.lint.rules._helpers import (
+    ALTER_TABLE,
     added_columns,
     added_constraints,
     constraint_of,
@@ -84,4 +85,5 @@ def upgrade():
 def upgrade():
     op.execute("ALTER TABLE orders VALIDATE CONSTRAINT fk_orders_shop_id")""",
     check=check,
+    nodes=ALTER_TABLE,
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,11 +11,20 @@ from umbau.lint.context import LintContext, changes_schema
 from umbau.lint.model import Hit, Rule
 
 LIMIT = 63  # NAMEDATALEN - 1 (PostgreSQL docs, "4.1.1. Identifiers and Key Words")
+_LONG_RUN = re.compile(rf"\S{{{LIMIT + 1}}}")
+
+
+def could_have_long_name(text: str) -> bool:
+    """False when ``text`` cannot hold an identifier longer than 63 bytes, which spares the
+    scan: in ASCII text without a double quote every identifier is unquoted, a run of
+    non-blank characters of its length in bytes (lower-casing keeps it)."""
+    return not text.isascii() or '"' in text or _LONG_RUN.search(text) is not None
 
 
 def check(node: Any, ctx: LintContext) -> Iterator[Hit]:
     # the parse tree holds the names already cut to 63 bytes: read the statement's text
-    if ctx.statement is None or not changes_schema(node):
+    if ctx.statement is None or not changes_schema(node) \
+            or not could_have_long_name(ctx.statement.text):
         return
     for name in dict.fromkeys(sqlparse.identifiers(ctx.statement.text)):
         if len(name.encode()) > LIMIT:

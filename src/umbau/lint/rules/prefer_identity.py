@@ -7,6 +7,7 @@ from typing import Any
 
 from umbau.lint.context import LintContext, type_sig
 from umbau.lint.model import WARNING, Hit, Rule
+from umbau.lint.rules._helpers import TABLE_COLUMNS
 from umbau.lint.rules.prefer_timestamptz import typed_columns
 
 _SERIAL = {"serial": "Integer", "bigserial": "BigInteger", "smallserial": "SmallInteger"}
@@ -35,6 +36,7 @@ sequence is part of the column (PostgreSQL docs, "CREATE TABLE": GENERATED … A
 IDENTITY).""",
     safe="""sa.Column("id", sa.BigInteger(), sa.Identity(always=True), primary_key=True)""",
     check=check,
+    nodes=TABLE_COLUMNS,
     severity=WARNING,
     opt_in=True,
 )

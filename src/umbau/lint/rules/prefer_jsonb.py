@@ -7,7 +7,7 @@ from typing import Any
 
 from umbau.lint.context import LintContext, type_sig
 from umbau.lint.model import WARNING, Hit, Rule
-from umbau.lint.rules._helpers import py_table
+from umbau.lint.rules._helpers import TABLE_COLUMNS, py_table
 from umbau.lint.rules.prefer_timestamptz import typed_columns
 
 
@@ -33,6 +33,7 @@ does all of that. Changing the type later is a table rewrite, so choose at creat
     safe="""op.add_column("documents",
               sa.Column("ocr_result", postgresql.JSONB(), nullable=True))""",
     check=check,
+    nodes=TABLE_COLUMNS,
     severity=WARNING,
     opt_in=True,
 )

@@ -7,7 +7,7 @@ from typing import Any
 
 from umbau.lint.context import LintContext, type_sig
 from umbau.lint.model import WARNING, Hit, Rule
-from umbau.lint.rules._helpers import py_table
+from umbau.lint.rules._helpers import TABLE_COLUMNS, py_table
 from umbau.lint.rules.prefer_timestamptz import typed_columns
 
 
@@ -35,6 +35,7 @@ tip).""",
     safe="""op.add_column("shops", sa.Column("country", sa.Text(),
               sa.CheckConstraint("length(country) = 2"), nullable=True))""",
     check=check,
+    nodes=TABLE_COLUMNS,
     severity=WARNING,
     opt_in=True,
 )

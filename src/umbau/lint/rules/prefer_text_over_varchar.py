@@ -7,6 +7,7 @@ from typing import Any
 
 from umbau.lint.context import LintContext, type_sig
 from umbau.lint.model import WARNING, Hit, Rule
+from umbau.lint.rules._helpers import TABLE_COLUMNS
 from umbau.lint.rules.prefer_timestamptz import typed_columns
 
 
@@ -35,6 +36,7 @@ Opt in with `enable = ["prefer-text-over-varchar"]`.""",
     op.create_check_constraint("ck_customers_vat_id_length", "customers",
                                "length(vat_id) <= 32", postgresql_not_valid=True)""",
     check=check,
+    nodes=TABLE_COLUMNS,
     severity=WARNING,
     opt_in=True,
 )

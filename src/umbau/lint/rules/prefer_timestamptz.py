@@ -9,7 +9,7 @@ from pglast import ast
 
 from umbau.lint.context import AT, LintContext, relname, type_sig
 from umbau.lint.model import WARNING, Hit, Rule
-from umbau.lint.rules._helpers import added_columns, commands
+from umbau.lint.rules._helpers import TABLE_COLUMNS, added_columns, commands
 
 
 def typed_columns(node: Any) -> Iterator[tuple[str, str, Any]]:
@@ -45,6 +45,7 @@ zone; values written from servers or sessions in different zones cannot be compa
     safe="""def upgrade():
     op.add_column("orders", sa.Column("paid_at", sa.DateTime(timezone=True), nullable=True))""",
     check=check,
+    nodes=TABLE_COLUMNS,
     severity=WARNING,
     opt_in=True,
 )

@@ -36,4 +36,5 @@ query that reads it waits until the view's query has run to the end. `CONCURRENT
     with op.get_context().autocommit_block():
         op.execute("REFRESH MATERIALIZED VIEW CONCURRENTLY shop_totals")""",
     check=check,
+    nodes=(ast.RefreshMatViewStmt,),
 )

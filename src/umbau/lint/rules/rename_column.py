@@ -54,4 +54,5 @@ def upgrade():
 def upgrade():
     op.drop_column("customers", "email")""",
     check=check,
+    nodes=(ast.RenameStmt,),
 )

@@ -53,4 +53,5 @@ def upgrade():
 def upgrade():
     op.execute("DROP VIEW orders")""",
     check=check,
+    nodes=(ast.RenameStmt,),
 )

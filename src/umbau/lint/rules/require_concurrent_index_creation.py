@@ -71,4 +71,5 @@ def downgrade():
         op.drop_index("ix_documents_created_at", table_name="documents",
                       postgresql_concurrently=True, if_exists=True)""",
     check=check,
+    nodes=(ast.IndexStmt,),
 )

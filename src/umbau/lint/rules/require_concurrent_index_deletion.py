@@ -40,4 +40,5 @@ query on the table queues up behind it.""",
         op.drop_index("ix_documents_created_at", table_name="documents",
                       postgresql_concurrently=True, if_exists=True)""",
     check=check,
+    nodes=(ast.DropStmt,),
 )

@@ -39,4 +39,5 @@ builds the new index beside the old one and swaps them.""",
     with op.get_context().autocommit_block():
         op.execute("REINDEX INDEX CONCURRENTLY ix_documents_created_at")""",
     check=check,
+    nodes=(ast.ReindexStmt,),
 )

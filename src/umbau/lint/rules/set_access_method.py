@@ -7,7 +7,7 @@ from typing import Any
 
 from umbau.lint.context import AT, LintContext
 from umbau.lint.model import Hit, Rule
-from umbau.lint.rules._helpers import commands, existing
+from umbau.lint.rules._helpers import ALTER_TABLE, commands, existing
 
 
 def check(node: Any, ctx: LintContext) -> Iterator[Hit]:
@@ -34,4 +34,5 @@ table into the new access method while holding ACCESS EXCLUSIVE (PostgreSQL docs
     op.execute("CREATE TABLE events_new (LIKE events INCLUDING ALL) USING columnar")
 # copy in batches, then swap names in a short revision""",
     check=check,
+    nodes=ALTER_TABLE,
 )

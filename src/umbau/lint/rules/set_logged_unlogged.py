@@ -7,7 +7,7 @@ from typing import Any
 
 from umbau.lint.context import AT, LintContext
 from umbau.lint.model import Hit, Rule
-from umbau.lint.rules._helpers import commands, existing
+from umbau.lint.rules._helpers import ALTER_TABLE, commands, existing
 
 
 def check(node: Any, ctx: LintContext) -> Iterator[Hit]:
@@ -37,4 +37,5 @@ def upgrade():
 #   INSERT INTO events_logged SELECT * FROM events WHERE id > :last ORDER BY id LIMIT 5000
 # (plus a trigger for rows written meanwhile), then swap names in one short revision""",
     check=check,
+    nodes=ALTER_TABLE,
 )

@@ -7,7 +7,7 @@ from typing import Any
 
 from umbau.lint.context import AT, LintContext
 from umbau.lint.model import Hit, Rule
-from umbau.lint.rules._helpers import commands, existing, py_table
+from umbau.lint.rules._helpers import ALTER_TABLE, commands, existing, py_table
 
 
 def check(node: Any, ctx: LintContext) -> Iterator[Hit]:
@@ -65,4 +65,5 @@ def upgrade():
     op.alter_column("orders", "shop_id", nullable=False)
     op.drop_constraint("ck_orders_shop_id_not_null", "orders", type_="check")""",
     check=check,
+    nodes=ALTER_TABLE,
 )

@@ -7,7 +7,7 @@ from typing import Any
 
 from umbau.lint.context import AT, LintContext
 from umbau.lint.model import Hit, Rule
-from umbau.lint.rules._helpers import commands, existing
+from umbau.lint.rules._helpers import ALTER_TABLE, commands, existing
 
 
 def check(node: Any, ctx: LintContext) -> Iterator[Hit]:
@@ -34,4 +34,5 @@ the copy of the whole table takes (PostgreSQL docs, "ALTER TABLE": SET TABLESPAC
     safe="""# outside the revision, online:
 #   pg_repack --table=documents --tablespace=fast_ssd --moveidx""",
     check=check,
+    nodes=ALTER_TABLE,
 )

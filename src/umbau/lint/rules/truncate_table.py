@@ -44,4 +44,5 @@ def upgrade():
     # umbau: ignore[truncate-table] derived cache, rebuilt on start
     op.execute("TRUNCATE cache_entries")""",
     check=check,
+    nodes=(ast.TruncateStmt,),
 )

@@ -59,5 +59,6 @@ orders_shop_id = Backfill(name="orders_shop_id", table="orders",
                           set={"shop_id": "1"}, where="shop_id IS NULL")
 # run it with: umbau backfill run backfills:orders_shop_id""",
     check=check,
+    nodes=(ast.UpdateStmt, ast.DeleteStmt),
     severity=WARNING,
 )

@@ -47,5 +47,6 @@ batches.""",
     op.add_column("orders", sa.Column("currency", sa.Text(), nullable=True))
 # then, in batches outside the revision: umbau backfill run backfills:orders_currency""",
     check=check,
+    nodes=(ast.UpdateStmt, ast.DeleteStmt),
     severity=WARNING,
 )

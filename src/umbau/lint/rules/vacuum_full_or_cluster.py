@@ -45,4 +45,5 @@ def upgrade():
     with op.get_context().autocommit_block():
         op.execute("VACUUM (ANALYZE) documents")""",
     check=check,
+    nodes=(ast.VacuumStmt, ast.ClusterStmt),
 )

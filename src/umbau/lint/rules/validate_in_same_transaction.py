@@ -7,7 +7,7 @@ from typing import Any
 
 from umbau.lint.context import AT, LintContext
 from umbau.lint.model import Hit, Rule
-from umbau.lint.rules._helpers import commands, existing
+from umbau.lint.rules._helpers import ALTER_TABLE, commands, existing
 
 
 def check(node: Any, ctx: LintContext) -> Iterator[Hit]:
@@ -42,4 +42,5 @@ def upgrade():
 def upgrade():
     op.execute("ALTER TABLE orders VALIDATE CONSTRAINT fk_orders_shop_id")""",
     check=check,
+    nodes=ALTER_TABLE,
 )

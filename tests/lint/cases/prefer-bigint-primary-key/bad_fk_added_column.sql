@@ -1,0 +1,1 @@
+ALTER TABLE events ADD COLUMN account_id integer REFERENCES accounts (id);
