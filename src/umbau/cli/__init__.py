@@ -126,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = hoist_global_options(list(sys.argv[1:] if argv is None else argv))
     report = _Reporter(debug="--debug" in args, json_output=_wants_json(args))
-    from umbau.postgres.clients import sigterm_as_interrupt
+    from umbau.interrupts import sigterm_as_interrupt
 
     try:
         # SIGTERM (timeout, systemd, Kubernetes) unwinds like Ctrl-C: the step in progress
