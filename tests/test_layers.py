@@ -49,6 +49,8 @@ LEVELS: dict[str, int] = {
     "umbau.postgres": 60,
     "umbau.settings": 70,
     "umbau.masking": 73,  # pure string rules: passwords out of every output
+    # SIGTERM as an interrupt: the CLI installs it before any command, without a driver
+    "umbau.interrupts": 71,
     "umbau.events": 71,
     "umbau.errors": 72,
 }

@@ -97,3 +97,15 @@ def test_python_dash_m_and_version() -> None:
     done = subprocess.run([sys.executable, "-m", "umbau", "--version"], capture_output=True,
                           text=True, check=True)
     assert "umbau" in done.stdout
+
+
+def test_an_offline_lint_and_version_do_not_import_the_driver() -> None:
+    """The CLI installs its SIGTERM handler (umbau.interrupts) without psycopg: commands
+    that need no server do not pay for the driver's import."""
+    etsy = Path(__file__).resolve().parents[2] / "examples" / "etsy_sevdesk"
+    probe = ("import sys\nfrom umbau.cli import main\ncodes = [main(['--version']), "
+             "main(['lint', '--offline', '--format', 'json'])]\n"
+             "print(codes, 'psycopg' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True, cwd=etsy).stdout
+    assert out.strip().splitlines()[-1] == "[0, 0] False"

@@ -139,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: list[str], report: _Reporter) -> int:
-    from umbau.postgres.clients import sigterm_as_interrupt
+    from umbau.interrupts import sigterm_as_interrupt
 
     try:
         # SIGTERM (timeout, systemd, Kubernetes) unwinds like Ctrl-C: the step in progress

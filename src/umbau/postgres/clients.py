@@ -23,7 +23,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import IO, Any
@@ -31,9 +30,11 @@ from typing import IO, Any
 import psycopg
 import sqlalchemy as sa
 
-from umbau.errors import Terminated
+from umbau.interrupts import sigterm_as_interrupt
 from umbau.postgres.connect import normalize_url
 from umbau.postgres.errors import describe_error
+
+__all__ = ["sigterm_as_interrupt"]  # re-exported: where the backup modules find it
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
@@ -180,33 +181,6 @@ def run(argv: Sequence[str], *, env: Mapping[str, str] | None = None,
     finally:
         stop(child)
     return (child.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
-
-
-@contextmanager
-def sigterm_as_interrupt(what: str) -> Iterator[None]:
-    """For the block, SIGTERM raises :class:`~umbau.errors.Terminated` (a
-    KeyboardInterrupt) in the main thread, so it unwinds like Ctrl-C; ``what`` says what
-    was left behind, for the one line the CLI prints. Further SIGTERMs during the unwind
-    are ignored: the cleanup must finish. Outside the main thread it does nothing (Python
-    runs signal handlers there only), nor under a handler marked ``umbau_graceful``
-    (one that lets the work in progress finish)."""
-    if threading.current_thread() is not threading.main_thread() or getattr(
-            signal.getsignal(signal.SIGTERM), "umbau_graceful", False):
-        # an outer handler stops gracefully (a fleet lets its running target finish)
-        yield
-        return
-    fired: list[bool] = []
-
-    def handler(signum: int, frame: object) -> None:
-        if not fired:
-            fired.append(True)
-            raise Terminated(f"terminated (SIGTERM): {what}")
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 @contextmanager
