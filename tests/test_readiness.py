@@ -119,11 +119,11 @@ def test_asgi_app_with_starlette_testclient(tmp_path: Path, database_url: str) -
         upgrade(project, database_url, "--phase", "pre")
         # within ttl: the cached answer, no database read
         assert client.get("/health/ready").status_code == 503
-        assert app.probe.reads == 1  # type: ignore[attr-defined]
+        assert app.probe.reads == 1
         clock.now += 5.0
         response = client.get("/health/ready")
         assert response.status_code == 200 and response.json()["pending_post"] == ["r3"]
-        assert app.probe.reads == 2  # type: ignore[attr-defined]
+        assert app.probe.reads == 2
 
         assert client.get("/elsewhere").status_code == 404
         assert client.post("/health/ready").status_code == 405
@@ -131,25 +131,94 @@ def test_asgi_app_with_starlette_testclient(tmp_path: Path, database_url: str) -
         assert head.status_code == 200 and head.content == b""
 
 
-def test_asgi_app_mounted_in_a_starlette_application(tmp_path: Path,
-                                                     database_url: str) -> None:
+def test_asgi_app_routed_and_mounted_in_a_starlette_application(tmp_path: Path,
+                                                                database_url: str) -> None:
+    """The forms docs/readiness.md gives, without following redirects (a probe must get
+    its 200/503 from the first request: Starlette answers 307 for a bare mount path)."""
     from starlette.applications import Starlette
     from starlette.responses import PlainTextResponse
     from starlette.routing import Mount, Route
 
     project = phased_project(tmp_path)
     upgrade(project, database_url, "--phase", "pre")
+    settings = settings_for(project, database_url)
 
     async def home(request: Any) -> PlainTextResponse:
         return PlainTextResponse("home")
 
+    ready = asgi_app(settings)
     app = Starlette(routes=[Route("/", home),
-                            Mount("/health/ready", asgi_app(settings_for(project,
-                                                                         database_url)))])
-    with TestClient(app) as client:
+                            Route("/health/ready", ready),          # as documented
+                            Mount("/probe", ready),                 # the mount's own path
+                            Mount("/health", ready)])               # a prefix of the path
+    with TestClient(app, follow_redirects=False) as client:
         assert client.get("/").text == "home"
+        for url in ("/health/ready", "/probe/", "/health/ready/"):
+            response = client.get(url)
+            assert response.status_code == 200, url
+            assert response.json()["current"] == ["r2"]
+        assert client.head("/health/ready").status_code == 200
+        assert client.post("/health/ready").status_code == 405
+        assert client.get("/probe/other").status_code == 404
+        assert client.get("/health/other").status_code == 404
+    assert ready.probe.reads == 1
+
+    mounted = Starlette(routes=[Mount("/health/ready", asgi_app(settings))])
+    with TestClient(mounted, follow_redirects=False) as client:
+        assert client.get("/health/ready/").status_code == 200  # what the docs warn of:
+        assert client.get("/health/ready").status_code == 307  # Starlette redirects
+
+
+def test_asgi_app_in_fastapi(tmp_path: Path, database_url: str) -> None:
+    from fastapi import FastAPI
+
+    project = phased_project(tmp_path)
+    app = FastAPI()
+    app.add_route("/health/ready", asgi_app(settings_for(project, database_url)))
+    with TestClient(app, follow_redirects=False) as client:
         response = client.get("/health/ready")
-        assert response.status_code == 200 and response.json()["current"] == ["r2"]
+        assert response.status_code == 503 and response.json()["pending"] == ["r1", "r2", "r3"]
+
+
+def test_wsgi_app_mounted_by_a_dispatcher(tmp_path: Path, database_url: str) -> None:
+    """A PEP 3333 dispatcher (as werkzeug's DispatcherMiddleware does) moves the prefix to
+    SCRIPT_NAME: the app answers on its mount path, through a real server."""
+    project = phased_project(tmp_path)
+    upgrade(project, database_url, "--phase", "pre")
+    ready = wsgi_app(settings_for(project, database_url))
+
+    def site(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"site"]
+
+    def dispatcher(environ: dict[str, Any], start_response: Any) -> Any:
+        for prefix in ("/health/ready", "/probe"):
+            path = environ.get("PATH_INFO", "")
+            if path == prefix or path.startswith(prefix + "/"):
+                environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + prefix
+                environ["PATH_INFO"] = path[len(prefix):]
+                return ready(environ, start_response)
+        return site(environ, start_response)
+
+    class Quiet(wsgiref.simple_server.WSGIRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = wsgiref.simple_server.make_server("127.0.0.1", 0, dispatcher,
+                                               handler_class=Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    try:
+        for url in ("/health/ready", "/health/ready/", "/probe"):
+            status, body = get(base + url)
+            assert status == 200 and body["current"] == ["r2"], url
+        assert get(base + "/probe/other")[0] == 404
+        with urllib.request.urlopen(base + "/", timeout=10) as response:
+            assert response.read() == b"site"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.fixture

@@ -208,25 +208,33 @@ _NOT_FOUND = b'{"error": "not found"}'
 _NOT_ALLOWED = b'{"error": "method not allowed: use GET or HEAD"}'
 
 
-def _route(probe: ReadinessProbe, path: str, method: str, request_path: str
-           ) -> tuple[int, bytes]:
-    if request_path.rstrip("/") != path.rstrip("/"):
+def _route(probe: ReadinessProbe, path: str, method: str, full_path: str,
+           root_path: str) -> tuple[int, bytes]:
+    """Status and body for a request. ``full_path``: the request's path from the server's
+    root; ``root_path``: where the app is mounted ("" when it is not). Answered: ``path``
+    (a trailing ``/`` ignored), and, when mounted, the mount's own path, so that the app
+    serves the probe wherever a framework or dispatcher puts it."""
+    below = full_path[len(root_path):] if full_path.startswith(root_path) else full_path
+    wanted = path.rstrip("/")
+    if (full_path.rstrip("/") != wanted and below.rstrip("/") != wanted
+            and not (root_path and below in ("", "/"))):
         return 404, _NOT_FOUND
     if method not in ("GET", "HEAD"):
         return 405, _NOT_ALLOWED
     return probe.response()
 
 
-def asgi_app(settings_or_url: Settings | str, *, accept: Iterable[str] | None = None,
-             ttl: float = TTL, path: str = PATH,
-             clock: Callable[[], float] = time.monotonic) -> ASGIApp:
-    """An ASGI 3 application serving ``GET path`` (200/503, JSON body; 404 elsewhere,
-    405 for other methods); mount it beside your app or route the path to it. The
-    database is read in a worker thread, never on the event loop. ``lifespan`` events
-    are acknowledged. Arguments as :class:`ReadinessProbe`."""
-    probe = ReadinessProbe(settings_or_url, accept=accept, ttl=ttl, clock=clock)
+class ReadinessASGI:
+    """The ASGI 3 application of :func:`asgi_app`; ``probe`` is its
+    :class:`ReadinessProbe`. An object, not a function, so that Starlette's
+    ``Route(path, app)`` serves it as an ASGI app (a function there is taken for a
+    request handler)."""
 
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+    def __init__(self, probe: ReadinessProbe, path: str) -> None:
+        self.probe = probe
+        self.path = path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             while True:
                 message = await receive()
@@ -239,7 +247,8 @@ def asgi_app(settings_or_url: Settings | str, *, accept: Iterable[str] | None = 
             return
         loop = asyncio.get_running_loop()
         status, body = await loop.run_in_executor(
-            None, _route, probe, path, scope.get("method", "GET"), scope.get("path", ""))
+            None, _route, self.probe, self.path, scope.get("method", "GET"),
+            scope.get("path", ""), scope.get("root_path", ""))
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(body)).encode()),
@@ -247,27 +256,50 @@ def asgi_app(settings_or_url: Settings | str, *, accept: Iterable[str] | None = 
         await send({"type": "http.response.body",
                     "body": b"" if scope.get("method") == "HEAD" else body})
 
-    app.probe = probe  # type: ignore[attr-defined]
-    return app
+
+def asgi_app(settings_or_url: Settings | str, *, accept: Iterable[str] | None = None,
+             ttl: float = TTL, path: str = PATH,
+             clock: Callable[[], float] = time.monotonic) -> ReadinessASGI:
+    """An ASGI 3 application serving ``GET path`` (200/503, JSON body; 404 elsewhere,
+    405 for other methods). Starlette/FastAPI: ``Route("/health/ready", app)`` (or
+    ``app.add_route``); mounted (``Mount(prefix, app)``, a ``root_path``) it also answers
+    on the mount's own path. The database is read in a worker thread, never on the event
+    loop. ``lifespan`` events are acknowledged. Arguments as :class:`ReadinessProbe`."""
+    return ReadinessASGI(ReadinessProbe(settings_or_url, accept=accept, ttl=ttl,
+                                        clock=clock), path)
 
 
 _REASONS = {200: "200 OK", 404: "404 Not Found", 405: "405 Method Not Allowed",
             503: "503 Service Unavailable"}
 
 
-def wsgi_app(settings_or_url: Settings | str, *, accept: Iterable[str] | None = None,
-             ttl: float = TTL, path: str = PATH,
-             clock: Callable[[], float] = time.monotonic) -> WSGIApp:
-    """A WSGI application (PEP 3333) serving ``GET path`` like :func:`asgi_app`."""
-    probe = ReadinessProbe(settings_or_url, accept=accept, ttl=ttl, clock=clock)
+class ReadinessWSGI:
+    """The WSGI application (PEP 3333) of :func:`wsgi_app`; ``probe`` is its
+    :class:`ReadinessProbe`."""
 
-    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    def __init__(self, probe: ReadinessProbe, path: str) -> None:
+        self.probe = probe
+        self.path = path
+
+    def __call__(self, environ: dict[str, Any],
+                 start_response: Callable[..., Any]) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
-        status, body = _route(probe, path, method, environ.get("PATH_INFO", ""))
+        # PEP 3333: the request's path is SCRIPT_NAME (where the app is mounted, e.g. by
+        # a dispatcher) followed by PATH_INFO
+        script = environ.get("SCRIPT_NAME", "")
+        status, body = _route(self.probe, self.path, method,
+                              script + environ.get("PATH_INFO", ""), script)
         start_response(_REASONS[status], [("Content-Type", "application/json"),
                                           ("Content-Length", str(len(body))),
                                           ("Cache-Control", "no-store")])
         return [b"" if method == "HEAD" else body]
 
-    app.probe = probe  # type: ignore[attr-defined]
-    return app
+
+def wsgi_app(settings_or_url: Settings | str, *, accept: Iterable[str] | None = None,
+             ttl: float = TTL, path: str = PATH,
+             clock: Callable[[], float] = time.monotonic) -> ReadinessWSGI:
+    """A WSGI application (PEP 3333) serving ``GET path`` like :func:`asgi_app`; mounted
+    by a dispatcher (``SCRIPT_NAME`` set, e.g. werkzeug's ``DispatcherMiddleware``) it also
+    answers on the mount's own path."""
+    return ReadinessWSGI(ReadinessProbe(settings_or_url, accept=accept, ttl=ttl,
+                                        clock=clock), path)

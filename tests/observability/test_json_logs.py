@@ -137,3 +137,63 @@ def test_unreachable_database_with_metrics_textfile(tmp_path: Path,
     assert code == EXIT_DATABASE
     assert f'umbau_command_exit_code{{command="upgrade"}} {EXIT_DATABASE}.0' \
         in target.read_text()
+
+
+RELEASE_PLAN = """
+STEP
+kind = "command"
+name = "stop services"
+run = "echo stopped >> services.log"
+undo = "echo started >> services.log"
+STEP
+kind = "migrate"
+STEP
+kind = "smoke"
+run = "exit 3"
+"""
+
+
+def test_a_release_rollback_logs_warnings_and_errors(
+        tmp_path: Path, database_url: str, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real release whose smoke test fails: the failure is an error, the rollback's
+    stages warnings, as docs/observability.md says."""
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "release"))
+    from release_support import release_project, write_plan
+
+    folder = release_project(tmp_path, database_url)
+    write_plan(folder, RELEASE_PLAN)
+    code = main(["--config", str(folder / "umbau.toml"), "--database-url", database_url,
+                 "release", "run", "1.1.0", "--log-format", "json"])
+    records = lines(capsys.readouterr().err)
+    assert code != 0
+    stages = [r for r in records if r["kind"] == "stage"]
+    rollback = [r for r in stages if "roll" in r["message"]]
+    assert rollback and all(r["level"] == "warning" for r in rollback), stages
+    assert all(r["level"] == "info" for r in stages if r not in rollback)
+    steps = {r["data"]["step"]: r for r in records if r["kind"] == "release_step_done"}
+    outcomes = {name: (r["data"]["outcome"], r["level"]) for name, r in steps.items()}
+    assert outcomes == {"stop services": ("done", "info"), "migrate": ("done", "info"),
+                        "smoke": ("failed", "error")}
+    assert [r["message"] for r in rollback] == [
+        "rolling back release 1.1.0: step 'smoke' failed", "rollback: undo 'smoke'",
+        "rollback: undo 'migrate'", "rollback: undo 'stop services'"]
+    assert records[-1]["kind"] == "error" and records[-1]["level"] == "error"
+
+
+@pytest.mark.parametrize("args", [
+    ["release", "run", "--log-format", "json"],               # VERSION missing
+    ["--log-format", "json", "release", "run", "--nope", "1.1.0"],
+    ["--log-format=json", "--no-such-global", "status"],     # before the group's callback
+    ["--log-format", "json", "no-such-command"],
+])
+def test_usage_errors_are_json_lines_too(args: list[str],
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(args)
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    records = lines(err)
+    assert len(records) == 1, err
+    assert records[0]["kind"] == "error" and records[0]["level"] == "error"
+    assert records[0]["error"]["type"] == "UsageError"
+    assert records[0]["error"]["exit_code"] == 2 and "--help" in records[0]["error"]["message"]

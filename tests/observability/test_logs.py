@@ -45,6 +45,46 @@ def test_levels() -> None:
     assert level_of(Event("step_done")) == "info"
 
 
+@pytest.mark.parametrize(("event", "level"), [
+    # every kind docs/observability.md names: failures, waits, retries, blockers, rollbacks
+    (Event("step_failed", error="x"), "error"),
+    (Event("fleet_target_failed", error="x", data={"exit_code": 7}), "error"),
+    (Event("fleet_target", message="t1: failed", error="boom"), "error"),
+    (Event("fleet_target", message="t1: done"), "info"),
+    (Event("release_step_done", data={"outcome": "failed"}), "error"),
+    (Event("release_step_done", data={"outcome": "undo_failed"}), "error"),
+    (Event("release_step_done", data={"outcome": "undone"}), "warning"),
+    (Event("release_step_done", data={"outcome": "done"}), "info"),
+    (Event("release_step_done", data={"outcome": "skipped"}), "info"),
+    (Event("lock_wait"), "warning"),
+    (Event("old_lock_holders"), "warning"),
+    (Event("retry", attempt=2, error="deadlock"), "warning"),
+    (Event("health_attempt", attempt=1, error="503"), "warning"),
+    (Event("blockers_cancelled"), "warning"),
+    (Event("invalid_index_dropped"), "warning"),
+    (Event("rollback_skipped"), "warning"),
+    (Event("rollback_restore"), "warning"),
+    # the release runner's rollback stages, as it words them
+    (Event("stage", message="rolling back release 1.1.0: step 'smoke' failed"), "warning"),
+    (Event("stage", message="rollback: undo 'migrate'"), "warning"),
+    (Event("stage", message="rollback: restoring before-1.1.0.dump"), "warning"),
+    (Event("stage", message="finishing the rollback of run 3 (step smoke had failed)"),
+     "warning"),
+    (Event("stage", message="resuming run 3: step 'migrate' was interrupted (rollback)"),
+     "warning"),
+    (Event("stage", message="resuming run 3 at step 4"), "info"),
+    (Event("stage", message="creating the Etsy example at 1.0.0"), "info"),
+    (Event("stage", message="backup", data={"level": "warning"}), "warning"),
+    (Event("message", message="warning: the backup is slow"), "warning"),
+    (Event("message", message="umbau: error: t2 failed"), "error"),
+    (Event("message", message="This downgrade drops data:"), "info"),
+    (Event("step_done"), "info"),
+    (Event("note", message="nothing to roll"), "info"),
+])
+def test_the_level_follows_the_event(event: Event, level: str) -> None:
+    assert level_of(event) == level
+
+
 def test_timestamp_is_utc_iso8601() -> None:
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", timestamp())
 

@@ -221,6 +221,53 @@ def test_bad_files_are_refused(tmp_path: Path) -> None:
     assert path.read_bytes() == b"A=\xff\n"
 
 
+@pytest.mark.parametrize(("text", "match"), [
+    ("OLD_NAME=1\nX=2\nOLD_NAME=3\n", "line 3: OLD_NAME is set twice \\(first on line 1\\)"),
+    ("A=1\nexport A=1\n", "line 2: A is set twice"),
+    ("A=1\n1BAD=2\n", "line 2: '1BAD' is not an env key"),
+    ("A=1\nexport 1BAD=2\n", "line 2: '1BAD' is not an env key"),
+    ("A=1\nA B=2\n", "line 2: 'A B' is not an env key"),
+    ('M="one\ntwo"\n=x\n', "line 3: '' is not an env key"),
+])
+def test_malformed_and_duplicate_keys_in_the_file_are_refused(tmp_path: Path, text: str,
+                                                              match: str) -> None:
+    path = write(tmp_path, text)
+    for call in (plan_env_migration, migrate_env):
+        with pytest.raises(EnvFileError, match=f"{path}, {match}"):
+            call(path, rename={"OLD_NAME": "NEW_NAME"})
+    with pytest.raises(EnvFileError, match=match):
+        read_env(path)
+    assert path.read_text() == text and os.listdir(tmp_path) == [".env"]
+
+
+def test_lines_without_an_assignment_stay(tmp_path: Path) -> None:
+    path = write(tmp_path, "# A=1 in a comment\nBARE\n  # x = y\nA=b=c\n")
+    assert read_env(path) == {"A": "b=c"}
+
+
+@pytest.mark.db
+def test_config_migrate_env_refuses_a_key_set_twice(tmp_path: Path, database_url: str,
+                                                    capsys: pytest.CaptureFixture[str]
+                                                    ) -> None:
+    from release_support import release_project, write_plan
+
+    from umbau.cli import main
+
+    folder = release_project(tmp_path, database_url)
+    write_plan(folder, '[[releases."2.0.0".steps]]\nkind = "env"\nfile = ".env"\n'
+               'rename = { OLD_NAME = "NEW_NAME" }\n', version="2.0.0")
+    dup = folder / "dup.env"
+    dup.write_text("OLD_NAME=1\nOTHER=2\nOLD_NAME=1\n")
+    before = sorted(os.listdir(folder))
+    code = main(["--config", str(folder / "umbau.toml"), "--database-url", database_url,
+                 "config", "migrate-env", str(dup), "--release", "2.0.0"])
+    err = capsys.readouterr().err.strip()
+    assert code == 39
+    assert err.count("\n") == 0 and f"{dup}, line 3: OLD_NAME is set twice" in err
+    assert dup.read_text() == "OLD_NAME=1\nOTHER=2\nOLD_NAME=1\n"
+    assert sorted(os.listdir(folder)) == before
+
+
 def test_dry_run_writes_nothing(tmp_path: Path) -> None:
     path = write(tmp_path, ETSY_100)
     result = migrate_env(path, rename={"ETSY_SHOP_ID": "ETSY_DEFAULT_SHOP_ID"}, dry_run=True)
@@ -274,7 +321,8 @@ def test_any_value_survives_add_and_rename(tmp_path: Path, value: str, other: st
 
 LINES = st.lists(st.one_of(
     st.sampled_from(["", "# comment", "export A=1", "B = 'x # y'", 'C="a\\"b"  # c', "D",
-                     "  E=spaced value # note", "F=\r", 'G="multi', "line\"", "=bad"]),
+                     "  E=spaced value # note", "F=\r", 'G="multi', "line\"", "=bad",
+                     "1BAD=2"]),
     st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)),
             max_size=30)), max_size=12)
 
@@ -286,6 +334,47 @@ def test_parsing_any_text_gives_it_back_or_names_the_line(lines: list[str]) -> N
     try:
         entries = parse_env(text)
     except EnvFileError as exc:
-        assert "is never closed" in str(exc) and ", line " in str(exc)
+        assert ", line " in str(exc)
+        assert any(why in str(exc) for why in ("is never closed", "is not an env key",
+                                               "is set twice"))
         return
     assert "".join(e.raw for e in entries) == text
+    keys = [e.key for e in entries if e.key is not None]
+    assert len(keys) == len(set(keys))
+
+
+# valid files: distinct keys, each line a comment, a blank, a bare word or an assignment
+KEYS = st.from_regex(r"[A-Za-z_][A-Za-z0-9_.\-]{0,8}", fullmatch=True)
+ASSIGNMENTS = st.lists(st.tuples(KEYS, VALUES, st.booleans()), max_size=8,
+                       unique_by=lambda item: item[0])
+
+
+def _file(assignments: list[tuple[str, str, bool]]) -> str:
+    return "# head\n" + "".join(f"{'export ' if export else ''}{key}={format_value(value)}\n"
+                                for key, value, export in assignments)
+
+
+@settings(max_examples=200, deadline=None)
+@given(assignments=ASSIGNMENTS)
+def test_a_valid_file_parses_back_to_its_keys_and_values(
+        assignments: list[tuple[str, str, bool]]) -> None:
+    text = _file(assignments)
+    entries = parse_env(text)
+    assert "".join(e.raw for e in entries) == text
+    assert {e.key: e.value for e in entries if e.key} == {k: v for k, v, _ in assignments}
+
+
+@settings(max_examples=200, deadline=None)
+@given(assignments=ASSIGNMENTS.filter(bool), data=st.data())
+def test_a_key_set_twice_is_refused_naming_its_line(
+        assignments: list[tuple[str, str, bool]], data: st.DataObject) -> None:
+    key, value, export = data.draw(st.sampled_from(assignments))
+    at = data.draw(st.integers(0, len(assignments)))
+    again = data.draw(st.one_of(st.just(value), VALUES))
+    twice = [*assignments[:at], (key, again, not export), *assignments[at:]]
+    text = _file(twice)
+    with pytest.raises(EnvFileError, match=f"{key} is set twice") as err:
+        parse_env(text, source="f.env")
+    second = max(i for i, (k, _, _) in enumerate(twice) if k == key)
+    line = 2 + sum(format_value(v).count("\n") for _, v, _ in twice[:second]) + second
+    assert f"f.env, line {line}:" in str(err.value)

@@ -128,7 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     "message"}}`` on stdout) and the documented exit code; ``--debug`` adds the traceback.
     """
     args = hoist_global_options(list(sys.argv[1:] if argv is None else argv))
-    report = _Reporter(debug="--debug" in args, json_output=_wants_json(args))
+    report = _Reporter(debug="--debug" in args, json_output=_wants_json(args),
+                       json_log=_wants_json(args, "--log-format"))
     _observe.expect(args)
     try:
         code = _run(args, report)
@@ -173,9 +174,10 @@ _INTERRUPTED = "interrupted: the revision in progress was rolled back; rerun to 
 class _Reporter:
     """Renders an error as one line (or JSON) and returns its exit code."""
 
-    def __init__(self, debug: bool, json_output: bool) -> None:
+    def __init__(self, debug: bool, json_output: bool, json_log: bool = False) -> None:
         self.debug = debug
         self.json_output = json_output
+        self.json_log = json_log  # --log-format json: errors as JSON lines on stderr
 
     def fail(self, exc: BaseException, kind: str, code: int, message: str) -> int:
         if self.debug:
@@ -185,7 +187,8 @@ class _Reporter:
             sys.stderr.write(mask_secrets(trace))
         if self.json_output:
             render.as_json({"error": {"type": kind, "exit_code": code, "message": message}})
-        if not _observe.error_line(kind, code, message) and not self.json_output:
+        if not _observe.error_line(kind, code, message, wanted=self.json_log) \
+                and not self.json_output:
             render.error(message)
         return code
 
@@ -197,15 +200,18 @@ class _Reporter:
         message = " ".join(exc.format_message().split())
         ctx = getattr(exc, "ctx", None)
         hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
-        render.error(f"{message}{hint}")
+        if not _observe.error_line("UsageError", code, f"{message}{hint}",
+                                   wanted=self.json_log):
+            render.error(f"{message}{hint}")
         return code
 
 
-def _wants_json(args: Sequence[str]) -> bool:
-    """``--format json`` (or ``--format=json``) anywhere before ``--``."""
+def _wants_json(args: Sequence[str], option: str = "--format") -> bool:
+    """``--format json`` (or ``--format=json``; or another ``option``) anywhere before
+    ``--``."""
     head = args[:args.index("--")] if "--" in args else args
     pairs = zip(head, [*head[1:], ""], strict=True)
-    return "--format=json" in head or any(a == "--format" and b == "json" for a, b in pairs)
+    return f"{option}=json" in head or any(a == option and b == "json" for a, b in pairs)
 
 
 def hoist_global_options(args: list[str]) -> list[str]:

@@ -98,10 +98,17 @@ def command_name(ctx: click.Context) -> str:
     return name
 
 
-def error_line(kind: str, code: int, message: str) -> bool:
-    """With ``--log-format json``: the final error as one JSON line; False otherwise."""
+def error_line(kind: str, code: int, message: str, *, wanted: bool = False) -> bool:
+    """With ``--log-format json``: the final error as one JSON line; False otherwise.
+    ``wanted``: the command line asks for JSON logs, so an error raised before
+    :func:`begin` could set them up (the group's own options did not parse) is a JSON
+    line too."""
     if _current.json_log is None:
-        return False
+        if not wanted:
+            return False
+        from umbau.observability.logs import JsonLog
+
+        _current.json_log = JsonLog(_current.command)
     _current.json_log.error(kind, code, message)
     return True
 

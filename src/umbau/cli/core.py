@@ -422,9 +422,9 @@ def doctor(state: State, fmt: str) -> int:
 
 @cli.command()
 @click.option("--keep", is_flag=True, help="Leave the server running and print its URL.")
-@click.option("--orders", type=int, help="Orders to generate (default 100,000; with "
-              "--release 10,000).")
-@click.option("--folder", type=click.Path(path_type=Path),
+@click.option("--orders", type=click.IntRange(min=1), help="Orders to generate, at least 1 "
+              "(default 100,000; with --release 10,000).")
+@click.option("--folder", type=click.Path(file_okay=False, path_type=Path),
               help="Where the embedded server keeps its data (default .umbau/demo).")
 @click.option("--release", "release", is_flag=True,
               help="Run the Etsy release 1.0.0 -> 1.1.0 with `umbau release` (backup, "

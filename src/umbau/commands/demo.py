@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from umbau.commands import info, migrate, status
-from umbau.errors import UmbauError
+from umbau.errors import UmbauError, UsageError
 from umbau.events import Event, EventHandler, emit
 from umbau.postgres import embedded
 from umbau.postgres.scratch import recreate_database
@@ -67,6 +67,23 @@ class DemoResult:
         }
 
 
+def _checked_folder(settings: Settings, folder: Path | None, orders: int,
+                    option: str) -> Path:
+    """The demo's folder, created, after checking the options; raises UsageError (exit
+    2) for ``orders`` below 1 or a folder that cannot be created or is a file, before any
+    server starts."""
+    if isinstance(orders, bool) or not isinstance(orders, int) or orders < 1:
+        raise UsageError(f"--orders must be a whole number of at least 1, not {orders!r}: "
+                         f"umbau demo {option}--orders 1000")
+    folder = (folder or settings.root / ".umbau" / "demo").resolve()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot use {folder} as the demo folder ({exc.strerror or exc}): "
+                         f"pass a writable folder with --folder") from exc
+    return folder
+
+
 def demo(
     settings: Settings,
     *,
@@ -81,12 +98,13 @@ def demo(
     ``on_event`` receives a ``stage`` event as each stage begins, a ``result`` event with
     each part of the result as soon as it is known (``message`` names the part: ``rows``,
     ``before``, ``after``, ``runs``; ``data`` holds it), and the upgrade's own events.
-    Rerunning is safe: the demo database is created afresh each time.
+    Rerunning is safe: the demo database is created afresh each time. Raises UsageError
+    (before the server starts) when ``orders`` is below 1 or ``folder`` cannot be made.
     """
     def show(kind: str, message: str, data: Any = None) -> None:
         emit(on_event, Event(kind, message=message, data=data))
 
-    folder = (folder or settings.root / ".umbau" / "demo").resolve()
+    folder = _checked_folder(settings, folder, orders, "")
     clock = time.monotonic()
     server = embedded.start(folder / "pg", keep_running=keep)
     recreate_database(server.url("postgres"), DEMO_DATABASE)
@@ -226,7 +244,9 @@ def demo_release(
 
     ``on_event``: ``stage`` and ``result`` events as :func:`demo`, the release's own
     events. Raises UmbauError when the release does not end as the demo expects (a
-    failure without ``fail_smoke``, no rollback with it), and what the release raises.
+    failure without ``fail_smoke``, no rollback with it), and what the release raises;
+    UsageError (before the server starts) when ``orders`` is below 1 or ``folder``
+    cannot be made.
     """
     from umbau.errors import ReleaseFailed
     from umbau.release import run_release
@@ -234,7 +254,7 @@ def demo_release(
     def show(kind: str, message: str, data: Any = None) -> None:
         emit(on_event, Event(kind, message=message, data=data))
 
-    folder = (folder or settings.root / ".umbau" / "demo").resolve()
+    folder = _checked_folder(settings, folder, orders, "--release ")
     clock = time.monotonic()
     server = embedded.start(folder / "pg", keep_running=keep)
     recreate_database(server.url("postgres"), RELEASE_DATABASE)

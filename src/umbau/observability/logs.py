@@ -10,6 +10,7 @@ whole line, ``data`` included.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import threading
 from collections.abc import Callable
@@ -21,21 +22,57 @@ from umbau.masking import mask_secrets
 
 LOGGER = "umbau"
 
-# kinds worth a warning or an error level; every other kind is info
+LEVELS = ("info", "warning", "error")
+# kinds worth a warning or an error level whatever they carry
 WARNING_KINDS = frozenset({"retry", "lock_wait", "old_lock_holders", "blockers_cancelled",
-                           "invalid_index_dropped", "rollback_skipped", "rollback_restore"})
-ERROR_KINDS = frozenset({"step_failed"})
+                           "invalid_index_dropped", "rollback_skipped", "rollback_restore",
+                           "health_attempt"})
+ERROR_KINDS = frozenset({"step_failed", "fleet_target_failed"})
+# a release step's outcome (release_step_done's data["outcome"])
+ERROR_OUTCOMES = frozenset({"failed", "error", "undo_failed"})
+WARNING_OUTCOMES = frozenset({"undone"})
+# a stage of a rollback: "rolling back release 1.1.0: …", "rollback: undo 'x'",
+# "finishing the rollback of run 3 …", "resuming run 3: … interrupted (rollback)"
+_ROLLBACK = re.compile(r"\b(?:rolling back|rolled back|roll back|rollback)\b", re.IGNORECASE)
+# a plain stderr line (kind "message") that is a warning or an error
+_MESSAGE_LEVEL = re.compile(r"(?:umbau: )?(?P<level>warning|error):", re.IGNORECASE)
 
 
 def level_of(event: Event) -> str:
-    """``error`` for failures, ``warning`` for waits, retries and rollbacks, else ``info``;
-    a release step's level follows its outcome (``data["outcome"]``)."""
+    """The level of an event's line, first rule that applies:
+
+    - ``data["level"]`` when a producer sets it (``info``, ``warning``, ``error``);
+    - ``error``: ``step_failed``, ``fleet_target_failed``, a release step whose
+      ``data["outcome"]`` is ``failed``, ``error`` or ``undo_failed``, a ``fleet_target``
+      line of a failed target (``error`` set);
+    - ``warning``: lock waits (``lock_wait``, ``old_lock_holders``), retries (``retry``,
+      ``health_attempt``), ``blockers_cancelled``, ``invalid_index_dropped``, rollbacks
+      (``rollback_skipped``, ``rollback_restore``, a release step ``undone``, a
+      ``stage`` of a rollback);
+    - a ``message`` line (plain stderr text) starting ``warning:``/``error:`` (or
+      ``umbau: warning:``/``umbau: error:``): that level;
+    - else ``info``.
+    """
+    data = event.data if isinstance(event.data, dict) else {}
+    if data.get("level") in LEVELS:
+        return str(data["level"])
     if event.kind in ERROR_KINDS:
         return "error"
     if event.kind in WARNING_KINDS:
         return "warning"
-    if isinstance(event.data, dict) and event.data.get("outcome") in ("failed", "error"):
+    outcome = data.get("outcome")
+    if outcome in ERROR_OUTCOMES:
         return "error"
+    if outcome in WARNING_OUTCOMES:
+        return "warning"
+    if event.kind == "fleet_target" and event.error:
+        return "error"
+    if event.kind == "stage" and _ROLLBACK.search(event.message or ""):
+        return "warning"
+    if event.kind == "message":
+        match = _MESSAGE_LEVEL.match((event.message or "").lstrip())
+        if match:
+            return match["level"].lower()
     return "info"
 
 

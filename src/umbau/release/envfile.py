@@ -10,7 +10,10 @@ old file is kept as a backup for the rollback (:func:`restore_env`).
 The syntax is the one docker compose and python-dotenv read (``KEY=value``, ``export
 KEY=value``, ``# comments``, ``'single'`` quotes taken literally, ``"double"`` quotes with
 backslash escapes, quoted values over several lines, `` # comment`` after an unquoted
-value). Lines that are no assignment (``KEY`` alone, garbage) are kept as they are.
+value). Lines without ``=`` that are no assignment (``KEY`` alone, garbage) are kept as
+they are; a line that assigns to a malformed key (``1BAD=2``, ``A B=1``, ``=x``) and a key
+set twice are refused (EnvFileError, naming the file and the line): docker compose rejects
+the first, and with the second, which value the application reads depends on its loader.
 
 Running the same migration twice is running it once: a rename whose new key is there and
 whose old key is gone, a removed key that is gone and an added key that exists are all
@@ -39,6 +42,8 @@ KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
 _ASSIGN = re.compile(
     r"(?P<lead>\ufeff?[ \t]*)(?P<export>export[ \t]+)?(?P<key>[A-Za-z_][A-Za-z0-9_.\-]*)"
     r"[ \t]*=[ \t]*")
+# a line that assigns (it has '=' before any '#') to something that may not be a key
+_LOOKS_ASSIGN = re.compile(r"\ufeff?[ \t]*(?:export[ \t]+)?(?P<key>[^#=\r\n]*?)[ \t]*=")
 # an unquoted value ends at the line's end or at whitespace followed by '#'
 _UNQUOTED_END = re.compile(r"[ \t]+#|$")
 # a value that every dialect reads back unchanged without quotes
@@ -87,16 +92,28 @@ def _closing_quote(text: str, start: int, quote: str) -> tuple[int, str] | None:
 
 def parse_env(text: str, *, source: str = "env file") -> list[_Entry]:
     """The entries of an env file's text, in order; joined, their ``raw`` give ``text``
-    back exactly. Raises EnvFileError on a quote that is never closed (naming the line)."""
+    back exactly. Raises EnvFileError (naming ``source`` and the line) on a quote that is
+    never closed, a line assigning to a malformed key (not letters, digits, ``_ . -``
+    starting with a letter or ``_``) and a key set twice."""
     entries: list[_Entry] = []
     pos = 0
     line_no = 1
+    first_line: dict[str, int] = {}
     while pos < len(text):
         newline = text.find("\n", pos)
         end = len(text) if newline < 0 else newline + 1
         line = text[pos:end]
         match = _ASSIGN.match(line)
+        if match is not None and match["key"] in first_line:
+            raise EnvFileError(
+                f"{source}, line {line_no}: {match['key']} is set twice (first on line "
+                f"{first_line[match['key']]}); keep one, then rerun")
         if match is None:
+            bad = _LOOKS_ASSIGN.match(line)
+            if bad is not None:
+                raise EnvFileError(
+                    f"{source}, line {line_no}: {bad['key']!r} is not an env key (letters, "
+                    f"digits, _ . -, not starting with a digit); fix the line, then rerun")
             entries.append(_Entry(line))
         else:
             value_at = pos + match.end()
@@ -115,15 +132,17 @@ def parse_env(text: str, *, source: str = "env file") -> list[_Entry]:
                 cut = _UNQUOTED_END.search(rest)
                 value = rest[:cut.start() if cut else len(rest)].strip()
             entries.append(_Entry(text[pos:end], match["key"], match.start("key"), value))
+            first_line[match["key"]] = line_no
         line_no += text.count("\n", pos, end)
         pos = end
     return entries
 
 
 def read_env(path: Path) -> dict[str, str]:
-    """The keys and decoded values of an env file (the last one wins, as in dotenv).
+    """The keys and decoded values of an env file.
 
-    Raises EnvFileError when the file is missing, unreadable or not UTF-8.
+    Raises EnvFileError when the file is missing, unreadable or not UTF-8, or malformed
+    (see :func:`parse_env`).
     """
     return {e.key: e.value or "" for e in parse_env(_read(path), source=str(path))
             if e.key is not None}
@@ -201,7 +220,9 @@ def plan_env_migration(path: Path, *, rename: Mapping[str, str] | None = None,
     that must exist once the step is done. Applied in that order.
 
     Raises EnvFileError (exit 39) when the file is missing, unreadable or not UTF-8, a
-    quote is never closed, a key name is malformed or asked for twice, a rename's new key
+    quote is never closed, a line of the file assigns to a malformed key or sets a key
+    set before (the file and line named), a key name of the step is malformed or asked
+    for twice, a rename's new key
     already exists with another value, or a required key would be missing.
     """
     migration, _ = _apply(Path(path), dict(rename or {}), list(remove), dict(add or {}),
