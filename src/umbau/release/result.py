@@ -45,12 +45,13 @@ class ReleaseResult:
     failed_step: str | None = None
     error: str | None = None
     left: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"version": self.version, "run_id": self.run_id, "outcome": self.outcome,
                 "rollback_method": self.rollback_method, "resumed": self.resumed,
                 "seconds": round(self.seconds, 3), "failed_step": self.failed_step,
-                "error": self.error, "left": self.left,
+                "error": self.error, "left": self.left, "warnings": self.warnings,
                 "steps": [s.as_dict() for s in self.steps]}
 
 
@@ -118,9 +119,11 @@ class Checklist:
     backup_dir: str | None = None
     pending: list[str] = field(default_factory=list)
     current: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"version": self.version, "rollback_method": self.rollback_method,
+                "warnings": self.warnings,
                 "backup_dir": self.backup_dir, "current": self.current,
                 "pending": self.pending, "estimates": self.estimates, "plan": self.plan,
                 "markdown": self.markdown}

@@ -13,8 +13,9 @@ The rules, in the order a run meets them:
    rollback that was interrupted is finished. Otherwise a new run starts.
 3. A new run checks before anything changes: every env step's file and required keys
    (``envfile.plan_env_migration``), the ``${VARS}`` of URLs, and the rollback method:
-   ``auto`` is ``downgrade`` when every pending revision has a working downgrade()
-   (``Project.check_downgradable``), else ``restore``; ``restore`` needs a backup step
+   ``auto`` is ``downgrade`` when every pending downgrade() undoes its revision
+   (``Project.check_downgradable``, ``irreversible_by_design``: :func:`choose_rollback`),
+   else ``restore``; ``restore`` needs a backup step
    before the first migrate step (:class:`~umbau.errors.ReleasePlanError`, exit 37).
 4. A failed step undoes the completed steps in reverse (and the failed step's own
    part): env files restored from the copy kept, ``undo`` commands run, the database
@@ -48,7 +49,7 @@ from umbau.events import Event, EventHandler, emit
 from umbau.plan import read_heads
 from umbau.postgres.connect import connect
 from umbau.release import state
-from umbau.release.plan import ReleasePlan, Step, expand, load_plan
+from umbau.release.plan import ReleasePlan, Step, choose_rollback, expand, load_plan
 from umbau.release.result import ReleaseResult, StepReport, run_state
 from umbau.release.shell import run_command
 from umbau.settings import Settings
@@ -79,10 +80,39 @@ class RunContext:
     rollback: str
     before: list[str]
     pending: list[str] = field(default_factory=list)
+    data_stays: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def as_detail(self) -> dict[str, Any]:
         return {"fingerprint": self.fingerprint, "steps_total": self.steps_total,
-                "rollback": self.rollback, "before": self.before, "pending": self.pending}
+                "rollback": self.rollback, "before": self.before, "pending": self.pending,
+                "data_stays": self.data_stays}
+
+
+def downgrade_verdicts(project: bridge.Project, revisions: list[str],
+                       ) -> tuple[list[str], list[tuple[str, str]]]:
+    """For pending ``revisions``: one line per revision whose downgrade cannot run
+    (``check_downgradable`` refuses it, or it is irreversible by design and refuses:
+    :meth:`~umbau.alembic_bridge.Project.irreversible_by_design`), and (revision, why)
+    for those whose downgrade runs but leaves their data changes."""
+    refuses: list[str] = []
+    data_stays: list[tuple[str, str]] = []
+    for revision in revisions:
+        try:
+            project.check_downgradable(revision)
+        except IrreversibleRevision as exc:
+            refuses.append(f"revision {revision} cannot be downgraded: "
+                           f"{exc.message.split(':')[0]}")
+            continue
+        verdict = project.irreversible_by_design(revision)
+        if verdict is None:
+            continue
+        kind, why = verdict
+        if kind == "refuses":
+            refuses.append(f"revision {revision} cannot be downgraded: {why}")
+        else:
+            data_stays.append((revision, why))
+    return refuses, data_stays
 
 
 def run_release(settings: Settings, version: str, *, plan_file: Path | None = None,
@@ -164,38 +194,17 @@ class _Run:
                 from umbau.release.envfile import plan_env_migration
 
                 plan_env_migration(Path(step.options["file"]), **self._env_args(step))
-        before, pending, irreversible = self._revisions()
-        method = self.plan.rollback
-        migrates = [s for s in self.plan.steps if s.kind in DATABASE_KINDS]
-        if method == "auto":
-            method = "restore" if irreversible else "downgrade"
-        backup_first = self._backup_before_database()
-        if migrates and method == "restore" and not backup_first:
-            why = f" ({irreversible[0]})" if irreversible else ""
-            raise ReleasePlanError(
-                f"{self.plan.source}: release {self.plan.version}: rollback needs a restore"
-                f"{why} but no backup step comes before the first migrate or backfill step: "
-                "add a backup step, or write the downgrade")
-        if migrates and method == "downgrade" and irreversible:
-            raise ReleasePlanError(
-                f"{self.plan.source}: release {self.plan.version}: rollback = \"downgrade\" "
-                f"but {irreversible[0]}: use rollback = \"restore\" with a backup step")
-        return RunContext(self.plan.fingerprint, len(self.plan.steps), method, before, pending)
+        before, pending, refuses, data_stays = self._revisions()
+        choice = choose_rollback(self.plan, refuses, data_stays)
+        return RunContext(self.plan.fingerprint, len(self.plan.steps), choice.method, before,
+                          pending, list(choice.data_stays), list(choice.warnings))
 
-    def _backup_before_database(self) -> bool:
-        for step in self.plan.steps:
-            if step.kind == "backup":
-                return True
-            if step.kind in DATABASE_KINDS:
-                return False
-        return False
-
-    def _revisions(self) -> tuple[list[str], list[str], list[str]]:
+    def _revisions(self) -> tuple[list[str], list[str], list[str], list[tuple[str, str]]]:
         """(revisions now, pending revisions of the last migrate step's target, why each
-        irreversible one cannot be downgraded)."""
+        pending downgrade cannot run, (revision, why) of downgrades that leave data)."""
         migrates = [s for s in self.plan.steps if s.kind == "migrate"]
         if not migrates:
-            return [], [], []
+            return [], [], [], []
         url = self.settings.require_database_url()
         project = bridge.Project(self.settings, url)
         with connect(url) as conn:
@@ -204,14 +213,8 @@ class _Run:
         project.resolve_target(target)
         pending = [r for step in project.upgrade_steps(before, target)
                    for r in step.revision.split(",")]
-        irreversible = []
-        for revision in pending:
-            try:
-                project.check_downgradable(revision)
-            except IrreversibleRevision as exc:
-                irreversible.append(f"revision {revision} cannot be downgraded: "
-                                    f"{exc.message.split(':')[0]}")
-        return before, pending, irreversible
+        refuses, data_stays = downgrade_verdicts(project, pending)
+        return before, pending, refuses, data_stays
 
     def _env_args(self, step: Step) -> dict[str, Any]:
         return {"rename": dict(step.options.get("rename", {})),
@@ -224,12 +227,15 @@ class _Run:
         steps = [StepReport(s.index, s.name, s.kind, "planned", detail=_jsonable(s.options))
                  for s in self.plan.steps]
         return ReleaseResult(self.plan.version, None, "dry run", context.rollback,
-                             steps=steps, seconds=time.monotonic() - self.started)
+                             steps=steps, seconds=time.monotonic() - self.started,
+                             warnings=list(context.warnings))
 
     # -- a new run ------------------------------------------------------------------------
 
     def start(self) -> ReleaseResult:
         self.context = self.checks()
+        for warning in self.context.warnings:
+            emit(self.on_event, Event("stage", message=f"WARNING: {warning}"))
         return self._steps_from(0, resumed=False)
 
     def _steps_from(self, first: int, *, resumed: bool) -> ReleaseResult:
@@ -465,7 +471,8 @@ class _Run:
                 "plan back as it was to resume it (`umbau release history` shows its steps)")
         self.context = RunContext(first.detail["fingerprint"], first.detail["steps_total"],
                                   first.detail["rollback"], list(first.detail["before"]),
-                                  list(first.detail.get("pending", [])))
+                                  list(first.detail.get("pending", [])),
+                                  list(first.detail.get("data_stays", [])))
         self.rows = _latest(previous)
         for index, row in self.rows.items():
             if row.outcome == "done":
@@ -585,16 +592,28 @@ class _Run:
                 f"the rollback did not finish: {'; '.join(left)}: fix these by hand "
                 "(umbau release status shows each step), then rerun", self.plan.version,
                 failed.name, left, result)
+        stays = self._data_stayed()
+        warnings = [f"the data changes of {', '.join(stays)} stay: a downgrade does not "
+                    "put them back (restore the pre-release backup for that)"] if stays else []
         result = ReleaseResult(self.plan.version, self.run_id, "rolled back",
                                self.context.rollback, steps=self._ordered(), seconds=seconds,
-                               failed_step=failed.name, error=error)
+                               failed_step=failed.name, error=error, warnings=warnings)
+        stayed = f"; but the data changes of {', '.join(stays)} stay" if stays else ""
         raise ReleaseFailed(
             f"release {self.plan.version} failed at step {failed.name!r}: {error}; rolled "
-            f"back ({self._rollback_summary()}): fix the cause and rerun",
+            f"back ({self._rollback_summary()}){stayed}: fix the cause and rerun",
             self.plan.version, failed.name, result)
 
     def _ordered(self) -> list[StepReport]:
         return [self.reports[i] for i in sorted(self.reports)]
+
+    def _data_stayed(self) -> list[str]:
+        """Pending revisions with a data-only upgrade and an empty downgrade that a
+        downgrade in this rollback went through (their data changes stay)."""
+        assert self.context is not None
+        downgraded = any(str(r.detail.get("undo", "")).startswith("downgraded to")
+                         for r in self.rows.values())
+        return list(self.context.data_stays) if downgraded else []
 
     def _rollback_summary(self) -> str:
         assert self.context is not None
