@@ -84,6 +84,10 @@ def test_kill_9_in_a_command_step_then_rerun(tmp_path: Path, database_url: str) 
     plan.write_text(original.replace("echo last", "echo later"))
     with pytest.raises(ReleasePlanError, match="the plan changed since the interrupted run"):
         run_release(settings(folder, database_url), "1.1.0", assume_yes=True)
+    # a plan-level setting counts too: the rollback method changes what a failure does
+    plan.write_text(original.replace('from = "1.0.0"', 'from = "1.0.0"\nrollback = "restore"'))
+    with pytest.raises(ReleasePlanError, match="the plan changed since the interrupted run"):
+        run_release(settings(folder, database_url), "1.1.0", assume_yes=True)
     plan.write_text(original)
     asked: list[str] = []
     (folder / "resumed").touch()

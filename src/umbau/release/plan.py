@@ -84,9 +84,12 @@ class ReleasePlan:
 
     @property
     def fingerprint(self) -> str:
-        """sha256 (first 16 hex digits) of the steps: a rerun must find the same plan."""
-        text = json.dumps([[s.name, s.kind, _jsonable(s.options)] for s in self.steps],
-                          sort_keys=True)
+        """sha256 (first 16 hex digits) of everything in the plan that changes what a run
+        does: the plan-level ``rollback`` and the steps (name, kind, options); not
+        ``from`` nor ``description``. A resumed run must find the same plan."""
+        text = json.dumps({"rollback": self.rollback,
+                           "steps": [[s.name, s.kind, _jsonable(s.options)]
+                                     for s in self.steps]}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     @property
