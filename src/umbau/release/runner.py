@@ -180,6 +180,7 @@ class _Run:
         self.rows: dict[int, state.ReleaseRow] = {}
         self.reports: dict[int, StepReport] = {}
         self.started = time.monotonic()
+        self.undone: list[state.ReleaseRow] = []  # rows undone by a rollback, in order
 
     # -- checks ---------------------------------------------------------------------------
 
@@ -552,6 +553,12 @@ class _Run:
                                                    f"{failed.name!r} failed"))
         left: list[str] = []
         restored = False
+        # the summary lists the undos in the order they ran (a finished rollback: the
+        # undos done before the interruption first, in the reverse order they had run)
+        self.undone = [] if not finishing else [
+            r for _, r in sorted(self.rows.items(), reverse=True) if r.outcome == "undone"]
+        if finishing and failed_row.detail.get("undo_done"):
+            self.undone.insert(0, failed_row)
         order = [failed_row] + [r for i, r in sorted(self.rows.items(), reverse=True)
                                 if r.outcome == "done" and i != failed.index]
         if finishing and failed_row.detail.get("undo_done"):
@@ -577,6 +584,7 @@ class _Run:
                 state.update(self.conn, row.id, outcome="undone", detail={"undo": note})
                 row.outcome = "undone"
             row.detail["undo"] = note
+            self.undone.append(row)
         left += self._health_after_rollback()
         for index, row in self.rows.items():
             if row.outcome in ("undone", "undo_failed") or index == failed.index:
@@ -617,7 +625,7 @@ class _Run:
 
     def _rollback_summary(self) -> str:
         assert self.context is not None
-        notes = [str(r.detail.get("undo")) for r in self.rows.values()
+        notes = [str(r.detail.get("undo")) for r in self.undone
                  if r.detail.get("undo") and r.detail.get("undo") != "nothing to undo"]
         return "; ".join(notes) or "nothing had changed"
 
@@ -646,6 +654,8 @@ class _Run:
             if step.kind == "migrate":
                 return self._downgrade(row), restored
             return "rows stay (the downgrade undoes what the revisions added)", restored
+        if step.kind == "health":
+            return "checked again after the rollback", restored
         return "nothing to undo", restored
 
     def _downgrade(self, row: state.ReleaseRow) -> str:
@@ -685,7 +695,9 @@ class _Run:
                 f"{', '.join(result.revision) or 'base'})")
 
     def _health_after_rollback(self) -> list[str]:
-        """Health steps that had passed, checked again: the old version must answer."""
+        """Health steps that had passed, checked again: the old version must answer. A
+        check that fails marks its row ``undo_failed`` (the run is "rollback failed")."""
+        assert self.conn is not None
         left = []
         for row in self.rows.values():
             step = self.plan.steps[row.step_index]
@@ -694,7 +706,20 @@ class _Run:
             try:
                 self._step_health(step, row)
             except (StepFailed, UmbauError) as exc:
-                left.append(f"{step.name} after the rollback: {exc}")
+                problem = f"{step.name} after the rollback: {exc}"
+                left.append(problem)
+                state.update(self.conn, row.id, outcome="undo_failed",
+                             error=f"undo failed: {problem}",
+                             detail={"undo": "checked again after the rollback: failed",
+                                     "undo_error": str(exc)[:500]})
+                row.outcome = "undo_failed"
+                row.error = f"undo failed: {problem}"
+                row.detail.update(undo="checked again after the rollback: failed",
+                                  undo_error=str(exc)[:500])
+                continue
+            note = "answered again after the rollback"
+            state.update(self.conn, row.id, detail={"undo": note})
+            row.detail["undo"] = note
         return left
 
 

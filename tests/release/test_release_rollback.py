@@ -1,0 +1,101 @@
+"""What a rollback reports: health re-checks that fail, the order of the undos."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from release_support import release_project, release_rows, settings, write_plan
+
+from umbau.errors import ReleaseFailed, ReleaseRollbackFailed
+from umbau.release import release_status, run_release
+
+pytestmark = pytest.mark.db
+
+
+@pytest.fixture
+def flaky_health(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """200 until the file ``broken`` exists in tmp_path, then 503."""
+    flag = tmp_path / "broken"
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(503 if flag.exists() else 200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/health", flag
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_failed_health_recheck_is_rollback_failed(
+        tmp_path: Path, database_url: str, flaky_health: tuple[str, Path]) -> None:
+    url, flag = flaky_health
+    folder = release_project(tmp_path, database_url)
+    write_plan(folder, f"""
+STEP
+kind = "migrate"
+STEP
+kind = "health"
+url = "{url}"
+interval = "100ms"
+deadline = "1s"
+STEP
+kind = "smoke"
+run = "touch {flag}; exit 4"
+""")
+    with pytest.raises(ReleaseRollbackFailed) as caught:
+        run_release(settings(folder, database_url), "1.1.0")
+    assert caught.value.exit_code == 36
+    assert "health after the rollback" in str(caught.value)
+    assert release_rows(database_url) == [
+        ("migrate", "migrate", "undone"), ("health", "health", "undo_failed"),
+        ("smoke", "smoke", "failed")]
+    status = release_status(settings(folder, database_url))
+    assert status.runs[0]["state"] == "rollback failed"
+    result = caught.value.result
+    assert result is not None
+    health = next(s for s in result.steps if s.name == "health")
+    assert health.outcome == "undo_failed"
+    assert health.detail["undo"] == "checked again after the rollback: failed"
+
+
+def test_the_summary_lists_the_undos_in_the_order_they_ran(
+        tmp_path: Path, database_url: str) -> None:
+    folder = release_project(tmp_path, database_url)
+    write_plan(folder, """
+STEP
+kind = "command"
+name = "one"
+run = "true"
+undo = "echo undo-one >> undo.log"
+STEP
+kind = "migrate"
+STEP
+kind = "command"
+name = "two"
+run = "true"
+undo = "echo undo-two >> undo.log"
+STEP
+kind = "command"
+name = "three"
+run = "true"
+undo = "echo undo-three >> undo.log"
+STEP
+kind = "smoke"
+run = "exit 2"
+""")
+    with pytest.raises(ReleaseFailed) as caught:
+        run_release(settings(folder, database_url), "1.1.0")
+    assert (folder / "undo.log").read_text() == "undo-three\nundo-two\nundo-one\n"
+    assert ("rolled back (ran `echo undo-three >> undo.log`; ran `echo undo-two >> "
+            "undo.log`; downgraded to r1; ran `echo undo-one >> undo.log`)") \
+        in str(caught.value)
