@@ -19,6 +19,7 @@ from umbau.release import state
 from umbau.release.plan import ReleasePlan, Step, choose_rollback, load_plan
 from umbau.release.result import Checklist
 from umbau.release.runner import downgrade_verdicts
+from umbau.release.state import masked
 from umbau.settings import Settings, format_duration, mask_url
 
 
@@ -71,9 +72,9 @@ def release_plan(settings: Settings, version: str, plan_file: Path | None = None
     lines += ["", "Exit 35: rolled back cleanly; 36: the rollback did not finish (the "
               "message and `umbau release status` say what is left). A killed run resumes "
               f"with `umbau release run {plan.version}`.", ""]
-    return Checklist(plan.version, "\n".join(lines), plan.as_dict(), rollback, estimates,
+    return Checklist(plan.version, masked("\n".join(lines)), plan.as_dict(), rollback, estimates,
                      str(backup_dir), list(facts["pending"]), list(facts["current"]),
-                     warnings)
+                     masked(warnings))
 
 
 def _backup_dir(settings: Settings) -> Path:

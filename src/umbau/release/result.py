@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from umbau.release.state import ReleaseRow
+from umbau.release.state import ReleaseRow, masked
 
 
 @dataclass
@@ -26,7 +26,7 @@ class StepReport:
         return {"index": self.index, "step": self.name, "kind": self.kind,
                 "outcome": self.outcome,
                 "seconds": None if self.seconds is None else round(self.seconds, 3),
-                "error": self.error, "detail": self.detail}
+                "error": masked(self.error), "detail": masked(self.detail)}
 
 
 @dataclass
@@ -51,7 +51,8 @@ class ReleaseResult:
         return {"version": self.version, "run_id": self.run_id, "outcome": self.outcome,
                 "rollback_method": self.rollback_method, "resumed": self.resumed,
                 "seconds": round(self.seconds, 3), "failed_step": self.failed_step,
-                "error": self.error, "left": self.left, "warnings": self.warnings,
+                "error": masked(self.error), "left": masked(self.left),
+                "warnings": masked(self.warnings),
                 "steps": [s.as_dict() for s in self.steps]}
 
 
@@ -93,7 +94,7 @@ class ReleaseStatus:
                 "steps": [{"version": r.version, "step": r.step_name, "kind": r.kind,
                            "outcome": r.outcome, "started_at": r.started_at.isoformat(),
                            "finished_at": r.finished_at.isoformat() if r.finished_at else None,
-                           "error": r.error, "host": r.host, "run_id": r.run_id}
+                           "error": masked(r.error), "host": r.host, "run_id": r.run_id}
                           for r in self.steps]}
 
 
@@ -125,5 +126,5 @@ class Checklist:
         return {"version": self.version, "rollback_method": self.rollback_method,
                 "warnings": self.warnings,
                 "backup_dir": self.backup_dir, "current": self.current,
-                "pending": self.pending, "estimates": self.estimates, "plan": self.plan,
-                "markdown": self.markdown}
+                "pending": self.pending, "estimates": self.estimates,
+                "plan": masked(self.plan), "markdown": masked(self.markdown)}

@@ -46,6 +46,7 @@ from umbau.errors import (
     UmbauError,
 )
 from umbau.events import Event, EventHandler, emit
+from umbau.masking import mask_secrets
 from umbau.plan import read_heads
 from umbau.postgres.connect import connect
 from umbau.release import state
@@ -595,10 +596,10 @@ class _Run:
                                    self.context.rollback, steps=self._ordered(),
                                    seconds=seconds, failed_step=failed.name, error=error,
                                    left=left)
-            raise ReleaseRollbackFailed(
+            raise ReleaseRollbackFailed(mask_secrets(
                 f"release {self.plan.version} failed at step {failed.name!r} ({error}) and "
                 f"the rollback did not finish: {'; '.join(left)}: fix these by hand "
-                "(umbau release status shows each step), then rerun", self.plan.version,
+                "(umbau release status shows each step), then rerun"), self.plan.version,
                 failed.name, left, result)
         stays = self._data_stayed()
         warnings = [f"the data changes of {', '.join(stays)} stay: a downgrade does not "
@@ -607,9 +608,9 @@ class _Run:
                                self.context.rollback, steps=self._ordered(), seconds=seconds,
                                failed_step=failed.name, error=error, warnings=warnings)
         stayed = f"; but the data changes of {', '.join(stays)} stay" if stays else ""
-        raise ReleaseFailed(
+        raise ReleaseFailed(mask_secrets(
             f"release {self.plan.version} failed at step {failed.name!r}: {error}; rolled "
-            f"back ({self._rollback_summary()}){stayed}: fix the cause and rerun",
+            f"back ({self._rollback_summary()}){stayed}: fix the cause and rerun"),
             self.plan.version, failed.name, result)
 
     def _ordered(self) -> list[StepReport]:
@@ -644,7 +645,7 @@ class _Run:
             undo = step.options.get("undo")
             if undo:
                 self._shell(undo, step, step.options.get("timeout"))
-                return f"ran `{undo}`", restored
+                return mask_secrets(f"ran `{undo}`"), restored
             return "nothing to undo", restored
         if step.kind in DATABASE_KINDS:
             if restored:

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from umbau.masking import mask_secrets
+
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 GRACE = 5.0  # seconds between SIGTERM and SIGKILL to the group on a timeout
 _TAIL_BYTES = 4000
@@ -73,12 +75,12 @@ class CommandResult:
         else:
             how = f"exited {self.returncode}"
         tail = self.tail()
-        return f"`{self.command}` {how}" + (f": {tail}" if tail else "")
+        return mask_secrets(f"`{self.command}` {how}" + (f": {tail}" if tail else ""))
 
     def as_dict(self) -> dict[str, Any]:
-        return {"command": self.command, "returncode": self.returncode,
+        return {"command": mask_secrets(self.command), "returncode": self.returncode,
                 "seconds": round(self.seconds, 3), "timed_out": self.timed_out,
-                "output_tail": self.output[-1000:]}
+                "output_tail": mask_secrets(self.output[-1000:])}
 
 
 def _load_prctl() -> Any:

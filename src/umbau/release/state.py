@@ -26,6 +26,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from umbau.errors import ReleaseBusy
+from umbau.masking import mask_secrets
 from umbau.postgres.connect import connect, watch_client
 
 TABLE = "umbau_releases"
@@ -91,8 +92,21 @@ class ReleaseRow:
                 "started_at": self.started_at.isoformat(),
                 "finished_at": self.finished_at.isoformat() if self.finished_at else None,
                 "seconds": None if self.seconds is None else round(self.seconds, 3),
-                "outcome": self.outcome, "error": self.error, "host": self.host,
-                "pid": self.pid, "detail": self.detail}
+                "outcome": self.outcome, "error": masked(self.error), "host": self.host,
+                "pid": self.pid, "detail": masked(self.detail)}
+
+
+def masked(value: Any) -> Any:
+    """``value`` with every password in its strings replaced by ``***``
+    (:func:`umbau.masking.mask_secrets`), through dicts, lists and tuples: what the
+    release keeps in ``umbau_releases`` and returns never holds a URL's password."""
+    if isinstance(value, str):
+        return mask_secrets(value)
+    if isinstance(value, Mapping):
+        return {k: masked(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [masked(v) for v in value]
+    return value
 
 
 def _row(values: Any) -> ReleaseRow:
@@ -176,8 +190,8 @@ def insert(conn: Connection, *, run_id: str, version: str, step_index: int, step
                     CAST(:detail AS jsonb), {finished})
             RETURNING {_COLUMNS}"""),
         {"run": run_id, "version": version, "index": step_index, "name": step_name,
-         "kind": kind, "outcome": outcome, "error": error, "host": HOST,
-         "pid": os.getpid(), "detail": json.dumps(dict(detail or {}))}).one()
+         "kind": kind, "outcome": outcome, "error": masked(error), "host": HOST,
+         "pid": os.getpid(), "detail": json.dumps(masked(dict(detail or {})))}).one()
     return _row(values)
 
 
@@ -191,8 +205,8 @@ def update(conn: Connection, row_id: int, *, outcome: str | None = None,
                 detail = detail || CAST(:detail AS jsonb),
                 finished_at = CASE WHEN :finish THEN clock_timestamp() ELSE finished_at END
             WHERE id = :id"""),
-        {"outcome": outcome, "error": None if error is None else error[:2000],
-         "detail": json.dumps(dict(detail or {})), "finish": finish, "id": row_id})
+        {"outcome": outcome, "error": None if error is None else masked(error)[:2000],
+         "detail": json.dumps(masked(dict(detail or {}))), "finish": finish, "id": row_id})
 
 
 def rows(conn: Connection, *, version: str | None = None, run_id: str | None = None,
