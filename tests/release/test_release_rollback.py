@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -99,3 +100,35 @@ run = "exit 2"
     assert ("rolled back (ran `echo undo-three >> undo.log`; ran `echo undo-two >> "
             "undo.log`; downgraded to r1; ran `echo undo-one >> undo.log`)") \
         in str(caught.value)
+
+
+def test_a_failed_step_has_its_seconds_in_text_and_json(
+        tmp_path: Path, database_url: str) -> None:
+    import json
+
+    from release_support import umbau
+
+    folder = release_project(tmp_path, database_url)
+    write_plan(folder, 'STEP\nkind = "command"\nname = "slow"\nrun = "sleep 0.3; exit 5"\n')
+    proc = umbau(folder, database_url, "release", "run", "1.1.0", "--format", "json")
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 35, err
+    step = json.loads(out)["steps"][0]
+    assert step["outcome"] == "failed" and step["seconds"] >= 0.3
+    write_plan(folder, 'STEP\nkind = "command"\nname = "slow"\nrun = "sleep 0.3; exit 5"\n',
+               version="1.2.0")
+    proc = umbau(folder, database_url, "release", "run", "1.2.0")
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 35, err
+    row = next(line for line in out.splitlines() if "slow" in line and "failed" in line)
+    assert re.search(r"failed\s+\S*\s*0\.[3-9]|failed\s+\S*\s*[1-9]\.\d", row), row
+
+
+def test_plan_option_naming_a_folder_says_so(tmp_path: Path, database_url: str) -> None:
+    from release_support import umbau
+
+    folder = release_project(tmp_path, database_url)
+    proc = umbau(folder, database_url, "release", "run", "1.1.0", "--plan", str(tmp_path))
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 37, err
+    assert f"plan file {tmp_path} is a folder: give the path of a releases.toml" in err

@@ -196,6 +196,9 @@ def _releases_table(settings: Settings, plan_file: Path | None,
                     ) -> tuple[str, Path, Mapping[str, Any]]:
     if plan_file is not None:
         path = Path(plan_file).expanduser().resolve()
+        if path.is_dir():
+            raise ReleasePlanError(f"plan file {path} is a folder: give the path of a "
+                                   f"releases.toml (e.g. {path / PLAN_FILE})")
         if not path.is_file():
             raise ReleasePlanError(f"plan file {path} does not exist: give the path of a "
                                    "releases.toml")

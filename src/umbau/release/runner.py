@@ -43,6 +43,7 @@ from umbau.errors import (
     ReleaseFailed,
     ReleasePlanError,
     ReleaseRollbackFailed,
+    Terminated,
     UmbauError,
 )
 from umbau.events import Event, EventHandler, emit
@@ -249,6 +250,8 @@ class _Run:
             began = time.monotonic()
             try:
                 detail = self._execute(step, row)
+            except KeyboardInterrupt as exc:
+                raise self._interrupted(exc, step) from exc
             except (StepFailed, UmbauError) as exc:
                 message = str(exc)
                 extra = exc.detail if isinstance(exc, StepFailed) else {
@@ -292,6 +295,16 @@ class _Run:
                                   error=error,
                                   data={"version": self.plan.version, "step": step.name,
                                         "kind": step.kind, "outcome": outcome}))
+
+    def _interrupted(self, exc: KeyboardInterrupt, step: Step) -> KeyboardInterrupt:
+        """Ctrl-C or SIGTERM in a step: the same exception (the CLI exits 130 or 143),
+        saying what is true: the step stays ``running`` and a rerun resumes or rolls
+        back (nothing is undone by the signal)."""
+        what = (f"release {self.plan.version} interrupted in step {step.name!r}: rerun "
+                f"`umbau release run {self.plan.version}` to resume or roll back")
+        if isinstance(exc, Terminated):
+            return Terminated(f"terminated (SIGTERM): {what}")
+        return KeyboardInterrupt(f"interrupted: {what}")
 
     # -- the steps ------------------------------------------------------------------------
 
@@ -532,6 +545,8 @@ class _Run:
         began = time.monotonic()
         try:
             detail = self._execute(step, row)
+        except KeyboardInterrupt as exc:
+            raise self._interrupted(exc, step) from exc
         except (StepFailed, UmbauError) as exc:
             extra = exc.detail if isinstance(exc, StepFailed) else {
                 "error_type": type(exc).__name__}
@@ -589,7 +604,11 @@ class _Run:
         left += self._health_after_rollback()
         for index, row in self.rows.items():
             if row.outcome in ("undone", "undo_failed") or index == failed.index:
-                self.reports[index] = _report(row)
+                report = _report(row)
+                if report.seconds is None and index in self.reports:
+                    report.seconds = self.reports[index].seconds  # the row's finish is
+                    # written by the database; the run measured it when the step ended
+                self.reports[index] = report
         seconds = time.monotonic() - self.started
         if left:
             result = ReleaseResult(self.plan.version, self.run_id, "rollback failed",

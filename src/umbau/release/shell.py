@@ -56,6 +56,7 @@ class CommandResult:
     seconds: float
     timed_out: bool
     output: str
+    timeout: float | None = None  # seconds: the limit that was given
 
     @property
     def ok(self) -> bool:
@@ -69,7 +70,9 @@ class CommandResult:
     def describe(self) -> str:
         """One line: what failed, how, and the output's last lines."""
         if self.timed_out:
-            how = f"timed out after {self.seconds:.0f}s (its process group was killed)"
+            # the limit, not the time with the kill's grace (seconds has that)
+            limit = self.seconds if self.timeout is None else self.timeout
+            how = f"timed out after {limit:g}s (killed)"
         elif self.returncode < 0:
             how = f"killed by {signal.Signals(-self.returncode).name}"
         else:
@@ -134,7 +137,7 @@ def run_command(command: str, *, cwd: Path | str, timeout: float | None,
         _end_watchdog(watchdog, child)
     text = out[-_TAIL_BYTES:].decode("utf-8", "replace") if out else ""
     return CommandResult(command, child.returncode, time.monotonic() - started, timed_out,
-                         text)
+                         text, timeout)
 
 
 def _kill_group(child: subprocess.Popen[bytes]) -> None:
