@@ -132,3 +132,51 @@ def test_plan_option_naming_a_folder_says_so(tmp_path: Path, database_url: str) 
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 37, err
     assert f"plan file {tmp_path} is a folder: give the path of a releases.toml" in err
+
+
+def test_a_manual_restore_after_exit_36_starts_a_new_run(
+        tmp_path: Path, database_url: str) -> None:
+    """`umbau restore` of the pre-release backup rewinds umbau_releases to "backup
+    running": the next run must not resume that run (it went further), but start anew."""
+    from release_support import umbau
+
+    folder = release_project(tmp_path, database_url)
+    write_plan(folder, """
+STEP
+kind = "preflight"
+STEP
+kind = "backup"
+STEP
+kind = "migrate"
+STEP
+kind = "command"
+name = "notify"
+run = "echo run >> notify.log"
+undo = "test -f ok"
+STEP
+kind = "smoke"
+run = "test -f ok"
+""")
+    with pytest.raises(ReleaseRollbackFailed) as caught:
+        run_release(settings(folder, database_url), "1.1.0")
+    first = caught.value.result
+    assert first is not None
+    backup = next(s for s in first.steps if s.kind == "backup").detail["backup_path"]
+    proc = umbau(folder, database_url, "restore", backup, "--clean", "--yes")
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    # the restored table says "backup running": the record was rewound
+    assert ("backup", "backup", "running") in release_rows(database_url)
+    status = release_status(settings(folder, database_url))
+    assert status.runs[0]["state"] == "rewound by a restore"
+    (folder / "ok").touch()
+    stages: list[str] = []
+    result = run_release(settings(folder, database_url), "1.1.0",
+                         on_event=lambda e: stages.append(e.message or ""))
+    assert result.outcome == "released" and not result.resumed
+    assert result.run_id != first.run_id
+    assert [s.outcome for s in result.steps] == ["done"] * 5  # preflight ran again too
+    assert any("is not resumed" in m and "restore" in m for m in stages)
+    rows = release_rows(database_url)
+    assert rows[:2] == [("preflight", "preflight", "done"), ("backup", "backup", "skipped")]
+    assert release_status(settings(folder, database_url)).runs[0]["state"] == "released"

@@ -59,12 +59,16 @@ class ReleaseResult:
 def run_state(rows: list[ReleaseRow]) -> str:
     """What a run's rows (oldest first) say: ``none`` (no rows), ``released``, ``rolled
     back``, ``rollback failed``, ``rolling back`` (a rollback that was interrupted),
+    ``rewound by a restore`` (the database was restored from a backup taken during the
+    run: its record is not to be resumed),
     ``running`` (a step in progress, or its process died) or ``interrupted``."""
     if not rows:
         return "none"
     latest: dict[int, ReleaseRow] = {}
     for row in rows:
         latest[row.step_index] = row
+    if any(r.detail.get("rewound_by_restore") for r in rows):
+        return "rewound by a restore"
     outcomes = {r.outcome for r in latest.values()}
     if "undo_failed" in outcomes:
         return "rollback failed"

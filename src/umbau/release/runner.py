@@ -152,6 +152,11 @@ def run_release(settings: Settings, version: str, *, plan_file: Path | None = No
                                  rollback_method=previous[0].detail.get("rollback"),
                                  steps=[_report(r, "already done") for r in
                                         _latest(previous).values()])
+        if situation in ("running", "interrupted"):
+            restored = state.restored_after(conn, settings.history_table, previous)
+            if restored is not None:
+                run.end_rewound(previous, restored)
+                situation = "rewound by a restore"
         if situation in ("rolling back", "running", "interrupted"):
             return run.resume(previous, situation, assume_yes, decide)
         return run.start()
@@ -473,6 +478,28 @@ class _Run:
                 "seconds": health.seconds}
 
     # -- resuming -------------------------------------------------------------------------
+
+    def end_rewound(self, previous: list[state.ReleaseRow], restored: str) -> None:
+        """The database was restored after the run's last recorded event (``umbau
+        restore`` of its pre-release backup rewinds ``umbau_releases`` too): its rows say
+        "interrupted" but the run went further. It is not resumed: its unfinished rows
+        are closed as ``skipped``, every row is marked ``rewound_by_restore``, and a new
+        run starts (steps after the backup — env files, commands — may have run: the
+        message says to check them)."""
+        assert self.conn is not None
+        run_id = previous[0].run_id
+        note = (f"the database was restored ({restored}) after this run's last recorded "
+                "step: its record was rewound; a new run started")
+        for row in previous:
+            if row.outcome == "running":
+                state.update(self.conn, row.id, outcome="skipped", error=note, finish=True,
+                             detail={"rewound_by_restore": restored})
+            else:
+                state.update(self.conn, row.id, detail={"rewound_by_restore": restored})
+        emit(self.on_event, Event("stage", message=(
+            f"run {run_id} of release {self.plan.version} is not resumed: {note}; check by "
+            "hand what its steps after the backup changed outside the database (env "
+            "files, commands)")))
 
     def resume(self, previous: list[state.ReleaseRow], situation: str, assume_yes: bool,
                decide: Decide | None) -> ReleaseResult:

@@ -238,6 +238,32 @@ def latest_run(conn: Connection, version: str) -> list[ReleaseRow]:
     return list(reversed(rows(conn, run_id=newest[0].run_id)))
 
 
+def restored_after(conn: Connection, history_table: str,
+                   run: list[ReleaseRow]) -> str | None:
+    """The restore that replaced the database after the last event ``run`` (one run's
+    rows) recorded, as "restore FILE at TIME", or None.
+
+    A restore (``umbau restore``, which writes a ``restore`` row into ``umbau_history``
+    after it) of a backup taken by a release's backup step brings back the rows of
+    ``umbau_releases`` as they were during that dump: the run looks interrupted in its
+    backup step though it went further. Times: the history row's ``started_at`` (the
+    restoring client's clock) against the rows' ``started_at``/``finished_at`` (the
+    server's clock)."""
+    from umbau.postgres import history
+    from umbau.postgres.quoting import quote_dotted
+
+    if not run or not history.table_exists(conn, history_table):
+        return None
+    last = max(t for r in run for t in (r.started_at, r.finished_at) if t is not None)
+    found = conn.execute(text(
+        f"SELECT message, started_at FROM {quote_dotted(history_table)} "
+        "WHERE direction = 'restore' AND started_at > :last ORDER BY id DESC LIMIT 1"),
+        {"last": last}).first()
+    if found is None:
+        return None
+    return f"{found[0] or 'restore'} at {found[1]:%Y-%m-%d %H:%M:%S %Z}".strip()
+
+
 def restore_rows(conn: Connection, kept: list[ReleaseRow]) -> None:
     """Put ``kept`` (one run's rows) back after a restore replaced the table's contents
     with those of the backup: the run's rows are deleted and written again, as they were."""
