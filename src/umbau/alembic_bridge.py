@@ -302,6 +302,77 @@ class Project:
         )
 
 
+    def irreversible_by_design(self, revision: str) -> tuple[str, str] | None:
+        """Whether ``revision``'s downgrade cannot give back what its upgrade did, read
+        from the file without running anything (the static part of
+        :mod:`umbau.testing.verdicts`, shared with ``umbau release``).
+
+        Returns None when the downgrade is expected to undo the upgrade, else
+        ``(kind, reason)``: kind ``"refuses"`` for a ``# umbau: irreversible <reason>``
+        marker or a downgrade() whose first statement raises (``raise
+        NotImplementedError``: ``umbau downgrade`` stops there with exit 11), kind
+        ``"data stays"`` for an empty downgrade() after a data-only upgrade (it runs,
+        but the rows the upgrade changed stay changed). A missing downgrade, or an empty
+        one after a schema change, is :meth:`check_downgradable`'s (a defect)."""
+        script = self._script(revision)
+        marked = irreversible_marker(script.path)
+        if marked is not None:
+            return "refuses", (f"marked irreversible: {marked}" if marked
+                               else "marked irreversible")
+        func = getattr(script.module, "downgrade", None)
+        if func is None:
+            return None
+        raised = _raises_first(func)
+        if raised is not None:
+            return "refuses", f"its downgrade() raises {raised} before any SQL"
+        upgrade = getattr(script.module, "upgrade", None)
+        if _is_empty_function(func) and upgrade is not None \
+                and not _is_empty_function(upgrade) and changes_data_only(upgrade):
+            return "data stays", ("empty downgrade() after a data-only upgrade: its data "
+                                  "changes stay")
+        return None
+
+
+_IRREVERSIBLE_MARKER = re.compile(r"^\s*#\s*umbau:\s*irreversible\b[ \t:-]*(.*)$",
+                                  re.MULTILINE)
+
+
+def irreversible_marker(path: str | Path) -> str | None:
+    """The reason of a ``# umbau: irreversible <reason>`` line in the file at ``path``
+    ('' without a reason), or None when there is no such line (or no readable file)."""
+    try:
+        found = _IRREVERSIBLE_MARKER.search(Path(path).read_text(encoding="utf-8"))
+    except OSError:
+        return None
+    return None if found is None else found.group(1).strip()
+
+
+def _raises_first(func: Callable[..., Any]) -> str | None:
+    """The exception's name when the function's first statement (after a docstring) is
+    a ``raise``, else None."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(func)))
+    except (OSError, TypeError, SyntaxError):
+        return None
+    node = tree.body[0] if tree.body else None
+    if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+        return None
+    for stmt in node.body:
+        if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant):
+            continue  # docstring
+        if isinstance(stmt, ast.Raise):
+            exc = stmt.exc
+            if isinstance(exc, ast.Call):
+                exc = exc.func
+            if isinstance(exc, ast.Name):
+                return exc.id
+            if isinstance(exc, ast.Attribute):
+                return exc.attr
+            return "an exception"
+        return None
+    return None
+
+
 def has_empty_downgrade(project: Project, revision: str) -> bool:
     """True when ``revision``'s downgrade() exists and does nothing (``pass``)."""
     func = getattr(project._script(revision).module, "downgrade", None)

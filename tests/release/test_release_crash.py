@@ -84,6 +84,10 @@ def test_kill_9_in_a_command_step_then_rerun(tmp_path: Path, database_url: str) 
     plan.write_text(original.replace("echo last", "echo later"))
     with pytest.raises(ReleasePlanError, match="the plan changed since the interrupted run"):
         run_release(settings(folder, database_url), "1.1.0", assume_yes=True)
+    # a plan-level setting counts too: the rollback method changes what a failure does
+    plan.write_text(original.replace('from = "1.0.0"', 'from = "1.0.0"\nrollback = "restore"'))
+    with pytest.raises(ReleasePlanError, match="the plan changed since the interrupted run"):
+        run_release(settings(folder, database_url), "1.1.0", assume_yes=True)
     plan.write_text(original)
     asked: list[str] = []
     (folder / "resumed").touch()
@@ -201,6 +205,22 @@ run = "exit 1"
     assert release_status(settings(folder, database_url)).runs[0]["state"] == "rolled back"
 
 
+def test_ctrl_c_says_the_release_was_interrupted(tmp_path: Path, database_url: str) -> None:
+    folder = release_project(tmp_path, database_url)
+    write_plan(folder, SLEEPY)
+    proc = umbau(folder, database_url, "release", "run", "1.1.0")
+    pid_file = folder / "sleepy.pid"
+    wait_for(lambda: running_step(database_url) == "sleepy" and pid_file.exists()
+             and pid_file.read_text().strip().isdigit(), "the sleepy step")
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert ("interrupted: release 1.1.0 interrupted in step 'sleepy': rerun `umbau release "
+            "run 1.1.0` to resume or roll back") in err
+    assert "rolled back" not in err
+    assert release_status(settings(folder, database_url)).runs[0]["state"] == "interrupted"
+
+
 def test_sigterm_stops_the_step_and_the_rerun_resumes(tmp_path: Path, database_url: str) -> None:
     folder = release_project(tmp_path, database_url)
     write_plan(folder, SLEEPY)
@@ -212,7 +232,9 @@ def test_sigterm_stops_the_step_and_the_rerun_resumes(tmp_path: Path, database_u
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 143, err
-    assert "terminated (SIGTERM)" in err
+    assert ("terminated (SIGTERM): release 1.1.0 interrupted in step 'sleepy': rerun "
+            "`umbau release run 1.1.0` to resume or roll back") in err
+    assert "rolled back" not in err  # nothing was: the step stays running
     wait_for(lambda: gone(pgid), "the command's process group", 10)
     assert release_status(settings(folder, database_url)).runs[0]["state"] == "interrupted"
     (folder / "resumed").touch()

@@ -51,6 +51,10 @@ def test_a_good_plan(tmp_path: Path) -> None:
     assert plan.steps[4].options["deadline"] == 120.0
     assert plan.steps[4].options["interval"] == 1.0
     assert plan.fingerprint == load_plan(settings(tmp_path), "1.1.0").fingerprint
+    # every plan-level setting that changes what a run does is in the fingerprint
+    (tmp_path / "releases.toml").write_text(GOOD.replace('rollback = "restore"',
+                                                         'rollback = "downgrade"'))
+    assert plan.fingerprint != load_plan(settings(tmp_path), "1.1.0").fingerprint
 
 
 def test_plan_in_pyproject_and_given_file(tmp_path: Path) -> None:

@@ -27,13 +27,20 @@ def test_a_timeout_kills_the_command_and_what_it_started(tmp_path: Path) -> None
     assert time.monotonic() - started < 10
     assert result.timed_out and not result.ok
     assert result.describe().startswith("`sleep 60 & echo $! > child.pid; echo waiting; "
-                                        "wait` timed out after 1s")
+                                        "wait` timed out after 1s (killed)")
     assert result.describe().endswith(": waiting")
     child = int((tmp_path / "child.pid").read_text())
     deadline = time.monotonic() + 5
     while alive(child) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not alive(child)
+
+
+def test_a_timeout_says_the_limit_not_the_kill_grace(tmp_path: Path) -> None:
+    # the command ignores SIGTERM: it dies by SIGKILL after the grace (5 s)
+    result = run_command("trap '' TERM; echo $$ > pid; sleep 30", cwd=tmp_path, timeout=2.0)
+    assert result.timed_out and result.seconds > 6
+    assert "timed out after 2s (killed)" in result.describe()
 
 
 def test_exit_code_output_tail_cwd_and_environment(tmp_path: Path) -> None:

@@ -152,8 +152,8 @@ def _run(args: list[str], report: _Reporter) -> int:
         if isinstance(exc.__context__, Terminated):
             context = exc.__context__
             return report.fail(context, "Terminated", context.exit_code, str(context))
-        if isinstance(exc.__context__, KeyboardInterrupt):
-            return report.fail(exc, "Interrupted", 130, _INTERRUPTED)
+        if isinstance(exc.__context__, KeyboardInterrupt):  # a command may say what is true
+            return report.fail(exc, "Interrupted", 130, str(exc.__context__) or _INTERRUPTED)
         return report.fail(exc, "Aborted", 1, "aborted")
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
@@ -164,7 +164,7 @@ def _run(args: list[str], report: _Reporter) -> int:
     except Terminated as exc:
         return report.fail(exc, "Terminated", exc.exit_code, str(exc))
     except KeyboardInterrupt as exc:
-        return report.fail(exc, "Interrupted", 130, _INTERRUPTED)
+        return report.fail(exc, "Interrupted", 130, str(exc) or _INTERRUPTED)
     return int(result or 0)
 
 

@@ -86,6 +86,8 @@ def run_cmd(state: State, version: str, plan_file: Path | None, assume_yes: bool
             raise click.exceptions.Exit(exc.exit_code) from exc
         if exc.result is not None:
             _steps_table(exc.result)
+            for warning in exc.result.warnings:  # type: ignore[attr-defined]
+                render.line(f"WARNING: {warning}", stderr=True)
         raise
     if fmt == "json":
         render.as_json(result.as_dict())
@@ -97,6 +99,8 @@ def run_cmd(state: State, version: str, plan_file: Path | None, assume_yes: bool
     if result.outcome == "dry run":
         render.line(f"release {version}: dry run: the checks passed; rollback would "
                     f"{result.rollback_method}")
+        for warning in result.warnings:
+            render.line(f"WARNING: {warning}", stderr=True)
     else:
         resumed = " (resumed)" if result.resumed else ""
         render.line(f"release {version}: released{resumed} in {result.seconds:.1f}s "

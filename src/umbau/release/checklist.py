@@ -10,14 +10,16 @@ from typing import Any
 from sqlalchemy import text
 
 from umbau import alembic_bridge as bridge
-from umbau.errors import IrreversibleRevision, UmbauError
+from umbau.errors import ReleasePlanError, UmbauError
 from umbau.plan import read_heads
 from umbau.postgres import history
 from umbau.postgres.connect import connect
 from umbau.postgres.quoting import quote_dotted
 from umbau.release import state
-from umbau.release.plan import ReleasePlan, Step, load_plan
+from umbau.release.plan import ReleasePlan, Step, choose_rollback, load_plan
 from umbau.release.result import Checklist
+from umbau.release.runner import downgrade_verdicts
+from umbau.release.state import masked
 from umbau.settings import Settings, format_duration, mask_url
 
 
@@ -35,7 +37,7 @@ def release_plan(settings: Settings, version: str, plan_file: Path | None = None
     plan = load_plan(settings, version, plan_file)
     facts = _facts(settings, plan)
     estimates = {s.name: _estimate(s, facts) for s in plan.steps}
-    rollback = _rollback_method(plan, facts)
+    rollback, warnings = _rollback_method(plan, facts)
     backup_dir = _backup_dir(settings)
     lines = [f"# Release {plan.version}" + (f" (from {plan.from_version})"
                                             if plan.from_version else ""), ""]
@@ -48,6 +50,7 @@ def release_plan(settings: Settings, version: str, plan_file: Path | None = None
               f"- pending: {', '.join(facts['pending']) or 'none'}"
               if facts["reachable"] else "- pending: unknown",
               f"- rollback: {rollback}",
+              *[f"- **WARNING**: {w}" for w in warnings],
               f"- backups go to: `{backup_dir}`"]
     known = [v for v in estimates.values() if v is not None]
     if known:
@@ -69,8 +72,9 @@ def release_plan(settings: Settings, version: str, plan_file: Path | None = None
     lines += ["", "Exit 35: rolled back cleanly; 36: the rollback did not finish (the "
               "message and `umbau release status` say what is left). A killed run resumes "
               f"with `umbau release run {plan.version}`.", ""]
-    return Checklist(plan.version, "\n".join(lines), plan.as_dict(), rollback, estimates,
-                     str(backup_dir), list(facts["pending"]), list(facts["current"]))
+    return Checklist(plan.version, masked("\n".join(lines)), plan.as_dict(), rollback, estimates,
+                     str(backup_dir), list(facts["pending"]), list(facts["current"]),
+                     masked(warnings))
 
 
 def _backup_dir(settings: Settings) -> Path:
@@ -84,7 +88,8 @@ def _backup_dir(settings: Settings) -> Path:
 
 def _facts(settings: Settings, plan: ReleasePlan) -> dict[str, Any]:
     facts: dict[str, Any] = {"reachable": False, "current": [], "pending": [],
-                             "irreversible": [], "averages": {}, "history_mean": None,
+                             "irreversible": [], "data_stays": [], "averages": {},
+                             "history_mean": None,
                              "problem": "no database URL"}
     if not settings.database_url:
         return facts
@@ -105,26 +110,34 @@ def _facts(settings: Settings, plan: ReleasePlan) -> dict[str, Any]:
             target = str(migrates[-1].options.get("target", "head"))
             facts["pending"] = [r for s in project.upgrade_steps(facts["current"], target)
                                 for r in s.revision.split(",")]
-            for revision in facts["pending"]:
-                try:
-                    project.check_downgradable(revision)
-                except IrreversibleRevision:
-                    facts["irreversible"].append(revision)
+            facts["irreversible"], facts["data_stays"] = downgrade_verdicts(
+                project, list(facts["pending"]))
     except UmbauError as exc:
         facts["reachable"] = False
         facts["problem"] = str(exc)[:120]
     return facts
 
 
-def _rollback_method(plan: ReleasePlan, facts: dict[str, Any]) -> str:
-    if plan.rollback != "auto":
-        return plan.rollback
+def _rollback_method(plan: ReleasePlan, facts: dict[str, Any]) -> tuple[str, list[str]]:
+    """(the rollback line, warnings) of the checklist."""
     if not facts["reachable"]:
-        return "auto (downgrade when every pending revision has a downgrade, else restore)"
-    if facts["irreversible"]:
-        return (f"restore the pre-release backup ({', '.join(facts['irreversible'])} "
-                "cannot be downgraded)")
-    return "downgrade (every pending revision has a downgrade)"
+        if plan.rollback != "auto":
+            return plan.rollback, []
+        return ("auto (downgrade when every pending revision has a downgrade that undoes "
+                "it, else restore)"), []
+    try:
+        choice = choose_rollback(plan, facts["irreversible"], facts["data_stays"])
+    except ReleasePlanError as exc:
+        return f"{plan.rollback}: REFUSED", [str(exc)]
+    warnings = list(choice.warnings)
+    if choice.method == "restore":
+        why = facts["irreversible"] or [f"revision {r}: {w}" for r, w in facts["data_stays"]]
+        because = f" ({'; '.join(why)})" if why and plan.rollback == "auto" else ""
+        return f"restore the pre-release backup{because}", warnings
+    if plan.rollback == "auto":
+        return ("downgrade (every pending revision has a downgrade)" if not choice.data_stays
+                else "downgrade (no backup step to restore)"), warnings
+    return "downgrade", warnings
 
 
 def _estimate(step: Step, facts: dict[str, Any]) -> float | None:

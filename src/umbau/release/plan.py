@@ -84,16 +84,80 @@ class ReleasePlan:
 
     @property
     def fingerprint(self) -> str:
-        """sha256 (first 16 hex digits) of the steps: a rerun must find the same plan."""
-        text = json.dumps([[s.name, s.kind, _jsonable(s.options)] for s in self.steps],
-                          sort_keys=True)
+        """sha256 (first 16 hex digits) of everything in the plan that changes what a run
+        does: the plan-level ``rollback`` and the steps (name, kind, options); not
+        ``from`` nor ``description``. A resumed run must find the same plan."""
+        text = json.dumps({"rollback": self.rollback,
+                           "steps": [[s.name, s.kind, _jsonable(s.options)]
+                                     for s in self.steps]}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @property
+    def backup_first(self) -> bool:
+        """True when a backup step comes before the first migrate or backfill step."""
+        for step in self.steps:
+            if step.kind == "backup":
+                return True
+            if step.kind in ("migrate", "backfill"):
+                return False
+        return False
 
     def as_dict(self) -> dict[str, Any]:
         return {"version": self.version, "source": self.source, "folder": str(self.folder),
                 "from": self.from_version, "rollback": self.rollback,
                 "description": self.description, "fingerprint": self.fingerprint,
                 "steps": [_jsonable(s.as_dict()) for s in self.steps]}
+
+
+@dataclass(frozen=True)
+class RollbackChoice:
+    """The rollback method a run uses (``downgrade`` or ``restore``), the warnings to
+    show before it starts, and the pending revisions whose data changes a downgrade
+    leaves in place (empty downgrade() after a data-only upgrade)."""
+
+    method: str
+    warnings: tuple[str, ...] = ()
+    data_stays: tuple[str, ...] = ()
+
+
+def choose_rollback(plan: ReleasePlan, refuses: Sequence[str],
+                    data_stays: Sequence[tuple[str, str]]) -> RollbackChoice:
+    """Decide the rollback method of ``plan`` from what its pending revisions' downgrades
+    can do (:meth:`umbau.alembic_bridge.Project.irreversible_by_design` and
+    ``check_downgradable``).
+
+    ``refuses``: one line per revision whose downgrade cannot run (missing, empty after a
+    schema change, raising, marked irreversible); ``data_stays``: (revision, reason) for
+    downgrades that run but leave the upgrade's data changes. ``auto`` is ``restore``
+    when a revision refuses, or when data would stay and a backup step comes before
+    the first migrate/backfill step; else ``downgrade`` (with a warning when data stays).
+    Raises :class:`~umbau.errors.ReleasePlanError` (exit 37) when the method chosen
+    cannot work: restore without a backup step first, downgrade of a refusing revision.
+    """
+    where = f"{plan.source}: release {plan.version}"
+    databases = any(s.kind in ("migrate", "backfill") for s in plan.steps)
+    method = plan.rollback
+    if method == "auto":
+        method = "restore" if refuses or (data_stays and plan.backup_first) else "downgrade"
+    if databases and method == "restore" and not plan.backup_first:
+        why = f" ({refuses[0]})" if refuses else ""
+        raise ReleasePlanError(
+            f"{where}: rollback needs a restore{why} but no backup step comes before the "
+            "first migrate or backfill step: add a backup step, or write the downgrade")
+    if databases and method == "downgrade" and refuses:
+        raise ReleasePlanError(
+            f"{where}: rollback = \"downgrade\" but {refuses[0]}: use rollback = "
+            "\"restore\" with a backup step")
+    warnings: list[str] = []
+    stays = tuple(r for r, _ in data_stays)
+    if databases and method == "downgrade" and data_stays:
+        names = ", ".join(f"{r} ({why})" for r, why in data_stays)
+        fix = ("use rollback = \"restore\" (or \"auto\") with a backup step before the "
+               "first migrate step" if plan.rollback == "downgrade" else
+               "add a backup step before the first migrate step (auto then restores it)")
+        warnings.append(f"a rollback by downgrade does not put back the data changed by "
+                        f"{names}: {fix}")
+    return RollbackChoice(method, tuple(warnings), stays if method == "downgrade" else ())
 
 
 def _jsonable(value: Any) -> Any:
@@ -132,6 +196,9 @@ def _releases_table(settings: Settings, plan_file: Path | None,
                     ) -> tuple[str, Path, Mapping[str, Any]]:
     if plan_file is not None:
         path = Path(plan_file).expanduser().resolve()
+        if path.is_dir():
+            raise ReleasePlanError(f"plan file {path} is a folder: give the path of a "
+                                   f"releases.toml (e.g. {path / PLAN_FILE})")
         if not path.is_file():
             raise ReleasePlanError(f"plan file {path} does not exist: give the path of a "
                                    "releases.toml")

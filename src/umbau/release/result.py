@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from umbau.release.state import ReleaseRow
+from umbau.release.state import ReleaseRow, masked
 
 
 @dataclass
@@ -26,7 +26,7 @@ class StepReport:
         return {"index": self.index, "step": self.name, "kind": self.kind,
                 "outcome": self.outcome,
                 "seconds": None if self.seconds is None else round(self.seconds, 3),
-                "error": self.error, "detail": self.detail}
+                "error": masked(self.error), "detail": masked(self.detail)}
 
 
 @dataclass
@@ -45,24 +45,30 @@ class ReleaseResult:
     failed_step: str | None = None
     error: str | None = None
     left: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"version": self.version, "run_id": self.run_id, "outcome": self.outcome,
                 "rollback_method": self.rollback_method, "resumed": self.resumed,
                 "seconds": round(self.seconds, 3), "failed_step": self.failed_step,
-                "error": self.error, "left": self.left,
+                "error": masked(self.error), "left": masked(self.left),
+                "warnings": masked(self.warnings),
                 "steps": [s.as_dict() for s in self.steps]}
 
 
 def run_state(rows: list[ReleaseRow]) -> str:
     """What a run's rows (oldest first) say: ``none`` (no rows), ``released``, ``rolled
     back``, ``rollback failed``, ``rolling back`` (a rollback that was interrupted),
+    ``rewound by a restore`` (the database was restored from a backup taken during the
+    run: its record is not to be resumed),
     ``running`` (a step in progress, or its process died) or ``interrupted``."""
     if not rows:
         return "none"
     latest: dict[int, ReleaseRow] = {}
     for row in rows:
         latest[row.step_index] = row
+    if any(r.detail.get("rewound_by_restore") for r in rows):
+        return "rewound by a restore"
     outcomes = {r.outcome for r in latest.values()}
     if "undo_failed" in outcomes:
         return "rollback failed"
@@ -92,7 +98,7 @@ class ReleaseStatus:
                 "steps": [{"version": r.version, "step": r.step_name, "kind": r.kind,
                            "outcome": r.outcome, "started_at": r.started_at.isoformat(),
                            "finished_at": r.finished_at.isoformat() if r.finished_at else None,
-                           "error": r.error, "host": r.host, "run_id": r.run_id}
+                           "error": masked(r.error), "host": r.host, "run_id": r.run_id}
                           for r in self.steps]}
 
 
@@ -118,9 +124,11 @@ class Checklist:
     backup_dir: str | None = None
     pending: list[str] = field(default_factory=list)
     current: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"version": self.version, "rollback_method": self.rollback_method,
+                "warnings": self.warnings,
                 "backup_dir": self.backup_dir, "current": self.current,
-                "pending": self.pending, "estimates": self.estimates, "plan": self.plan,
-                "markdown": self.markdown}
+                "pending": self.pending, "estimates": self.estimates,
+                "plan": masked(self.plan), "markdown": masked(self.markdown)}

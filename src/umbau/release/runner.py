@@ -13,8 +13,9 @@ The rules, in the order a run meets them:
    rollback that was interrupted is finished. Otherwise a new run starts.
 3. A new run checks before anything changes: every env step's file and required keys
    (``envfile.plan_env_migration``), the ``${VARS}`` of URLs, and the rollback method:
-   ``auto`` is ``downgrade`` when every pending revision has a working downgrade()
-   (``Project.check_downgradable``), else ``restore``; ``restore`` needs a backup step
+   ``auto`` is ``downgrade`` when every pending downgrade() undoes its revision
+   (``Project.check_downgradable``, ``irreversible_by_design``: :func:`choose_rollback`),
+   else ``restore``; ``restore`` needs a backup step
    before the first migrate step (:class:`~umbau.errors.ReleasePlanError`, exit 37).
 4. A failed step undoes the completed steps in reverse (and the failed step's own
    part): env files restored from the copy kept, ``undo`` commands run, the database
@@ -42,13 +43,15 @@ from umbau.errors import (
     ReleaseFailed,
     ReleasePlanError,
     ReleaseRollbackFailed,
+    Terminated,
     UmbauError,
 )
 from umbau.events import Event, EventHandler, emit
+from umbau.masking import mask_secrets
 from umbau.plan import read_heads
 from umbau.postgres.connect import connect
 from umbau.release import state
-from umbau.release.plan import ReleasePlan, Step, expand, load_plan
+from umbau.release.plan import ReleasePlan, Step, choose_rollback, expand, load_plan
 from umbau.release.result import ReleaseResult, StepReport, run_state
 from umbau.release.shell import run_command
 from umbau.settings import Settings
@@ -79,10 +82,39 @@ class RunContext:
     rollback: str
     before: list[str]
     pending: list[str] = field(default_factory=list)
+    data_stays: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def as_detail(self) -> dict[str, Any]:
         return {"fingerprint": self.fingerprint, "steps_total": self.steps_total,
-                "rollback": self.rollback, "before": self.before, "pending": self.pending}
+                "rollback": self.rollback, "before": self.before, "pending": self.pending,
+                "data_stays": self.data_stays}
+
+
+def downgrade_verdicts(project: bridge.Project, revisions: list[str],
+                       ) -> tuple[list[str], list[tuple[str, str]]]:
+    """For pending ``revisions``: one line per revision whose downgrade cannot run
+    (``check_downgradable`` refuses it, or it is irreversible by design and refuses:
+    :meth:`~umbau.alembic_bridge.Project.irreversible_by_design`), and (revision, why)
+    for those whose downgrade runs but leaves their data changes."""
+    refuses: list[str] = []
+    data_stays: list[tuple[str, str]] = []
+    for revision in revisions:
+        try:
+            project.check_downgradable(revision)
+        except IrreversibleRevision as exc:
+            refuses.append(f"revision {revision} cannot be downgraded: "
+                           f"{exc.message.split(':')[0]}")
+            continue
+        verdict = project.irreversible_by_design(revision)
+        if verdict is None:
+            continue
+        kind, why = verdict
+        if kind == "refuses":
+            refuses.append(f"revision {revision} cannot be downgraded: {why}")
+        else:
+            data_stays.append((revision, why))
+    return refuses, data_stays
 
 
 def run_release(settings: Settings, version: str, *, plan_file: Path | None = None,
@@ -120,6 +152,11 @@ def run_release(settings: Settings, version: str, *, plan_file: Path | None = No
                                  rollback_method=previous[0].detail.get("rollback"),
                                  steps=[_report(r, "already done") for r in
                                         _latest(previous).values()])
+        if situation in ("running", "interrupted"):
+            restored = state.restored_after(conn, settings.history_table, previous)
+            if restored is not None:
+                run.end_rewound(previous, restored)
+                situation = "rewound by a restore"
         if situation in ("rolling back", "running", "interrupted"):
             return run.resume(previous, situation, assume_yes, decide)
         return run.start()
@@ -150,6 +187,7 @@ class _Run:
         self.rows: dict[int, state.ReleaseRow] = {}
         self.reports: dict[int, StepReport] = {}
         self.started = time.monotonic()
+        self.undone: list[state.ReleaseRow] = []  # rows undone by a rollback, in order
 
     # -- checks ---------------------------------------------------------------------------
 
@@ -164,38 +202,17 @@ class _Run:
                 from umbau.release.envfile import plan_env_migration
 
                 plan_env_migration(Path(step.options["file"]), **self._env_args(step))
-        before, pending, irreversible = self._revisions()
-        method = self.plan.rollback
-        migrates = [s for s in self.plan.steps if s.kind in DATABASE_KINDS]
-        if method == "auto":
-            method = "restore" if irreversible else "downgrade"
-        backup_first = self._backup_before_database()
-        if migrates and method == "restore" and not backup_first:
-            why = f" ({irreversible[0]})" if irreversible else ""
-            raise ReleasePlanError(
-                f"{self.plan.source}: release {self.plan.version}: rollback needs a restore"
-                f"{why} but no backup step comes before the first migrate or backfill step: "
-                "add a backup step, or write the downgrade")
-        if migrates and method == "downgrade" and irreversible:
-            raise ReleasePlanError(
-                f"{self.plan.source}: release {self.plan.version}: rollback = \"downgrade\" "
-                f"but {irreversible[0]}: use rollback = \"restore\" with a backup step")
-        return RunContext(self.plan.fingerprint, len(self.plan.steps), method, before, pending)
+        before, pending, refuses, data_stays = self._revisions()
+        choice = choose_rollback(self.plan, refuses, data_stays)
+        return RunContext(self.plan.fingerprint, len(self.plan.steps), choice.method, before,
+                          pending, list(choice.data_stays), list(choice.warnings))
 
-    def _backup_before_database(self) -> bool:
-        for step in self.plan.steps:
-            if step.kind == "backup":
-                return True
-            if step.kind in DATABASE_KINDS:
-                return False
-        return False
-
-    def _revisions(self) -> tuple[list[str], list[str], list[str]]:
+    def _revisions(self) -> tuple[list[str], list[str], list[str], list[tuple[str, str]]]:
         """(revisions now, pending revisions of the last migrate step's target, why each
-        irreversible one cannot be downgraded)."""
+        pending downgrade cannot run, (revision, why) of downgrades that leave data)."""
         migrates = [s for s in self.plan.steps if s.kind == "migrate"]
         if not migrates:
-            return [], [], []
+            return [], [], [], []
         url = self.settings.require_database_url()
         project = bridge.Project(self.settings, url)
         with connect(url) as conn:
@@ -204,14 +221,8 @@ class _Run:
         project.resolve_target(target)
         pending = [r for step in project.upgrade_steps(before, target)
                    for r in step.revision.split(",")]
-        irreversible = []
-        for revision in pending:
-            try:
-                project.check_downgradable(revision)
-            except IrreversibleRevision as exc:
-                irreversible.append(f"revision {revision} cannot be downgraded: "
-                                    f"{exc.message.split(':')[0]}")
-        return before, pending, irreversible
+        refuses, data_stays = downgrade_verdicts(project, pending)
+        return before, pending, refuses, data_stays
 
     def _env_args(self, step: Step) -> dict[str, Any]:
         return {"rename": dict(step.options.get("rename", {})),
@@ -224,12 +235,15 @@ class _Run:
         steps = [StepReport(s.index, s.name, s.kind, "planned", detail=_jsonable(s.options))
                  for s in self.plan.steps]
         return ReleaseResult(self.plan.version, None, "dry run", context.rollback,
-                             steps=steps, seconds=time.monotonic() - self.started)
+                             steps=steps, seconds=time.monotonic() - self.started,
+                             warnings=list(context.warnings))
 
     # -- a new run ------------------------------------------------------------------------
 
     def start(self) -> ReleaseResult:
         self.context = self.checks()
+        for warning in self.context.warnings:
+            emit(self.on_event, Event("stage", message=f"WARNING: {warning}"))
         return self._steps_from(0, resumed=False)
 
     def _steps_from(self, first: int, *, resumed: bool) -> ReleaseResult:
@@ -241,6 +255,8 @@ class _Run:
             began = time.monotonic()
             try:
                 detail = self._execute(step, row)
+            except KeyboardInterrupt as exc:
+                raise self._interrupted(exc, step) from exc
             except (StepFailed, UmbauError) as exc:
                 message = str(exc)
                 extra = exc.detail if isinstance(exc, StepFailed) else {
@@ -284,6 +300,16 @@ class _Run:
                                   error=error,
                                   data={"version": self.plan.version, "step": step.name,
                                         "kind": step.kind, "outcome": outcome}))
+
+    def _interrupted(self, exc: KeyboardInterrupt, step: Step) -> KeyboardInterrupt:
+        """Ctrl-C or SIGTERM in a step: the same exception (the CLI exits 130 or 143),
+        saying what is true: the step stays ``running`` and a rerun resumes or rolls
+        back (nothing is undone by the signal)."""
+        what = (f"release {self.plan.version} interrupted in step {step.name!r}: rerun "
+                f"`umbau release run {self.plan.version}` to resume or roll back")
+        if isinstance(exc, Terminated):
+            return Terminated(f"terminated (SIGTERM): {what}")
+        return KeyboardInterrupt(f"interrupted: {what}")
 
     # -- the steps ------------------------------------------------------------------------
 
@@ -453,6 +479,28 @@ class _Run:
 
     # -- resuming -------------------------------------------------------------------------
 
+    def end_rewound(self, previous: list[state.ReleaseRow], restored: str) -> None:
+        """The database was restored after the run's last recorded event (``umbau
+        restore`` of its pre-release backup rewinds ``umbau_releases`` too): its rows say
+        "interrupted" but the run went further. It is not resumed: its unfinished rows
+        are closed as ``skipped``, every row is marked ``rewound_by_restore``, and a new
+        run starts (steps after the backup — env files, commands — may have run: the
+        message says to check them)."""
+        assert self.conn is not None
+        run_id = previous[0].run_id
+        note = (f"the database was restored ({restored}) after this run's last recorded "
+                "step: its record was rewound; a new run started")
+        for row in previous:
+            if row.outcome == "running":
+                state.update(self.conn, row.id, outcome="skipped", error=note, finish=True,
+                             detail={"rewound_by_restore": restored})
+            else:
+                state.update(self.conn, row.id, detail={"rewound_by_restore": restored})
+        emit(self.on_event, Event("stage", message=(
+            f"run {run_id} of release {self.plan.version} is not resumed: {note}; check by "
+            "hand what its steps after the backup changed outside the database (env "
+            "files, commands)")))
+
     def resume(self, previous: list[state.ReleaseRow], situation: str, assume_yes: bool,
                decide: Decide | None) -> ReleaseResult:
         first = previous[0]
@@ -465,7 +513,8 @@ class _Run:
                 "plan back as it was to resume it (`umbau release history` shows its steps)")
         self.context = RunContext(first.detail["fingerprint"], first.detail["steps_total"],
                                   first.detail["rollback"], list(first.detail["before"]),
-                                  list(first.detail.get("pending", [])))
+                                  list(first.detail.get("pending", [])),
+                                  list(first.detail.get("data_stays", [])))
         self.rows = _latest(previous)
         for index, row in self.rows.items():
             if row.outcome == "done":
@@ -523,6 +572,8 @@ class _Run:
         began = time.monotonic()
         try:
             detail = self._execute(step, row)
+        except KeyboardInterrupt as exc:
+            raise self._interrupted(exc, step) from exc
         except (StepFailed, UmbauError) as exc:
             extra = exc.detail if isinstance(exc, StepFailed) else {
                 "error_type": type(exc).__name__}
@@ -545,6 +596,12 @@ class _Run:
                                                    f"{failed.name!r} failed"))
         left: list[str] = []
         restored = False
+        # the summary lists the undos in the order they ran (a finished rollback: the
+        # undos done before the interruption first, in the reverse order they had run)
+        self.undone = [] if not finishing else [
+            r for _, r in sorted(self.rows.items(), reverse=True) if r.outcome == "undone"]
+        if finishing and failed_row.detail.get("undo_done"):
+            self.undone.insert(0, failed_row)
         order = [failed_row] + [r for i, r in sorted(self.rows.items(), reverse=True)
                                 if r.outcome == "done" and i != failed.index]
         if finishing and failed_row.detail.get("undo_done"):
@@ -570,35 +627,52 @@ class _Run:
                 state.update(self.conn, row.id, outcome="undone", detail={"undo": note})
                 row.outcome = "undone"
             row.detail["undo"] = note
+            self.undone.append(row)
         left += self._health_after_rollback()
         for index, row in self.rows.items():
             if row.outcome in ("undone", "undo_failed") or index == failed.index:
-                self.reports[index] = _report(row)
+                report = _report(row)
+                if report.seconds is None and index in self.reports:
+                    report.seconds = self.reports[index].seconds  # the row's finish is
+                    # written by the database; the run measured it when the step ended
+                self.reports[index] = report
         seconds = time.monotonic() - self.started
         if left:
             result = ReleaseResult(self.plan.version, self.run_id, "rollback failed",
                                    self.context.rollback, steps=self._ordered(),
                                    seconds=seconds, failed_step=failed.name, error=error,
                                    left=left)
-            raise ReleaseRollbackFailed(
+            raise ReleaseRollbackFailed(mask_secrets(
                 f"release {self.plan.version} failed at step {failed.name!r} ({error}) and "
                 f"the rollback did not finish: {'; '.join(left)}: fix these by hand "
-                "(umbau release status shows each step), then rerun", self.plan.version,
+                "(umbau release status shows each step), then rerun"), self.plan.version,
                 failed.name, left, result)
+        stays = self._data_stayed()
+        warnings = [f"the data changes of {', '.join(stays)} stay: a downgrade does not "
+                    "put them back (restore the pre-release backup for that)"] if stays else []
         result = ReleaseResult(self.plan.version, self.run_id, "rolled back",
                                self.context.rollback, steps=self._ordered(), seconds=seconds,
-                               failed_step=failed.name, error=error)
-        raise ReleaseFailed(
+                               failed_step=failed.name, error=error, warnings=warnings)
+        stayed = f"; but the data changes of {', '.join(stays)} stay" if stays else ""
+        raise ReleaseFailed(mask_secrets(
             f"release {self.plan.version} failed at step {failed.name!r}: {error}; rolled "
-            f"back ({self._rollback_summary()}): fix the cause and rerun",
+            f"back ({self._rollback_summary()}){stayed}: fix the cause and rerun"),
             self.plan.version, failed.name, result)
 
     def _ordered(self) -> list[StepReport]:
         return [self.reports[i] for i in sorted(self.reports)]
 
+    def _data_stayed(self) -> list[str]:
+        """Pending revisions with a data-only upgrade and an empty downgrade that a
+        downgrade in this rollback went through (their data changes stay)."""
+        assert self.context is not None
+        downgraded = any(str(r.detail.get("undo", "")).startswith("downgraded to")
+                         for r in self.rows.values())
+        return list(self.context.data_stays) if downgraded else []
+
     def _rollback_summary(self) -> str:
         assert self.context is not None
-        notes = [str(r.detail.get("undo")) for r in self.rows.values()
+        notes = [str(r.detail.get("undo")) for r in self.undone
                  if r.detail.get("undo") and r.detail.get("undo") != "nothing to undo"]
         return "; ".join(notes) or "nothing had changed"
 
@@ -617,7 +691,7 @@ class _Run:
             undo = step.options.get("undo")
             if undo:
                 self._shell(undo, step, step.options.get("timeout"))
-                return f"ran `{undo}`", restored
+                return mask_secrets(f"ran `{undo}`"), restored
             return "nothing to undo", restored
         if step.kind in DATABASE_KINDS:
             if restored:
@@ -627,6 +701,8 @@ class _Run:
             if step.kind == "migrate":
                 return self._downgrade(row), restored
             return "rows stay (the downgrade undoes what the revisions added)", restored
+        if step.kind == "health":
+            return "checked again after the rollback", restored
         return "nothing to undo", restored
 
     def _downgrade(self, row: state.ReleaseRow) -> str:
@@ -666,7 +742,9 @@ class _Run:
                 f"{', '.join(result.revision) or 'base'})")
 
     def _health_after_rollback(self) -> list[str]:
-        """Health steps that had passed, checked again: the old version must answer."""
+        """Health steps that had passed, checked again: the old version must answer. A
+        check that fails marks its row ``undo_failed`` (the run is "rollback failed")."""
+        assert self.conn is not None
         left = []
         for row in self.rows.values():
             step = self.plan.steps[row.step_index]
@@ -675,7 +753,20 @@ class _Run:
             try:
                 self._step_health(step, row)
             except (StepFailed, UmbauError) as exc:
-                left.append(f"{step.name} after the rollback: {exc}")
+                problem = f"{step.name} after the rollback: {exc}"
+                left.append(problem)
+                state.update(self.conn, row.id, outcome="undo_failed",
+                             error=f"undo failed: {problem}",
+                             detail={"undo": "checked again after the rollback: failed",
+                                     "undo_error": str(exc)[:500]})
+                row.outcome = "undo_failed"
+                row.error = f"undo failed: {problem}"
+                row.detail.update(undo="checked again after the rollback: failed",
+                                  undo_error=str(exc)[:500])
+                continue
+            note = "answered again after the rollback"
+            state.update(self.conn, row.id, detail={"undo": note})
+            row.detail["undo"] = note
         return left
 
 

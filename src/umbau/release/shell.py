@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from umbau.masking import mask_secrets
+
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 GRACE = 5.0  # seconds between SIGTERM and SIGKILL to the group on a timeout
 _TAIL_BYTES = 4000
@@ -54,6 +56,7 @@ class CommandResult:
     seconds: float
     timed_out: bool
     output: str
+    timeout: float | None = None  # seconds: the limit that was given
 
     @property
     def ok(self) -> bool:
@@ -67,18 +70,20 @@ class CommandResult:
     def describe(self) -> str:
         """One line: what failed, how, and the output's last lines."""
         if self.timed_out:
-            how = f"timed out after {self.seconds:.0f}s (its process group was killed)"
+            # the limit, not the time with the kill's grace (seconds has that)
+            limit = self.seconds if self.timeout is None else self.timeout
+            how = f"timed out after {limit:g}s (killed)"
         elif self.returncode < 0:
             how = f"killed by {signal.Signals(-self.returncode).name}"
         else:
             how = f"exited {self.returncode}"
         tail = self.tail()
-        return f"`{self.command}` {how}" + (f": {tail}" if tail else "")
+        return mask_secrets(f"`{self.command}` {how}" + (f": {tail}" if tail else ""))
 
     def as_dict(self) -> dict[str, Any]:
-        return {"command": self.command, "returncode": self.returncode,
+        return {"command": mask_secrets(self.command), "returncode": self.returncode,
                 "seconds": round(self.seconds, 3), "timed_out": self.timed_out,
-                "output_tail": self.output[-1000:]}
+                "output_tail": mask_secrets(self.output[-1000:])}
 
 
 def _load_prctl() -> Any:
@@ -132,7 +137,7 @@ def run_command(command: str, *, cwd: Path | str, timeout: float | None,
         _end_watchdog(watchdog, child)
     text = out[-_TAIL_BYTES:].decode("utf-8", "replace") if out else ""
     return CommandResult(command, child.returncode, time.monotonic() - started, timed_out,
-                         text)
+                         text, timeout)
 
 
 def _kill_group(child: subprocess.Popen[bytes]) -> None:

@@ -26,6 +26,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from umbau.errors import ReleaseBusy
+from umbau.masking import mask_secrets
 from umbau.postgres.connect import connect, watch_client
 
 TABLE = "umbau_releases"
@@ -91,8 +92,21 @@ class ReleaseRow:
                 "started_at": self.started_at.isoformat(),
                 "finished_at": self.finished_at.isoformat() if self.finished_at else None,
                 "seconds": None if self.seconds is None else round(self.seconds, 3),
-                "outcome": self.outcome, "error": self.error, "host": self.host,
-                "pid": self.pid, "detail": self.detail}
+                "outcome": self.outcome, "error": masked(self.error), "host": self.host,
+                "pid": self.pid, "detail": masked(self.detail)}
+
+
+def masked(value: Any) -> Any:
+    """``value`` with every password in its strings replaced by ``***``
+    (:func:`umbau.masking.mask_secrets`), through dicts, lists and tuples: what the
+    release keeps in ``umbau_releases`` and returns never holds a URL's password."""
+    if isinstance(value, str):
+        return mask_secrets(value)
+    if isinstance(value, Mapping):
+        return {k: masked(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [masked(v) for v in value]
+    return value
 
 
 def _row(values: Any) -> ReleaseRow:
@@ -176,8 +190,8 @@ def insert(conn: Connection, *, run_id: str, version: str, step_index: int, step
                     CAST(:detail AS jsonb), {finished})
             RETURNING {_COLUMNS}"""),
         {"run": run_id, "version": version, "index": step_index, "name": step_name,
-         "kind": kind, "outcome": outcome, "error": error, "host": HOST,
-         "pid": os.getpid(), "detail": json.dumps(dict(detail or {}))}).one()
+         "kind": kind, "outcome": outcome, "error": masked(error), "host": HOST,
+         "pid": os.getpid(), "detail": json.dumps(masked(dict(detail or {})))}).one()
     return _row(values)
 
 
@@ -191,8 +205,8 @@ def update(conn: Connection, row_id: int, *, outcome: str | None = None,
                 detail = detail || CAST(:detail AS jsonb),
                 finished_at = CASE WHEN :finish THEN clock_timestamp() ELSE finished_at END
             WHERE id = :id"""),
-        {"outcome": outcome, "error": None if error is None else error[:2000],
-         "detail": json.dumps(dict(detail or {})), "finish": finish, "id": row_id})
+        {"outcome": outcome, "error": None if error is None else masked(error)[:2000],
+         "detail": json.dumps(masked(dict(detail or {}))), "finish": finish, "id": row_id})
 
 
 def rows(conn: Connection, *, version: str | None = None, run_id: str | None = None,
@@ -222,6 +236,32 @@ def latest_run(conn: Connection, version: str) -> list[ReleaseRow]:
     if not newest:
         return []
     return list(reversed(rows(conn, run_id=newest[0].run_id)))
+
+
+def restored_after(conn: Connection, history_table: str,
+                   run: list[ReleaseRow]) -> str | None:
+    """The restore that replaced the database after the last event ``run`` (one run's
+    rows) recorded, as "restore FILE at TIME", or None.
+
+    A restore (``umbau restore``, which writes a ``restore`` row into ``umbau_history``
+    after it) of a backup taken by a release's backup step brings back the rows of
+    ``umbau_releases`` as they were during that dump: the run looks interrupted in its
+    backup step though it went further. Times: the history row's ``started_at`` (the
+    restoring client's clock) against the rows' ``started_at``/``finished_at`` (the
+    server's clock)."""
+    from umbau.postgres import history
+    from umbau.postgres.quoting import quote_dotted
+
+    if not run or not history.table_exists(conn, history_table):
+        return None
+    last = max(t for r in run for t in (r.started_at, r.finished_at) if t is not None)
+    found = conn.execute(text(
+        f"SELECT message, started_at FROM {quote_dotted(history_table)} "
+        "WHERE direction = 'restore' AND started_at > :last ORDER BY id DESC LIMIT 1"),
+        {"last": last}).first()
+    if found is None:
+        return None
+    return f"{found[0] or 'restore'} at {found[1]:%Y-%m-%d %H:%M:%S %Z}".strip()
 
 
 def restore_rows(conn: Connection, kept: list[ReleaseRow]) -> None:

@@ -13,7 +13,8 @@ from umbau.settings import Settings
 def release_status(settings: Settings) -> ReleaseStatus:
     """The newest run of each version (newest first) with its state (``released``,
     ``rolled back``, ``rollback failed``, ``rolling back``, ``running``,
-    ``interrupted``), and the rows of those runs; who holds the release lock now.
+    ``interrupted``, ``rewound by a restore``: an ``umbau restore`` after the run's last
+    recorded step), and the rows of those runs; who holds the release lock now.
 
     Reads only (the table is not created). Raises DatabaseError subclasses when the
     server cannot be reached.
@@ -26,18 +27,25 @@ def release_status(settings: Settings) -> ReleaseStatus:
                 {"c": state.LOCK_CLASS, "o": state.RUN_LOCK}).scalar():
             holder = state.holder(conn)
         everything = list(reversed(state.rows(conn)))  # oldest first
-    by_run: dict[str, list[state.ReleaseRow]] = {}
-    for row in everything:
-        by_run.setdefault(row.run_id, []).append(row)
-    newest: dict[str, str] = {}
-    for row in everything:
-        newest[row.version] = row.run_id
+        by_run: dict[str, list[state.ReleaseRow]] = {}
+        for row in everything:
+            by_run.setdefault(row.run_id, []).append(row)
+        newest: dict[str, str] = {}
+        for row in everything:
+            newest[row.version] = row.run_id
+        situations: dict[str, str] = {}
+        for run_id in newest.values():
+            situation = run_state(by_run[run_id])
+            if situation == "running" and holder is None:
+                situation = "interrupted"  # nobody holds the lock: its process is gone
+            if situation == "interrupted" and state.restored_after(
+                    conn, settings.history_table, by_run[run_id]):
+                situation = "rewound by a restore"  # the next run starts afresh
+            situations[run_id] = situation
     runs, steps = [], []
     for version, run_id in sorted(newest.items(), key=lambda kv: -by_run[kv[1]][-1].id):
         rows = by_run[run_id]
-        situation = run_state(rows)
-        if situation == "running" and holder is None:
-            situation = "interrupted"  # nobody holds the lock: its process is gone
+        situation = situations[run_id]
         finished = [r.finished_at for r in rows if r.finished_at is not None]
         runs.append({"version": version, "run_id": run_id, "state": situation,
                      "started_at": rows[0].started_at.isoformat(),

@@ -14,7 +14,6 @@ failure) when
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,8 +23,6 @@ from umbau import alembic_bridge as bridge
 from umbau.errors import SettingsError
 from umbau.postgres.errors import describe_error
 from umbau.settings import Settings
-
-_MARKER = re.compile(r"^\s*#\s*umbau:\s*irreversible\b[ \t:-]*(.*)$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -101,12 +98,9 @@ class Judge:
 
 
 def marker(path: str | Path) -> str | None:
-    """The reason of a ``# umbau: irreversible <reason>`` line ('' without one), or None."""
-    try:
-        found = _MARKER.search(Path(path).read_text(encoding="utf-8"))
-    except OSError:
-        return None
-    return None if found is None else found.group(1).strip()
+    """The reason of a ``# umbau: irreversible <reason>`` line ('' without one), or None
+    (:func:`umbau.alembic_bridge.irreversible_marker`, shared with ``umbau release``)."""
+    return bridge.irreversible_marker(path)
 
 
 def refused_before_sql(exc: BaseException, statements: int) -> str | None:
