@@ -153,6 +153,9 @@ def test_since_and_explicit_revisions(tmp_path: Path) -> None:
     settings = settings_for(project, None)
     assert [f.unit for f in lint(settings, since="r2").findings] == ["r3"]
     assert [f.unit for f in lint(settings, ["r2"]).findings] == ["r2"]
+    # Alembic's symbolic names: `base` is before the first revision, `heads` after the last
+    assert sorted({f.unit for f in lint(settings, since="base").findings}) == ["r2", "r3"]
+    assert lint(settings, since="heads").findings == []
 
 
 def test_cli_formats_and_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -270,6 +270,8 @@ def _selected(project: bridge.Project, infos: Sequence[bridge.RevisionInfo],
               revisions: Sequence[str], since: str | None, url: str | None) -> set[str]:
     if revisions:
         return {project.get(r).revision for r in revisions}
+    if since == "base":  # Alembic's name for "before the first revision": all of them
+        return {r.revision for r in infos}
     if since:
         start = project.get(since).revision
         return {r for s in project.upgrade_steps((start,), "heads") for r in s.revision.split(",")}
