@@ -146,3 +146,35 @@ def test_password_in_the_url_is_masked() -> None:
     with pytest.raises(HealthCheckFailed) as err:
         check_health(f"http://user:hunter2@127.0.0.1:{port}/health", deadline=0)
     assert "hunter2" not in str(err.value)
+
+
+def test_credentials_in_the_url_go_into_basic_authentication() -> None:
+    """`http://user:password@host/…`: urllib would take the userinfo for the host name;
+    it is sent as HTTP Basic authentication (RFC 7617) instead, percent-escapes decoded."""
+    import base64
+
+    seen: list[str | None] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("Authorization"))
+            ok = seen[-1] == "Basic " + base64.b64encode(b"admin:p@ss:w").decode()
+            self.send_response(200 if ok else 401)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = server.server_address[1]
+        result = check_health(f"http://admin:p%40ss%3Aw@127.0.0.1:{port}/health", deadline=5)
+        assert result.status == 200 and result.attempts == 1
+        with pytest.raises(HealthCheckFailed) as err:
+            check_health(f"http://admin:wrong@127.0.0.1:{port}/health", deadline=0)
+        assert "401" in str(err.value) and "wrong" not in str(err.value)
+    finally:
+        server.shutdown()
+        server.server_close()

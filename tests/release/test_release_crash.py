@@ -205,6 +205,30 @@ run = "exit 1"
     assert release_status(settings(folder, database_url)).runs[0]["state"] == "rolled back"
 
 
+def test_sigterm_during_the_rollback_says_the_rerun_finishes_it(tmp_path: Path,
+                                                                database_url: str) -> None:
+    folder = release_project(tmp_path, database_url)
+    write_plan(folder, """
+STEP
+kind = "command"
+name = "a"
+run = "echo a >> steps.log"
+undo = "echo undo-a >> steps.log; if [ ! -f resumed ]; then sleep 60; fi"
+STEP
+kind = "smoke"
+run = "exit 1"
+""")
+    proc = umbau(folder, database_url, "release", "run", "1.1.0")
+    log = folder / "steps.log"
+    wait_for(lambda: log.exists() and "undo-a" in log.read_text(), "the undo of a")
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143, err
+    assert ("release 1.1.0 interrupted while rolling back (undoing step 'a'): rerun "
+            "`umbau release run 1.1.0` to finish the rollback") in err
+    assert release_status(settings(folder, database_url)).runs[0]["state"] == "rolling back"
+
+
 def test_ctrl_c_says_the_release_was_interrupted(tmp_path: Path, database_url: str) -> None:
     folder = release_project(tmp_path, database_url)
     write_plan(folder, SLEEPY)

@@ -8,6 +8,7 @@ library ``urllib``; redirects are followed, as ``curl -L`` does).
 
 from __future__ import annotations
 
+import base64
 import http.client
 import time
 import urllib.error
@@ -91,7 +92,8 @@ def check_health(url: str, *, expect_status: int = 200, interval: float = 1.0,
 
 def _get(url: str, timeout: float) -> tuple[int | None, str, str | None]:
     """One GET: (status, body, None) for any HTTP answer, (None, "", error) otherwise."""
-    request = urllib.request.Request(url, headers={"User-Agent": "umbau-release-health"})
+    target, headers = _credentials_apart(url)
+    request = urllib.request.Request(target, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return int(response.status), _body(response), None
@@ -106,6 +108,25 @@ def _get(url: str, timeout: float) -> tuple[int | None, str, str | None]:
         return None, "", f"no answer within {timeout:.1f} s"
     except (OSError, http.client.HTTPException) as exc:
         return None, "", mask_secrets(f"{type(exc).__name__}: {exc}".rstrip(": "))
+
+
+def _credentials_apart(url: str) -> tuple[str, dict[str, str]]:
+    """The URL without ``user:password@`` and the request's headers: urllib takes the
+    userinfo for part of the host name, so it goes into HTTP Basic authentication
+    (RFC 7617) instead; percent-escapes in it are decoded (RFC 3986, section 3.2.1)."""
+    headers = {"User-Agent": "umbau-release-health"}
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, headers
+    user = urllib.parse.unquote(parts.username or "")
+    password = urllib.parse.unquote(parts.password or "")
+    token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+    headers["Authorization"] = f"Basic {token}"
+    host = parts.hostname or ""
+    if ":" in host:  # an IPv6 address goes back into brackets
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port is not None else host
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc)), headers
 
 
 def _body(response: Any) -> str:

@@ -301,12 +301,19 @@ class _Run:
                                   data={"version": self.plan.version, "step": step.name,
                                         "kind": step.kind, "outcome": outcome}))
 
-    def _interrupted(self, exc: KeyboardInterrupt, step: Step) -> KeyboardInterrupt:
+    def _interrupted(self, exc: KeyboardInterrupt, step: Step, *,
+                     rolling_back: bool = False) -> KeyboardInterrupt:
         """Ctrl-C or SIGTERM in a step: the same exception (the CLI exits 130 or 143),
         saying what is true: the step stays ``running`` and a rerun resumes or rolls
-        back (nothing is undone by the signal)."""
-        what = (f"release {self.plan.version} interrupted in step {step.name!r}: rerun "
-                f"`umbau release run {self.plan.version}` to resume or roll back")
+        back (nothing is undone by the signal); during a rollback, the rerun finishes
+        the rollback."""
+        if rolling_back:
+            what = (f"release {self.plan.version} interrupted while rolling back (undoing "
+                    f"step {step.name!r}): rerun `umbau release run {self.plan.version}` "
+                    "to finish the rollback")
+        else:
+            what = (f"release {self.plan.version} interrupted in step {step.name!r}: rerun "
+                    f"`umbau release run {self.plan.version}` to resume or roll back")
         if isinstance(exc, Terminated):
             return Terminated(f"terminated (SIGTERM): {what}")
         return KeyboardInterrupt(f"interrupted: {what}")
@@ -611,6 +618,10 @@ class _Run:
             emit(self.on_event, Event("stage", message=f"rollback: undo {step.name!r}"))
             try:
                 note, restored = self._undo(step, row, restored)
+            except KeyboardInterrupt as exc:
+                # a signal in an undo (the restore's pg_restore, an undo command) stops
+                # the rollback; the rerun of the release finishes it, not a manual restore
+                raise self._interrupted(exc, step, rolling_back=True) from exc
             except (StepFailed, UmbauError, OSError) as exc:
                 left.append(f"{step.name} ({step.kind}): {exc}")
                 if row is failed_row:
