@@ -85,3 +85,27 @@ def test_explicit_downgrade_with_a_data_only_revision_is_warned(
     assert dry.warnings and 'use rollback = "restore"' in dry.warnings[0]
     checklist = release_plan(settings(folder, database_url), "1.1.0")
     assert "data changed by r4irrev" in checklist.markdown
+
+
+@pytest.mark.parametrize(("declared", "named"), [
+    ('irreversible = ["r3"]', "r3 cannot be downgraded: listed in [tool.umbau.test] "
+                              "irreversible"),
+    ('minimum_downgrade_revision = "r2"', "r2 cannot be downgraded: at or below "
+                                          "[tool.umbau.test] minimum_downgrade_revision r2"),
+])
+def test_revisions_declared_irreversible_for_umbau_test_are_restored(
+        tmp_path: Path, database_url: str, declared: str, named: str) -> None:
+    """The project's own word in [tool.umbau.test] (what `umbau test` reads) counts too:
+    auto rollback restores instead of running a downgrade the project disowns."""
+    folder = release_project(tmp_path, database_url)
+    toml = folder / "umbau.toml"
+    toml.write_text(toml.read_text() + f"\n[tool.umbau.test]\n{declared}\n", encoding="utf-8")
+    write_plan(folder, PLAN)
+    before = snapshot(database_url, folder)
+    checklist = release_plan(settings(folder, database_url), "1.1.0")
+    assert checklist.rollback_method.startswith("restore the pre-release backup")
+    assert named in checklist.rollback_method
+    with pytest.raises(ReleaseFailed) as caught:
+        run_release(settings(folder, database_url), "1.1.0")
+    assert "restored" in str(caught.value)
+    assert snapshot(database_url, folder) == before

@@ -111,7 +111,7 @@ def _facts(settings: Settings, plan: ReleasePlan) -> dict[str, Any]:
             facts["pending"] = [r for s in project.upgrade_steps(facts["current"], target)
                                 for r in s.revision.split(",")]
             facts["irreversible"], facts["data_stays"] = downgrade_verdicts(
-                project, list(facts["pending"]))
+                project, list(facts["pending"]), settings)
     except UmbauError as exc:
         facts["reachable"] = False
         facts["problem"] = str(exc)[:120]
@@ -171,7 +171,8 @@ def _describe(step: Step, backup_dir: Path, facts: dict[str, Any]) -> str:
     if step.kind == "env":
         parts = [f"{a} → {b}" for a, b in o.get("rename", {}).items()]
         parts += [f"remove {k}" for k in o.get("remove", [])]
-        parts += [f"add {k}={v}" for k, v in o.get("add", {}).items()]
+        # an existing key is never overwritten (docs/release-steps.md)
+        parts += [f"add {k}={v} (unless set)" for k, v in o.get("add", {}).items()]
         parts += [f"require {k}" for k in o.get("require", [])]
         return f"`{o['file']}`: " + ", ".join(parts)
     if step.kind == "cache":

@@ -92,14 +92,30 @@ class RunContext:
 
 
 def downgrade_verdicts(project: bridge.Project, revisions: list[str],
+                       settings: Settings | None = None,
                        ) -> tuple[list[str], list[tuple[str, str]]]:
     """For pending ``revisions``: one line per revision whose downgrade cannot run
-    (``check_downgradable`` refuses it, or it is irreversible by design and refuses:
-    :meth:`~umbau.alembic_bridge.Project.irreversible_by_design`), and (revision, why)
-    for those whose downgrade runs but leaves their data changes."""
+    (``check_downgradable`` refuses it, it is irreversible by design and refuses:
+    :meth:`~umbau.alembic_bridge.Project.irreversible_by_design`, or ``settings``
+    declare it so in ``[tool.umbau.test]``: listed in ``irreversible``, or at or below
+    ``minimum_downgrade_revision``, as ``umbau test`` reads them), and (revision, why)
+    for those whose downgrade runs but leaves their data changes. Raises SettingsError
+    for a malformed ``[tool.umbau.test]``."""
     refuses: list[str] = []
     data_stays: list[tuple[str, str]] = []
+    declared: dict[str, str] = {}
+    if settings is not None:
+        from umbau.testing.verdicts import Floor
+
+        floor = Floor.from_settings(settings)
+        declared.update(dict.fromkeys(floor.below(project),
+                                      f"at or below [tool.umbau.test] "
+                                      f"minimum_downgrade_revision {floor.minimum}"))
+        declared.update(dict.fromkeys(floor.listed, "listed in [tool.umbau.test] irreversible"))
     for revision in revisions:
+        if revision in declared:
+            refuses.append(f"revision {revision} cannot be downgraded: {declared[revision]}")
+            continue
         try:
             project.check_downgradable(revision)
         except IrreversibleRevision as exc:
@@ -221,7 +237,7 @@ class _Run:
         project.resolve_target(target)
         pending = [r for step in project.upgrade_steps(before, target)
                    for r in step.revision.split(",")]
-        refuses, data_stays = downgrade_verdicts(project, pending)
+        refuses, data_stays = downgrade_verdicts(project, pending, self.settings)
         return before, pending, refuses, data_stays
 
     def _env_args(self, step: Step) -> dict[str, Any]:
