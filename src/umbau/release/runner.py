@@ -267,19 +267,7 @@ class _Run:
         for step in self.plan.steps[first:]:
             if step.index in self.rows and self.rows[step.index].outcome == "done":
                 continue
-            row = self._begin(step)
-            began = time.monotonic()
-            try:
-                detail = self._execute(step, row)
-            except KeyboardInterrupt as exc:
-                raise self._interrupted(exc, step) from exc
-            except (StepFailed, UmbauError) as exc:
-                message = str(exc)
-                extra = exc.detail if isinstance(exc, StepFailed) else {
-                    "error_type": type(exc).__name__}
-                self._finish(step, row, "failed", time.monotonic() - began, message, extra)
-                self._rollback(step)
-            self._finish(step, row, "done", time.monotonic() - began, None, detail)
+            self._run_step(step, self._begin(step))
         return ReleaseResult(self.plan.version, self.run_id, "released",
                              self.context.rollback, resumed,
                              [self.reports[i] for i in sorted(self.reports)],
@@ -592,6 +580,12 @@ class _Run:
         return fresh
 
     def _resume_at(self, step: Step, row: state.ReleaseRow) -> ReleaseResult:
+        self._run_step(step, row)
+        return self._steps_from(step.index + 1, resumed=True)
+
+    def _run_step(self, step: Step, row: state.ReleaseRow) -> None:
+        """Execute ``step`` (its row begun) and record it ``done``; a failure is recorded
+        ``failed`` and rolls the release back (raises); a signal leaves it ``running``."""
         began = time.monotonic()
         try:
             detail = self._execute(step, row)
@@ -603,7 +597,6 @@ class _Run:
             self._finish(step, row, "failed", time.monotonic() - began, str(exc), extra)
             self._rollback(step)
         self._finish(step, row, "done", time.monotonic() - began, None, detail)
-        return self._steps_from(step.index + 1, resumed=True)
 
     # -- rolling back ---------------------------------------------------------------------
 
