@@ -4,6 +4,8 @@ upgrade, downgrade, stamp, merge, doctor, demo."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,7 @@ import click
 
 from umbau.cli import FORMAT, State, cli, pass_state, render
 from umbau.errors import ConfirmationRequired
-from umbau.events import Event
+from umbau.events import Event, EventHandler
 
 
 def _emit(fmt: str, data: Any) -> bool:
@@ -453,8 +455,7 @@ def demo(state: State, keep: bool, orders: int | None, folder: Path | None, rele
     def show(event: Event) -> None:  # the demo's partial results, as they come
         value = event.data
         if event.message == "rows":
-            counts = ", ".join(f"{k}: {v:,}" for k, v in value.items())
-            render.line(f"generated {counts}")
+            _render_rows(value)
         elif event.message in ("before", "between", "after"):
             _render_status(value)
         elif event.message == "runs":
@@ -464,6 +465,20 @@ def demo(state: State, keep: bool, orders: int | None, folder: Path | None, rele
                          [[f"{r.finished_at:%H:%M:%S}", r.direction, r.revision, r.outcome,
                            r.attempts, f"{r.duration_ms:.0f}"] for r in value.runs or []])
 
+    with _demo_events(fmt, show) as on_event:
+        result = run(settings, folder=folder, orders=orders, keep=keep, on_event=on_event)
+    if _emit(fmt, result):
+        return
+    if result.upgrade:
+        _render_migrate(result.upgrade)
+    if keep:
+        render.line(f"\nthe server keeps running: {result.url}")
+
+
+@contextmanager
+def _demo_events(fmt: str, show: Callable[[Event], None]) -> Iterator[EventHandler]:
+    """The demos' event handler: ``result`` events (parts of the result as they come)
+    drawn by ``show`` in text mode, every other event by the progress renderer."""
     with render.progress(enabled=fmt == "text", quiet=fmt == "json") as handler:
         def on_event(event: Event) -> None:
             if event.kind == "result":
@@ -472,13 +487,11 @@ def demo(state: State, keep: bool, orders: int | None, folder: Path | None, rele
             else:
                 handler(event)
 
-        result = run(settings, folder=folder, orders=orders, keep=keep, on_event=on_event)
-    if _emit(fmt, result):
-        return
-    if result.upgrade:
-        _render_migrate(result.upgrade)
-    if keep:
-        render.line(f"\nthe server keeps running: {result.url}")
+        yield on_event
+
+
+def _render_rows(counts: dict[str, int]) -> None:
+    render.line("generated " + ", ".join(f"{k}: {v:,}" for k, v in counts.items()))
 
 
 def _demo_release(settings: Any, keep: bool, orders: int, folder: Path | None,
@@ -489,7 +502,7 @@ def _demo_release(settings: Any, keep: bool, orders: int, folder: Path | None,
     def show(event: Event) -> None:
         value = event.data
         if event.message == "rows":
-            render.line("generated " + ", ".join(f"{k}: {v:,}" for k, v in value.items()))
+            _render_rows(value)
         elif event.message in ("before", "after"):
             _render_status(value)
         elif event.message == "release" and value.release is not None:
@@ -511,14 +524,7 @@ def _demo_release(settings: Any, keep: bool, orders: int, folder: Path | None,
                             f"{', '.join(keys['new']) or 'nothing'} (value, comments, order "
                             "kept)")
 
-    with render.progress(enabled=fmt == "text", quiet=fmt == "json") as handler:
-        def on_event(event: Event) -> None:
-            if event.kind == "result":
-                if fmt == "text":
-                    show(event)
-            else:
-                handler(event)
-
+    with _demo_events(fmt, show) as on_event:
         result = demo_release(settings, folder=folder, orders=orders, fail_smoke=fail_smoke,
                               keep=keep, on_event=on_event)
     if _emit(fmt, result):
